@@ -1,0 +1,202 @@
+//! Server configuration from the environment (ARCHITECTURE.md, "Configuration"), with Node's
+//! defaults. A bad value is a startup error naming the variable, never a silent default.
+
+use crate::engineio::EngineConfig;
+use std::net::IpAddr;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A configuration value that could not be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the in-process webhook listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookPort {
+    /// Disabled (`WEBHOOK_PORT=off`).
+    Off,
+    /// The default port 4000; if taken, the server warns and runs without the webhook.
+    Default(u16),
+    /// A port set explicitly; failing to bind it is an error.
+    Explicit(u16),
+}
+
+/// Everything `sio-server` reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `HOST` (0.0.0.0).
+    pub host: IpAddr,
+    /// `PORT` (3000).
+    pub port: u16,
+    /// `INSTANCE_ID` (hostname-pid).
+    pub instance_id: String,
+    /// `CORS_ORIGIN`: `*`, or a comma-separated list of origins. Unset: no CORS headers.
+    pub cors_origin: Option<String>,
+    /// Engine.IO settings (`PING_INTERVAL`, `PING_TIMEOUT`, `MAX_HTTP_BUFFER_SIZE`).
+    pub engine: EngineConfig,
+    /// `CONNECT_TIMEOUT` (45000 ms).
+    pub connect_timeout: Duration,
+    /// `LOG_FORMAT` (pretty).
+    pub log_format: LogFormat,
+    /// `WEBHOOK_PORT` (4000).
+    pub webhook_port: WebhookPort,
+}
+
+/// Reads variables through `get`, so tests need not touch the process environment.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn raw(&self, var: &'static str) -> Option<String> {
+        (self.0)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, var: &'static str, default: T, what: &str) -> Result<T, ConfigError> {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError {
+                var,
+                value: v,
+                reason: format!("expected {what}"),
+            }),
+        }
+    }
+
+    fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let ms: u64 = self.parse(var, default, "a whole number of milliseconds")?;
+        if ms == 0 {
+            return Err(ConfigError {
+                var,
+                value: "0".into(),
+                reason: "must be greater than 0".into(),
+            });
+        }
+        Ok(Duration::from_millis(ms))
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(&Env(|k| std::env::var(k).ok()))
+    }
+
+    /// Reads variables from `env`.
+    pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Config, ConfigError> {
+        let host = env.parse("HOST", IpAddr::from([0, 0, 0, 0]), "an IP address")?;
+        let port = env.parse("PORT", 3000u16, "a port number (0-65535)")?;
+        let instance_id = env.raw("INSTANCE_ID").unwrap_or_else(default_instance_id);
+        if instance_id.len() > 64
+            || instance_id
+                .chars()
+                .any(|c| c.is_control() || c == '.' || c.is_whitespace())
+        {
+            return Err(ConfigError {
+                var: "INSTANCE_ID",
+                value: instance_id,
+                reason: "at most 64 characters, no spaces, dots or control characters".into(),
+            });
+        }
+        let defaults = EngineConfig::default();
+        let engine = EngineConfig {
+            ping_interval: env.millis("PING_INTERVAL", 25_000)?,
+            ping_timeout: env.millis("PING_TIMEOUT", 20_000)?,
+            max_payload: env.parse("MAX_HTTP_BUFFER_SIZE", defaults.max_payload, "a size in bytes")?,
+            ..defaults
+        };
+        let connect_timeout = env.millis("CONNECT_TIMEOUT", 45_000)?;
+        let log_format = match env.raw("LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "LOG_FORMAT",
+                    value: other.into(),
+                    reason: "expected pretty or json".into(),
+                });
+            }
+        };
+        let webhook_port = match env.raw("WEBHOOK_PORT") {
+            None => WebhookPort::Default(4000),
+            Some(v) if v.eq_ignore_ascii_case("off") => WebhookPort::Off,
+            Some(v) => WebhookPort::Explicit(v.parse().map_err(|_| ConfigError {
+                var: "WEBHOOK_PORT",
+                value: v,
+                reason: "expected a port number or off".into(),
+            })?),
+        };
+        Ok(Config {
+            host,
+            port,
+            instance_id,
+            cors_origin: env.raw("CORS_ORIGIN"),
+            engine,
+            connect_timeout,
+            log_format,
+            webhook_port,
+        })
+    }
+}
+
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().replace('.', "-"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sio".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_vars(&Env(move |k| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn defaults_are_nodes() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.engine.ping_interval, Duration::from_millis(25_000));
+        assert_eq!(c.engine.ping_timeout, Duration::from_millis(20_000));
+        assert_eq!(c.engine.max_payload, 1_000_000);
+        assert_eq!(c.connect_timeout, Duration::from_millis(45_000));
+        assert_eq!(c.webhook_port, WebhookPort::Default(4000));
+        assert!(!c.instance_id.is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert_eq!(cfg(&[("PORT", "http")]).unwrap_err().var, "PORT");
+        assert_eq!(cfg(&[("PING_INTERVAL", "0")]).unwrap_err().var, "PING_INTERVAL");
+        assert_eq!(cfg(&[("LOG_FORMAT", "xml")]).unwrap_err().var, "LOG_FORMAT");
+        assert_eq!(cfg(&[("WEBHOOK_PORT", "four")]).unwrap_err().var, "WEBHOOK_PORT");
+        assert_eq!(cfg(&[("INSTANCE_ID", "a b")]).unwrap_err().var, "INSTANCE_ID");
+        let e = cfg(&[("MAX_HTTP_BUFFER_SIZE", "-1")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid MAX_HTTP_BUFFER_SIZE="-1": expected a size in bytes"#
+        );
+        assert_eq!(cfg(&[("WEBHOOK_PORT", "off")]).unwrap().webhook_port, WebhookPort::Off);
+    }
+}

@@ -1,0 +1,10 @@
+//! sio-server: a Socket.IO v4 server (Engine.IO v4 / Socket.IO v5) with a sans-IO protocol core.
+//!
+//! - [`engineio`] and [`socketio`]: the protocol core, no I/O.
+//! - [`config`]: configuration from the environment.
+//! - [`http`]: the HTTP routes of the product.
+
+pub mod config;
+pub mod engineio;
+pub mod http;
+pub mod socketio;
