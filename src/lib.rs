@@ -4,7 +4,12 @@
 //! - [`config`]: configuration from the environment.
 //! - [`http`]: the HTTP routes of the product.
 
+pub mod adapter;
+pub mod client_bundle;
 pub mod config;
+pub mod conformance;
 pub mod engineio;
 pub mod http;
+pub mod server;
 pub mod socketio;
+pub mod transport;

@@ -1,14 +1,60 @@
-//! `sio-server`: the Socket.IO server binary.
+//! `sio-server`: the Socket.IO server binary. `sio-server conformance` runs the protocol test servers.
 
-use sio_server::config::{Config, LogFormat};
+use sio_server::config::{Config, Env, LogFormat};
 use sio_server::http::{self, AppState};
+use sio_server::server::{Server, ServerConfig};
+use sio_server::transport::{Cors, Engine, EngineOptions};
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: sio-server [conformance] [--port N] [--host ADDR] [--<variable> VALUE]…
+Every environment variable of the configuration table can also be given as a flag:
+--ping-interval 25000 sets PING_INTERVAL, and so on. See README.md.";
+
+/// Turns `--some-name value` / `--some-name=value` into `SOME_NAME=value` overrides.
+fn parse_args(args: &[String]) -> Result<(bool, HashMap<String, String>), String> {
+    let mut conformance = false;
+    let mut vars = HashMap::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "conformance" {
+            conformance = true;
+        } else if a == "-h" || a == "--help" {
+            return Err(String::new());
+        } else if let Some(flag) = a.strip_prefix("--") {
+            let (name, value) = match flag.split_once('=') {
+                Some((n, v)) => (n.to_owned(), v.to_owned()),
+                None => (
+                    flag.to_owned(),
+                    it.next().cloned().ok_or(format!("--{flag} needs a value"))?,
+                ),
+            };
+            vars.insert(name.to_ascii_uppercase().replace('-', "_"), value);
+        } else {
+            return Err(format!("unexpected argument {a:?}"));
+        }
+    }
+    Ok((conformance, vars))
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::from_env() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (conformance, overrides) = match parse_args(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("sio-server: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let env = Env(move |k: &str| overrides.get(k).cloned().or_else(|| std::env::var(k).ok()));
+    let config = match Config::from_vars(&env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sio-server: {e}");
@@ -16,11 +62,38 @@ async fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_format);
+    if conformance {
+        // The protocol test suites expect 127.0.0.1:3000; PORT (or --port) moves it for parallel runs.
+        let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
+        return serve(addr, sio_server::conformance::router(), None).await;
+    }
+    let io = Server::new(ServerConfig {
+        connect_timeout: config.connect_timeout,
+        ..ServerConfig::default()
+    });
+    let options = EngineOptions {
+        cors: config.cors_origin.as_deref().map(Cors::parse),
+        sid_tag: Some(config.instance_id.clone()),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::new(config.engine.clone(), options, io.engine_handler());
+    if sio_server::client_bundle::version().is_none() {
+        tracing::warn!(
+            "socket.io-client bundle not embedded: /socket.io/socket.io.js answers 404 (run `npm ci --prefix public` and rebuild)"
+        );
+    }
     let state = Arc::new(AppState {
         instance_id: config.instance_id.clone(),
         started: Instant::now(),
+        io,
+        engine: engine.clone(),
     });
-    let addr = std::net::SocketAddr::new(config.host, config.port);
+    let addr = SocketAddr::new(config.host, config.port);
+    tracing::info!(%addr, instance_id = %config.instance_id, "sio-server starting");
+    serve(addr, http::router(state, "/socket.io"), Some(engine)).await
+}
+
+async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -28,12 +101,42 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(%addr, instance_id = %config.instance_id, "sio-server listening");
-    if let Err(e) = axum::serve(listener, http::router(state)).await {
-        tracing::error!(error = %e, "server failed");
-        return ExitCode::from(1);
+    tracing::info!(%addr, "listening");
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        if let Some(engine) = engine {
+            engine.shutdown();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
+    match server.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::from(1)
+        }
     }
-    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 fn init_tracing(format: LogFormat) {

@@ -197,6 +197,18 @@ impl Session {
         self.state == State::Closed
     }
 
+    /// Whether the session is closing or closed (no longer accepting packets to send).
+    pub fn is_closing(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// The transport failed outside a specific request, e.g. a GET answer could not be written
+    /// ("transport error").
+    pub fn handle_transport_error(&mut self, now: Instant) {
+        self.handle_timeout(now);
+        self.close_now(CloseReason::TransportError);
+    }
+
     /// Whether a polling GET is waiting for data.
     pub fn is_poll_pending(&self) -> bool {
         self.get_pending

@@ -1,0 +1,260 @@
+//! Namespaces: their sockets, room index, middlewares and connection handlers, local delivery,
+//! and dynamic (parent) namespaces that create children on demand.
+
+use super::broadcast::BroadcastOperator;
+use super::error::{ConnectError, EmitError};
+use super::rooms::{Room, RoomIndex, Sid};
+use super::socket::{Socket, encode_frames};
+use crate::adapter::{Adapter, BroadcastOptions};
+use crate::socketio::Packet;
+use crate::transport::Pushed;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Decides whether a socket may connect; `Err` is sent to the client as CONNECT_ERROR.
+pub type Middleware = Arc<dyn Fn(&Socket) -> Result<(), ConnectError> + Send + Sync>;
+/// Runs for each new socket (Node's `connection` event).
+pub type ConnectionHandler = Arc<dyn Fn(&Socket) + Send + Sync>;
+
+/// Middlewares and connection handlers, shared by a parent namespace with its children.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) middlewares: RwLock<Vec<Middleware>>,
+    pub(crate) on_connection: RwLock<Vec<ConnectionHandler>>,
+}
+
+/// A namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct Namespace(Arc<NamespaceInner>);
+
+pub(crate) struct NamespaceInner {
+    name: Arc<str>,
+    sockets: RwLock<HashMap<Sid, Socket>>,
+    rooms: RwLock<RoomIndex>,
+    hooks: Arc<Hooks>,
+    adapter: Arc<dyn Adapter>,
+    ack_ids: AtomicU64,
+}
+
+/// Delivery counts of one local broadcast.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Sockets the packet was queued for.
+    pub queued: usize,
+    /// Volatile packets dropped.
+    pub dropped: usize,
+}
+
+impl Namespace {
+    pub(crate) fn new(name: &str, adapter: Arc<dyn Adapter>, hooks: Arc<Hooks>) -> Namespace {
+        Namespace(Arc::new(NamespaceInner {
+            name: Arc::from(name),
+            sockets: RwLock::default(),
+            rooms: RwLock::default(),
+            hooks,
+            adapter,
+            ack_ids: AtomicU64::new(0),
+        }))
+    }
+
+    /// The name, e.g. `/` or `/chat`.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The namespace's adapter.
+    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.0.adapter
+    }
+
+    /// Adds a middleware (Node's `nsp.use`), run in order for each connecting socket.
+    pub fn use_middleware(&self, f: impl Fn(&Socket) -> Result<(), ConnectError> + Send + Sync + 'static) {
+        self.0
+            .hooks
+            .middlewares
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(f));
+    }
+
+    /// Adds a connection handler (Node's `nsp.on("connection")`).
+    pub fn on_connection(&self, f: impl Fn(&Socket) + Send + Sync + 'static) {
+        self.0
+            .hooks
+            .on_connection
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(f));
+    }
+
+    pub(crate) fn hooks(&self) -> &Hooks {
+        &self.0.hooks
+    }
+
+    /// The next outgoing ack id (one counter per namespace, as in Node).
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.0.ack_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn rooms_read(&self) -> RwLockReadGuard<'_, RoomIndex> {
+        self.0.rooms.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn rooms_write(&self) -> RwLockWriteGuard<'_, RoomIndex> {
+        self.0.rooms.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sockets_read(&self) -> RwLockReadGuard<'_, HashMap<Sid, Socket>> {
+        self.0.sockets.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn add_socket(&self, socket: &Socket) {
+        let id: Sid = Arc::from(socket.id());
+        self.0
+            .sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), socket.clone());
+        self.rooms_write().add_all(&id, [id.clone()]);
+    }
+
+    pub(crate) fn remove_socket(&self, id: &Sid) {
+        self.rooms_write().del_all(id);
+        self.0.sockets.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    /// A connected socket of this server by id.
+    pub fn socket(&self, id: &str) -> Option<Socket> {
+        self.sockets_read().get(id).cloned()
+    }
+
+    /// This server's connected sockets.
+    pub fn local_sockets(&self) -> Vec<Socket> {
+        self.sockets_read().values().cloned().collect()
+    }
+
+    /// How many sockets are connected to this namespace on this server.
+    pub fn local_len(&self) -> usize {
+        self.sockets_read().len()
+    }
+
+    /// Calls `f` for each local socket matching `opts`.
+    pub(crate) fn for_each_local(&self, opts: &BroadcastOptions, mut f: impl FnMut(&Socket)) {
+        let rooms = self.rooms_read();
+        let sockets = self.sockets_read();
+        rooms.for_each_target(&opts.rooms, &opts.except, |sid| {
+            if let Some(s) = sockets.get(sid) {
+                f(s);
+            }
+        });
+    }
+
+    /// Delivers a packet to this server's matching sockets, encoded once (Node's
+    /// `adapter.broadcast` local part).
+    pub fn local_broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Delivered {
+        let frames = encode_frames(packet);
+        let mut d = Delivered::default();
+        self.for_each_local(opts, |s| match s.0.client.conn.send(&frames, opts.flags.volatile) {
+            Pushed::Queued => d.queued += 1,
+            Pushed::DroppedVolatile => d.dropped += 1,
+            Pushed::Closed => {}
+        });
+        d
+    }
+
+    /// Makes this server's matching sockets join `rooms`.
+    pub fn local_add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        let mut ids = Vec::new();
+        self.for_each_local(opts, |s| ids.push(Arc::<str>::from(s.id())));
+        let mut idx = self.rooms_write();
+        for id in ids {
+            idx.add_all(&id, rooms.iter().cloned());
+        }
+    }
+
+    /// Makes this server's matching sockets leave `rooms`.
+    pub fn local_del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        let mut ids = Vec::new();
+        self.for_each_local(opts, |s| ids.push(Arc::<str>::from(s.id())));
+        let mut idx = self.rooms_write();
+        for id in ids {
+            for room in rooms {
+                idx.del(&id, room);
+            }
+        }
+    }
+
+    /// Disconnects this server's matching sockets.
+    pub fn local_disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
+        let mut targets = Vec::new();
+        self.for_each_local(opts, |s| targets.push(s.clone()));
+        for s in targets {
+            s.disconnect(close);
+        }
+    }
+
+    /// A broadcast operator over the whole namespace.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone())
+    }
+
+    /// Targets a room.
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        self.broadcast().to(room)
+    }
+
+    /// Excludes a room.
+    pub fn except(&self, room: &str) -> BroadcastOperator {
+        self.broadcast().except(room)
+    }
+
+    /// Emits to every socket of the namespace, cluster-wide.
+    pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
+        self.broadcast().emit(event, data)
+    }
+
+    /// Emits to the other servers' `server_side_emit` listeners.
+    pub fn server_side_emit(&self, args: &[Value]) {
+        self.0.adapter.server_side_emit(args);
+    }
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace").field("name", &self.0.name).finish()
+    }
+}
+
+/// Decides whether a dynamic namespace name (with the client's auth) is allowed.
+pub type NamespaceMatcher = Arc<dyn Fn(&str, &Value) -> bool + Send + Sync>;
+
+/// A dynamic namespace (Node's `io.of(regex | fn)`): children are created on first connection and
+/// share its middlewares and connection handlers.
+#[derive(Clone)]
+pub struct ParentNamespace {
+    pub(crate) matcher: NamespaceMatcher,
+    pub(crate) hooks: Arc<Hooks>,
+}
+
+impl ParentNamespace {
+    /// Adds a middleware for every child namespace.
+    pub fn use_middleware(&self, f: impl Fn(&Socket) -> Result<(), ConnectError> + Send + Sync + 'static) {
+        self.hooks
+            .middlewares
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(f));
+    }
+
+    /// Adds a connection handler for every child namespace.
+    pub fn on_connection(&self, f: impl Fn(&Socket) + Send + Sync + 'static) {
+        self.hooks
+            .on_connection
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(f));
+    }
+}

@@ -1,0 +1,141 @@
+//! The local room index of one namespace: rooms to members and sockets to rooms (Node's
+//! in-memory adapter state), and the target computation for broadcasts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// A socket id.
+pub type Sid = Arc<str>;
+/// A room name.
+pub type Room = Arc<str>;
+
+/// Rooms ↔ sockets.
+#[derive(Debug, Default)]
+pub struct RoomIndex {
+    rooms: HashMap<Room, HashSet<Sid>>,
+    sids: HashMap<Sid, HashSet<Room>>,
+}
+
+impl RoomIndex {
+    /// Adds `sid` to `rooms`.
+    pub fn add_all(&mut self, sid: &Sid, rooms: impl IntoIterator<Item = Room>) {
+        let joined = self.sids.entry(sid.clone()).or_default();
+        for room in rooms {
+            joined.insert(room.clone());
+            self.rooms.entry(room).or_default().insert(sid.clone());
+        }
+    }
+
+    /// Removes `sid` from `room`.
+    pub fn del(&mut self, sid: &Sid, room: &str) {
+        if let Some(joined) = self.sids.get_mut(sid) {
+            joined.remove(room);
+        }
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(sid);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Removes `sid` from every room.
+    pub fn del_all(&mut self, sid: &Sid) {
+        let Some(joined) = self.sids.remove(sid) else { return };
+        for room in joined {
+            if let Some(members) = self.rooms.get_mut(&room) {
+                members.remove(sid);
+                if members.is_empty() {
+                    self.rooms.remove(&room);
+                }
+            }
+        }
+    }
+
+    /// The rooms of `sid`.
+    pub fn rooms_of(&self, sid: &str) -> Option<&HashSet<Room>> {
+        self.sids.get(sid)
+    }
+
+    /// Members of `room`.
+    pub fn members(&self, room: &str) -> Option<&HashSet<Sid>> {
+        self.rooms.get(room)
+    }
+
+    /// All rooms.
+    pub fn all_rooms(&self) -> impl Iterator<Item = &Room> {
+        self.rooms.keys()
+    }
+
+    /// Calls `f` once for each socket targeted by a broadcast to `rooms` (all sockets when empty)
+    /// minus the members of `except` (Node's `apply`).
+    pub fn for_each_target(&self, rooms: &[Room], except: &[Room], mut f: impl FnMut(&Sid)) {
+        let excluded = |sid: &Sid| {
+            except
+                .iter()
+                .any(|r| self.rooms.get(r).is_some_and(|m| m.contains(sid)))
+        };
+        if rooms.is_empty() {
+            for sid in self.sids.keys() {
+                if !excluded(sid) {
+                    f(sid);
+                }
+            }
+            return;
+        }
+        if rooms.len() == 1 {
+            if let Some(members) = self.rooms.get(&rooms[0]) {
+                for sid in members {
+                    if !excluded(sid) {
+                        f(sid);
+                    }
+                }
+            }
+            return;
+        }
+        let mut seen = HashSet::new();
+        for room in rooms {
+            let Some(members) = self.rooms.get(room) else { continue };
+            for sid in members {
+                if !excluded(sid) && seen.insert(sid.clone()) {
+                    f(sid);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Arc<str> {
+        Arc::from(x)
+    }
+
+    fn targets(idx: &RoomIndex, rooms: &[&str], except: &[&str]) -> Vec<String> {
+        let rooms: Vec<Room> = rooms.iter().map(|r| s(r)).collect();
+        let except: Vec<Room> = except.iter().map(|r| s(r)).collect();
+        let mut out = Vec::new();
+        idx.for_each_target(&rooms, &except, |sid| out.push(sid.to_string()));
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn union_minus_except() {
+        let mut idx = RoomIndex::default();
+        idx.add_all(&s("a"), [s("a"), s("r1")]);
+        idx.add_all(&s("b"), [s("b"), s("r1"), s("r2")]);
+        idx.add_all(&s("c"), [s("c"), s("r2")]);
+        assert_eq!(targets(&idx, &["r1", "r2"], &[]), ["a", "b", "c"]);
+        assert_eq!(targets(&idx, &["r1", "r2"], &["b"]), ["a", "c"]);
+        assert_eq!(targets(&idx, &[], &["r2"]), ["a"]);
+        assert_eq!(targets(&idx, &["r1"], &["nope"]), ["a", "b"]);
+        idx.del(&s("b"), "r1");
+        assert_eq!(targets(&idx, &["r1"], &[]), ["a"]);
+        idx.del_all(&s("a"));
+        assert!(idx.members("r1").is_none(), "empty rooms are deleted");
+        assert!(idx.rooms_of("a").is_none());
+    }
+}

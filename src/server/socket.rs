@@ -1,0 +1,419 @@
+//! A socket: one client's connection to one namespace, with its event handlers, rooms and acks.
+
+use super::ack::{AckReply, AckWaiter};
+use super::broadcast::BroadcastOperator;
+use super::client::ClientShared;
+use super::error::{AckError, EmitError};
+use super::handshake::Handshake;
+use super::namespace::Namespace;
+use super::reason::DisconnectReason;
+use super::rooms::{Room, Sid};
+use crate::engineio::{Frame, Str, TransportKind};
+use crate::socketio::{Packet, PacketType, packet::RESERVED_EVENTS};
+use crate::transport::Pushed;
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// An event received from a client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Event name.
+    pub name: String,
+    /// Arguments after the name (binary attachments appear as placeholders).
+    pub args: Vec<Value>,
+    /// Binary attachments.
+    pub binary: Vec<Bytes>,
+}
+
+impl Event {
+    /// Deserializes argument `i`.
+    pub fn arg<T: DeserializeOwned>(&self, i: usize) -> Result<T, serde_json::Error> {
+        T::deserialize(self.args.get(i).unwrap_or(&Value::Null))
+    }
+}
+
+/// Handles one event; runs on the connection's task, in arrival order.
+pub type EventHandler = Arc<dyn Fn(&Socket, Event, Option<AckSender>) + Send + Sync>;
+type DisconnectHandler = Box<dyn FnOnce(&Socket, DisconnectReason) + Send>;
+
+/// Answers a client's ack request (the callback passed as the last argument of `emit`).
+#[derive(Debug)]
+pub struct AckSender {
+    socket: Socket,
+    id: u64,
+}
+
+impl AckSender {
+    /// Acks with these arguments.
+    pub fn send_args(self, args: Vec<Value>, binary: Vec<Bytes>) -> Result<(), EmitError> {
+        let packet = Packet::ack(self.socket.nsp().name(), self.id, args).with_attachments(binary);
+        self.socket.send_packet(&packet, false)
+    }
+
+    /// Acks with one argument.
+    pub fn send(self, data: impl Serialize) -> Result<(), EmitError> {
+        let v = serde_json::to_value(data).map_err(|e| EmitError::Serialize(e.to_string()))?;
+        self.send_args(vec![v], Vec::new())
+    }
+
+    /// The ack id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// A connected socket. Cheap to clone.
+#[derive(Clone)]
+pub struct Socket(pub(crate) Arc<SocketInner>);
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.0.id)
+            .field("nsp", &self.0.nsp.name())
+            .finish()
+    }
+}
+
+pub(crate) struct SocketInner {
+    pub(crate) id: Sid,
+    pub(crate) nsp: Namespace,
+    pub(crate) client: Arc<ClientShared>,
+    pub(crate) handshake: Handshake,
+    handlers: RwLock<HashMap<String, EventHandler>>,
+    on_disconnecting: Mutex<Vec<DisconnectHandler>>,
+    on_disconnect: Mutex<Vec<DisconnectHandler>>,
+    acks: Mutex<HashMap<u64, AckWaiter>>,
+    connected: AtomicBool,
+    data: Mutex<Value>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Encodes a packet once into the frames of one Engine.IO message sequence.
+pub(crate) fn encode_frames(packet: &Packet) -> Vec<Frame> {
+    let mut text = String::with_capacity(64);
+    text.push('4');
+    packet.encode_text_into(&mut text);
+    let mut frames = Vec::with_capacity(1 + packet.attachments.len());
+    frames.push(Frame::Text(Str::from(text)));
+    frames.extend(packet.attachments.iter().cloned().map(Frame::Binary));
+    frames
+}
+
+/// Builds an EVENT packet, refusing reserved names.
+pub(crate) fn event_packet(nsp: &str, event: &str, args: Vec<Value>, binary: Vec<Bytes>) -> Result<Packet, EmitError> {
+    if RESERVED_EVENTS.contains(&event) {
+        return Err(EmitError::Reserved(event.to_owned()));
+    }
+    Ok(Packet::event(nsp, event, args).with_attachments(binary))
+}
+
+pub(crate) fn to_value(data: impl Serialize) -> Result<Value, EmitError> {
+    serde_json::to_value(data).map_err(|e| EmitError::Serialize(e.to_string()))
+}
+
+impl Socket {
+    pub(crate) fn new(id: Sid, nsp: Namespace, client: Arc<ClientShared>, handshake: Handshake) -> Socket {
+        Socket(Arc::new(SocketInner {
+            id,
+            nsp,
+            client,
+            handshake,
+            handlers: RwLock::default(),
+            on_disconnecting: Mutex::default(),
+            on_disconnect: Mutex::default(),
+            acks: Mutex::default(),
+            connected: AtomicBool::new(false),
+            data: Mutex::new(Value::Null),
+        }))
+    }
+
+    /// The socket id (what the client sees as `socket.id`).
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// The socket's namespace.
+    pub fn nsp(&self) -> &Namespace {
+        &self.0.nsp
+    }
+
+    /// The handshake details.
+    pub fn handshake(&self) -> &Handshake {
+        &self.0.handshake
+    }
+
+    /// Whether the socket is connected.
+    pub fn connected(&self) -> bool {
+        self.0.connected.load(Ordering::Acquire)
+    }
+
+    /// The underlying Engine.IO transport.
+    pub fn transport(&self) -> TransportKind {
+        self.0.client.conn.transport()
+    }
+
+    /// The Engine.IO session id.
+    pub fn conn_id(&self) -> &str {
+        self.0.client.conn.sid()
+    }
+
+    /// `socket.data`: arbitrary JSON shared with `fetch_sockets` across the cluster.
+    pub fn data(&self) -> Value {
+        lock(&self.0.data).clone()
+    }
+
+    /// Sets `socket.data`.
+    pub fn set_data(&self, data: Value) {
+        *lock(&self.0.data) = data;
+    }
+
+    /// Registers the handler of `event` (replacing an earlier one).
+    pub fn on(&self, event: &str, handler: impl Fn(&Socket, Event, Option<AckSender>) + Send + Sync + 'static) {
+        let mut map = self.0.handlers.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(event.to_owned(), Arc::new(handler));
+    }
+
+    /// Registers a handler whose first argument is deserialized as `T`. A payload that does not
+    /// deserialize is passed to `on_error` with the serde error instead.
+    pub fn on_typed<T: DeserializeOwned>(
+        &self,
+        event: &str,
+        handler: impl Fn(&Socket, T, Option<AckSender>) + Send + Sync + 'static,
+        on_error: impl Fn(&Socket, serde_json::Error, Option<AckSender>) + Send + Sync + 'static,
+    ) {
+        self.on(event, move |s, ev, ack| match ev.arg::<T>(0) {
+            Ok(v) => handler(s, v, ack),
+            Err(e) => on_error(s, e, ack),
+        });
+    }
+
+    /// Runs `f` when the socket starts disconnecting (its rooms are still intact).
+    pub fn on_disconnecting(&self, f: impl FnOnce(&Socket, DisconnectReason) + Send + 'static) {
+        lock(&self.0.on_disconnecting).push(Box::new(f));
+    }
+
+    /// Runs `f` once the socket has disconnected.
+    pub fn on_disconnect(&self, f: impl FnOnce(&Socket, DisconnectReason) + Send + 'static) {
+        lock(&self.0.on_disconnect).push(Box::new(f));
+    }
+
+    pub(crate) fn send_packet(&self, packet: &Packet, volatile: bool) -> Result<(), EmitError> {
+        match self.0.client.conn.send(&encode_frames(packet), volatile) {
+            Pushed::Closed => Err(EmitError::Disconnected),
+            Pushed::Queued | Pushed::DroppedVolatile => Ok(()),
+        }
+    }
+
+    /// Emits `event` with one argument to this client.
+    pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
+        self.emit_args(event, vec![to_value(data)?], Vec::new())
+    }
+
+    /// Emits `event` with any number of arguments and binary attachments (referenced by
+    /// [`crate::socketio::placeholder`]s in `args`).
+    pub fn emit_args(&self, event: &str, args: Vec<Value>, binary: Vec<Bytes>) -> Result<(), EmitError> {
+        let packet = event_packet(self.nsp().name(), event, args, binary)?;
+        self.send_packet(&packet, false)
+    }
+
+    /// Emits `event` and drops it if the client is not ready to receive it (`socket.volatile`).
+    pub fn emit_volatile(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
+        let packet = event_packet(self.nsp().name(), event, vec![to_value(data)?], Vec::new())?;
+        self.send_packet(&packet, true)
+    }
+
+    /// Emits `event` with one argument and waits up to `timeout` for the client's ack.
+    pub fn emit_with_ack(
+        &self,
+        event: &str,
+        data: impl Serialize,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<AckReply, AckError>> + Send + 'static {
+        let sent = to_value(data).and_then(|v| self.send_with_ack(event, vec![v], Vec::new()));
+        let socket = self.clone();
+        async move {
+            let (id, rx) = sent?;
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(_)) => Err(AckError::Disconnected),
+                Err(_) => {
+                    lock(&socket.0.acks).remove(&id);
+                    Err(AckError::Timeout(Vec::new()))
+                }
+            }
+        }
+    }
+
+    fn send_with_ack(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        binary: Vec<Bytes>,
+    ) -> Result<(u64, oneshot::Receiver<AckReply>), EmitError> {
+        let id = self.nsp().next_ack_id();
+        let packet = event_packet(self.nsp().name(), event, args, binary)?.with_id(id);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.0.acks).insert(id, AckWaiter::One(tx));
+        if let Err(e) = self.send_packet(&packet, false) {
+            lock(&self.0.acks).remove(&id);
+            return Err(e);
+        }
+        Ok((id, rx))
+    }
+
+    pub(crate) fn register_ack(&self, id: u64, waiter: AckWaiter) {
+        lock(&self.0.acks).insert(id, waiter);
+    }
+
+    pub(crate) fn forget_ack(&self, id: u64) {
+        lock(&self.0.acks).remove(&id);
+    }
+
+    /// Joins a room.
+    pub fn join(&self, room: &str) {
+        self.join_all([room]);
+    }
+
+    /// Joins several rooms.
+    pub fn join_all<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) {
+        if !self.connected() {
+            return;
+        }
+        let rooms: Vec<Room> = rooms.into_iter().map(Room::from).collect();
+        self.nsp().rooms_write().add_all(&self.0.id, rooms);
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        self.nsp().rooms_write().del(&self.0.id, room);
+    }
+
+    /// The rooms this socket is in (always including its own id).
+    pub fn rooms(&self) -> Vec<String> {
+        let idx = self.nsp().rooms_read();
+        let mut rooms: Vec<String> = idx
+            .rooms_of(&self.0.id)
+            .map(|r| r.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        rooms.sort();
+        rooms
+    }
+
+    fn operator(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.nsp().clone()).except(self.id())
+    }
+
+    /// Targets a room, excluding this socket (`socket.to(room)`).
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        self.operator().to(room)
+    }
+
+    /// Excludes a room, and this socket (`socket.except(room)`).
+    pub fn except(&self, room: &str) -> BroadcastOperator {
+        self.operator().except(room)
+    }
+
+    /// Targets every socket of the namespace but this one (`socket.broadcast`).
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.operator()
+    }
+
+    /// Like [`Socket::broadcast`], on this server only (`socket.local`).
+    pub fn local(&self) -> BroadcastOperator {
+        self.operator().local()
+    }
+
+    /// Disconnects this socket (`socket.disconnect()`), or the whole connection with every
+    /// namespace on it (`socket.disconnect(true)`).
+    pub fn disconnect(&self, close: bool) {
+        if close {
+            self.0.client.disconnect_all();
+            return;
+        }
+        if !self.connected() {
+            return;
+        }
+        let _ = self.send_packet(&Packet::disconnect(self.nsp().name()), false);
+        self.on_close(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Handles a packet from the client for this namespace.
+    pub(crate) fn on_packet(&self, packet: Packet) {
+        match packet.ty {
+            PacketType::Event | PacketType::BinaryEvent => {
+                let Some(name) = packet.event_name().map(str::to_owned) else {
+                    return;
+                };
+                let handler = {
+                    let map = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
+                    map.get(&name).cloned()
+                };
+                let args = packet.args().to_vec();
+                let ack = packet.id.map(|id| AckSender {
+                    socket: self.clone(),
+                    id,
+                });
+                match handler {
+                    Some(h) => h(
+                        self,
+                        Event {
+                            name,
+                            args,
+                            binary: packet.attachments,
+                        },
+                        ack,
+                    ),
+                    None => tracing::trace!(sid = %self.0.id, event = %name, "no handler"),
+                }
+            }
+            PacketType::Ack | PacketType::BinaryAck => {
+                let Some(id) = packet.id else { return };
+                let waiter = lock(&self.0.acks).remove(&id);
+                match waiter {
+                    Some(w) => w.complete(AckReply {
+                        args: packet.args().to_vec(),
+                        binary: packet.attachments,
+                    }),
+                    None => tracing::debug!(sid = %self.0.id, id, "ack for an unknown id ignored"),
+                }
+            }
+            PacketType::Disconnect => self.on_close(DisconnectReason::ClientNamespaceDisconnect),
+            PacketType::Connect | PacketType::ConnectError => {}
+        }
+    }
+
+    pub(crate) fn mark_connected(&self) {
+        self.0.connected.store(true, Ordering::Release);
+    }
+
+    /// Tears the socket down (Node's `_onclose`): `disconnecting`, leave rooms, `disconnect`.
+    pub(crate) fn on_close(&self, reason: DisconnectReason) {
+        if !self.0.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let disconnecting = std::mem::take(&mut *lock(&self.0.on_disconnecting));
+        for f in disconnecting {
+            f(self, reason);
+        }
+        self.nsp().remove_socket(&self.0.id);
+        self.0.client.remove(self.nsp().name(), &self.0.id);
+        lock(&self.0.acks).clear();
+        self.0.handlers.write().unwrap_or_else(|e| e.into_inner()).clear();
+        let disconnect = std::mem::take(&mut *lock(&self.0.on_disconnect));
+        for f in disconnect {
+            f(self, reason);
+        }
+        tracing::debug!(sid = %self.0.id, nsp = %self.nsp().name(), %reason, "socket disconnected");
+    }
+}

@@ -1,0 +1,457 @@
+//! One task per Engine.IO session: the driver owns the sans-IO [`Session`], the connection's
+//! handler, its WebSocket(s) and one timer, and moves bytes between them (quinn's
+//! `ConnectionDriver` model). HTTP handlers talk to it through commands.
+
+use super::conn::{ConnHandler, transport_to_u8};
+use super::outbox::Outbox;
+use super::registry::Registry;
+use crate::engineio::{Event, Frame, Session, SessionError, Str, Transmit, TransportKind};
+use bytes::Bytes;
+use futures_util::{Sink, Stream};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// The WebSocket type the transports use.
+pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// What HTTP handlers ask of a session's driver.
+pub(crate) enum Cmd {
+    /// A polling GET; answered with the payload once there is one.
+    Poll(oneshot::Sender<Result<String, SessionError>>),
+    /// The pending GET's client went away.
+    PollAborted,
+    /// A GET answer could not be written to the client.
+    PollUndelivered,
+    /// A polling POST started.
+    PostStart(oneshot::Sender<Result<(), SessionError>>),
+    /// A polling POST's body.
+    Post(Bytes, oneshot::Sender<Result<(), SessionError>>),
+    /// A POST ended before its body was read.
+    PostAborted,
+    /// A WebSocket for this session (an upgrade probe).
+    Probe(Box<Ws>),
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Most loop turns one poll may take before yielding to other tasks.
+const TURN_BUDGET: usize = 64;
+
+/// A WebSocket plus the frames waiting to be written on it.
+struct WsPipe {
+    ws: Box<Ws>,
+    out: VecDeque<Message>,
+    /// Send a close frame once `out` is written, then stop.
+    closing: bool,
+    /// The close frame has been queued.
+    close_sent: bool,
+    done: bool,
+}
+
+impl WsPipe {
+    fn new(ws: Box<Ws>) -> WsPipe {
+        WsPipe {
+            ws,
+            out: VecDeque::new(),
+            closing: false,
+            close_sent: false,
+            done: false,
+        }
+    }
+
+    /// Writes what it can; returns Err on a write failure.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+        if self.done {
+            return Ok(false);
+        }
+        let mut progress = false;
+        if self.closing && !self.close_sent && self.out.is_empty() {
+            self.out.push_back(Message::Close(None));
+            self.close_sent = true;
+        }
+        let mut ws = Pin::new(&mut *self.ws);
+        while !self.out.is_empty() {
+            match ws.as_mut().poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Pending => return Ok(progress),
+            }
+            let msg = self.out.pop_front().expect("not empty");
+            if ws.as_mut().start_send(msg).is_err() {
+                return Err(());
+            }
+            progress = true;
+        }
+        match ws.as_mut().poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                if self.close_sent {
+                    self.done = true;
+                }
+            }
+            Poll::Ready(Err(_)) => {
+                if self.close_sent {
+                    self.done = true;
+                    return Ok(progress);
+                }
+                return Err(());
+            }
+            Poll::Pending => {}
+        }
+        Ok(progress)
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, ()>>> {
+        if self.done || self.close_sent {
+            return Poll::Pending;
+        }
+        Pin::new(&mut *self.ws)
+            .poll_next(cx)
+            .map(|m| m.map(|r| r.map_err(|_| ())))
+    }
+}
+
+/// What a WebSocket read produced, for the session.
+enum Read {
+    Frame(Frame),
+    Closed,
+    Error,
+    Nothing,
+}
+
+fn classify(msg: Option<Result<Message, ()>>) -> Read {
+    match msg {
+        Some(Ok(Message::Text(t))) => {
+            let bytes = Bytes::from(t);
+            match Str::from_utf8(bytes) {
+                Ok(s) => Read::Frame(Frame::Text(s)),
+                Err(_) => Read::Error,
+            }
+        }
+        Some(Ok(Message::Binary(b))) => Read::Frame(Frame::Binary(b)),
+        Some(Ok(Message::Close(_))) | None => Read::Closed,
+        Some(Ok(_)) => Read::Nothing,
+        Some(Err(())) => Read::Error,
+    }
+}
+
+fn to_message(frame: Frame) -> Message {
+    match frame {
+        // SAFETY: `Str` only ever holds valid UTF-8.
+        Frame::Text(s) => Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into_bytes()) }),
+        Frame::Binary(b) => Message::Binary(b),
+    }
+}
+
+/// Drives one session until it is closed and its last bytes are written.
+pub(crate) struct Driver {
+    session: Session,
+    handler: Box<dyn ConnHandler>,
+    outbox: Arc<Outbox>,
+    transport: Arc<AtomicU8>,
+    cmds: mpsc::UnboundedReceiver<Cmd>,
+    ws: Option<WsPipe>,
+    probe: Option<WsPipe>,
+    /// Probes refused or dropped, still being closed.
+    closing_probes: Vec<WsPipe>,
+    pending_get: Option<oneshot::Sender<Result<String, SessionError>>>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    timer_at: Option<Instant>,
+    registry: Arc<Registry>,
+    closed: bool,
+    frames: Vec<Frame>,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        session: Session,
+        handler: Box<dyn ConnHandler>,
+        outbox: Arc<Outbox>,
+        transport: Arc<AtomicU8>,
+        cmds: mpsc::UnboundedReceiver<Cmd>,
+        ws: Option<Box<Ws>>,
+        registry: Arc<Registry>,
+    ) -> Driver {
+        Driver {
+            session,
+            handler,
+            outbox,
+            transport,
+            cmds,
+            ws: ws.map(WsPipe::new),
+            probe: None,
+            closing_probes: Vec::new(),
+            pending_get: None,
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            timer_at: None,
+            registry,
+            closed: false,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Moves packets and a close request queued by the application into the session.
+    fn apply_outbox(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        self.outbox.drain(cx, &mut self.frames);
+        for f in self.frames.drain(..) {
+            self.session.send(f);
+            progress = true;
+        }
+        if self.outbox.close_requested() && !self.session.is_closing() {
+            self.session.close(now);
+            progress = true;
+        }
+        progress
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd, now: Instant, cx: &mut Context<'_>) {
+        match cmd {
+            Cmd::Poll(reply) => match self.session.handle_poll(now) {
+                Ok(()) => self.pending_get = Some(reply),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Cmd::PollAborted => self.session.handle_poll_aborted(now),
+            Cmd::PollUndelivered => self.session.handle_transport_error(now),
+            Cmd::PostStart(reply) => {
+                let _ = reply.send(self.session.handle_post_start(now));
+            }
+            Cmd::Post(body, reply) => {
+                let result = self.session.handle_post(body, now);
+                // Run the handlers and apply what they queued (e.g. closing the connection) before
+                // answering, so the client's next request sees it, as with Node's synchronous handlers.
+                self.process_output(now);
+                self.apply_outbox(cx, now);
+                let _ = reply.send(result);
+            }
+            Cmd::PostAborted => self.session.handle_post_aborted(now),
+            Cmd::Probe(ws) => match self.session.handle_probe_attached(now) {
+                Ok(()) => self.probe = Some(WsPipe::new(ws)),
+                Err(_) => {
+                    let mut pipe = WsPipe::new(ws);
+                    pipe.closing = true;
+                    self.closing_probes.push(pipe);
+                }
+            },
+            Cmd::Shutdown => self
+                .session
+                .close_gracefully(crate::engineio::CloseReason::ServerShuttingDown, now),
+        }
+    }
+
+    /// Moves the session's output to the transports and its events to the handler.
+    fn process_output(&mut self, now: Instant) -> bool {
+        let mut progress = false;
+        loop {
+            let mut any = false;
+            while let Some(t) = self.session.poll_transmit() {
+                any = true;
+                if self.ws.is_none() && self.session.transport() == TransportKind::WebSocket {
+                    // The upgrade completed: frames flushed with it belong on the former probe.
+                    self.ws = self.probe.take();
+                }
+                tracing::trace!(sid = %self.session.sid(), transmit = ?t, "out");
+                match t {
+                    Transmit::Poll(body) => {
+                        if let Some(reply) = self.pending_get.take()
+                            && reply.send(Ok(body)).is_err()
+                        {
+                            self.session.handle_transport_error(now);
+                        }
+                    }
+                    Transmit::WebSocket(f) => {
+                        if let Some(ws) = &mut self.ws {
+                            ws.out.push_back(to_message(f));
+                        }
+                    }
+                    Transmit::CloseWebSocket => {
+                        if let Some(ws) = &mut self.ws {
+                            ws.closing = true;
+                        }
+                    }
+                    Transmit::Probe(f) => {
+                        if let Some(p) = &mut self.probe {
+                            p.out.push_back(to_message(f));
+                        }
+                    }
+                    Transmit::CloseProbe => {
+                        if let Some(mut p) = self.probe.take() {
+                            p.closing = true;
+                            self.closing_probes.push(p);
+                        }
+                    }
+                }
+            }
+            while let Some(e) = self.session.poll_event() {
+                any = true;
+                tracing::trace!(sid = %self.session.sid(), event = ?e, "in");
+                match e {
+                    Event::Message(data) => self.handler.on_message(data, now),
+                    Event::Upgraded => {
+                        if self.ws.is_none() {
+                            self.ws = self.probe.take();
+                        }
+                        self.transport
+                            .store(transport_to_u8(TransportKind::WebSocket), Ordering::Relaxed);
+                        self.handler.on_upgrade();
+                    }
+                    Event::Closed(reason) => {
+                        self.closed = true;
+                        self.outbox.mark_closed();
+                        self.registry.remove(self.session.sid());
+                        self.handler.on_close(reason);
+                        if let Some(reply) = self.pending_get.take() {
+                            let _ = reply.send(Err(SessionError::Closed));
+                        }
+                    }
+                }
+            }
+            if !any {
+                return progress;
+            }
+            progress = true;
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.closed
+            && self.ws.as_ref().is_none_or(|w| w.done)
+            && self.probe.is_none()
+            && self.closing_probes.iter().all(|p| p.done)
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        for _ in 0..TURN_BUDGET {
+            let now = Instant::now();
+            let mut progress = false;
+
+            // Commands from HTTP handlers.
+            while let Poll::Ready(cmd) = this.cmds.poll_recv(cx) {
+                match cmd {
+                    Some(cmd) if !this.closed => this.on_cmd(cmd, now, cx),
+                    Some(Cmd::Poll(reply)) => {
+                        let _ = reply.send(Err(SessionError::Closed));
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+                progress = true;
+            }
+
+            if !this.closed {
+                // Packets queued by the application.
+                progress |= this.apply_outbox(cx, now);
+
+                // Frames from the WebSocket and from a probe.
+                for _ in 0..TURN_BUDGET {
+                    let Some(ws) = &mut this.ws else { break };
+                    let Poll::Ready(msg) = ws.poll_read(cx) else { break };
+                    progress = true;
+                    match classify(msg) {
+                        Read::Frame(f) => this.session.handle_ws_frame(f, now),
+                        Read::Closed => this.session.handle_ws_closed(now),
+                        Read::Error => this.session.handle_ws_error(now),
+                        Read::Nothing => {}
+                    }
+                    if this.session.is_closed() {
+                        break;
+                    }
+                    this.process_output(now);
+                }
+                if let Some(p) = &mut this.probe
+                    && let Poll::Ready(msg) = p.poll_read(cx)
+                {
+                    progress = true;
+                    match classify(msg) {
+                        Read::Frame(f) => this.session.handle_probe_frame(f, now),
+                        Read::Closed | Read::Error => {
+                            this.probe = None;
+                            this.session.handle_probe_closed(now);
+                        }
+                        Read::Nothing => {}
+                    }
+                }
+
+                // Timers.
+                if let Some(at) = this.timer_at
+                    && this.timer.as_mut().poll(cx).is_ready()
+                {
+                    this.timer_at = None;
+                    this.session.handle_timeout(now.max(at));
+                    this.handler.handle_timeout(now.max(at));
+                    progress = true;
+                }
+            }
+
+            progress |= this.process_output(now);
+
+            // Writes.
+            if let Some(ws) = &mut this.ws {
+                match ws.poll_write(cx) {
+                    Ok(p) => progress |= p,
+                    Err(()) => {
+                        ws.done = true;
+                        this.session.handle_ws_error(now);
+                        progress = true;
+                    }
+                }
+            }
+            if let Some(p) = &mut this.probe
+                && p.poll_write(cx).is_err()
+            {
+                this.probe = None;
+                this.session.handle_probe_closed(now);
+                progress = true;
+            }
+            for p in &mut this.closing_probes {
+                if p.poll_write(cx).is_err() {
+                    p.done = true;
+                }
+            }
+            this.closing_probes.retain(|p| !p.done);
+
+            if !this.closed {
+                let next = match (this.session.poll_timeout(), this.handler.poll_timeout()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                if next != this.timer_at {
+                    this.timer_at = next;
+                    if let Some(at) = next {
+                        this.timer.as_mut().reset(tokio::time::Instant::from_std(at));
+                        if this.timer.as_mut().poll(cx).is_ready() {
+                            progress = true;
+                            this.timer_at = Some(at);
+                        }
+                    }
+                }
+            }
+
+            if this.finished() {
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

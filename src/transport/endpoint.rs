@@ -1,0 +1,360 @@
+//! The Engine.IO HTTP endpoint: verifies each request, opens sessions, and hands polling requests
+//! and WebSocket upgrades to the session drivers. Thin: all protocol decisions are in `engineio`.
+
+use super::body::PollBody;
+use super::conn::{EngineConn, EngineHandler, RequestInfo, transport_to_u8};
+use super::cors::Cors;
+use super::driver::{Cmd, Driver, Ws};
+use super::outbox::Outbox;
+use super::registry::{Handle, Registry};
+use crate::engineio::request::{self, Method, Query, Route};
+use crate::engineio::{EngineConfig, EngineError, Session, SessionError, Transmit, TransportKind, sid};
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU8;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+/// Options of an Engine.IO endpoint beyond the protocol settings.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// CORS policy; `None` sends no CORS headers.
+    pub cors: Option<Cors>,
+    /// Prefix for session ids (`tag.random`), so a load balancer can route by sid.
+    pub sid_tag: Option<String>,
+    /// Bytes each WebSocket reads from the socket at a time (its read buffer).
+    pub ws_read_buffer: usize,
+}
+
+/// An Engine.IO endpoint: sessions plus the application that runs on them.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    options: EngineOptions,
+    handler: Arc<dyn EngineHandler>,
+    registry: Arc<Registry>,
+}
+
+fn text_response(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response<Body> {
+    let mut res = Response::new(body.into());
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+fn error_response(e: EngineError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    text_response(status, "application/json", e.body())
+}
+
+fn session_error_response(e: SessionError) -> Response<Body> {
+    match e {
+        SessionError::Closed => error_response(EngineError::UnknownSid),
+        SessionError::BadRequest => error_response(EngineError::BadRequest),
+        SessionError::PayloadTooLarge => empty(StatusCode::PAYLOAD_TOO_LARGE),
+        SessionError::PollOverlap | SessionError::PostOverlap | SessionError::Parse => empty(StatusCode::BAD_REQUEST),
+    }
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = status;
+    res
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
+/// Sends `PollAborted` if a GET is dropped while waiting for its answer.
+struct AbortGuard(Option<mpsc::UnboundedSender<Cmd>>);
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Cmd::PollAborted);
+        }
+    }
+}
+
+impl Engine {
+    /// An endpoint running `handler` on every session.
+    pub fn new(config: EngineConfig, options: EngineOptions, handler: Arc<dyn EngineHandler>) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                config,
+                options,
+                handler,
+                registry: Arc::new(Registry::default()),
+            }),
+        }
+    }
+
+    /// The protocol settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner.registry.len()
+    }
+
+    /// Closes every session with reason "server shutting down".
+    pub fn shutdown(&self) {
+        for h in self.inner.registry.handles() {
+            let _ = h.cmds.send(Cmd::Shutdown);
+        }
+    }
+
+    fn ws_config(&self) -> WebSocketConfig {
+        let max = self.inner.config.max_payload;
+        let read = if self.inner.options.ws_read_buffer == 0 {
+            4096
+        } else {
+            self.inner.options.ws_read_buffer
+        };
+        WebSocketConfig::default()
+            .read_buffer_size(read)
+            .write_buffer_size(0)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+    }
+
+    /// Answers one HTTP request to the Engine.IO path.
+    pub async fn handle(&self, req: Request<Body>, remote: SocketAddr) -> Response<Body> {
+        let cors = self.inner.options.cors.clone();
+        let req_headers = req.headers().clone();
+        if let Some(cors) = &cors
+            && Cors::is_preflight(req.method())
+        {
+            let mut res = empty(StatusCode::NO_CONTENT);
+            cors.preflight(&req_headers, res.headers_mut());
+            return res;
+        }
+        let mut res = self.route(req, remote).await;
+        if let Some(cors) = &cors {
+            cors.headers(&req_headers, res.headers_mut());
+        }
+        res
+    }
+
+    async fn route(&self, mut req: Request<Body>, remote: SocketAddr) -> Response<Body> {
+        let raw_query = req.uri().query().unwrap_or("").to_owned();
+        let query = Query::parse(&raw_query);
+        let method = match *req.method() {
+            http::Method::GET => Method::Get,
+            http::Method::POST => Method::Post,
+            _ => Method::Other,
+        };
+        let ws = is_websocket_upgrade(req.headers());
+        let registry = &self.inner.registry;
+        let route = request::verify(&self.inner.config, method, &query, ws, |sid| {
+            registry.get(sid).map(|h| h.transport())
+        });
+        let route = match route {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(%remote, query = %raw_query, error = %e, "engine.io request refused");
+                return error_response(e);
+            }
+        };
+        match route {
+            Route::Handshake(TransportKind::Polling) => {
+                let info = self.request_info(&req, raw_query, remote);
+                let (body, _) = self.open(TransportKind::Polling, &info, None);
+                let mut res = text_response(StatusCode::OK, "text/plain; charset=UTF-8", body.unwrap_or_default());
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                res
+            }
+            Route::Handshake(TransportKind::WebSocket) => {
+                let info = self.request_info(&req, raw_query, remote);
+                let this = self.clone();
+                self.upgrade(&mut req, move |ws| {
+                    this.open(TransportKind::WebSocket, &info, Some(ws));
+                })
+            }
+            Route::Upgrade(sid) => {
+                let Some(handle) = registry.get(&sid) else {
+                    return error_response(EngineError::UnknownSid);
+                };
+                self.upgrade(&mut req, move |ws| {
+                    // If the session ended meanwhile, dropping the socket closes it.
+                    let _ = handle.cmds.send(Cmd::Probe(ws));
+                })
+            }
+            Route::Poll(sid) => match registry.get(&sid) {
+                Some(handle) => self.poll(handle).await,
+                None => error_response(EngineError::UnknownSid),
+            },
+            Route::Post(sid) => match registry.get(&sid) {
+                Some(handle) => self.post(handle, req).await,
+                None => error_response(EngineError::UnknownSid),
+            },
+        }
+    }
+
+    fn request_info(&self, req: &Request<Body>, query: String, remote: SocketAddr) -> RequestInfo {
+        RequestInfo {
+            headers: req.headers().clone(),
+            query,
+            url: req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+            remote,
+            secure: false,
+        }
+    }
+
+    /// Opens a session and starts its driver. Returns the handshake GET's body for polling.
+    fn open(&self, transport: TransportKind, info: &RequestInfo, ws: Option<Box<Ws>>) -> (Option<String>, Arc<str>) {
+        let now = Instant::now();
+        let sid: Arc<str> = sid::generate(self.inner.options.sid_tag.as_deref()).into();
+        let mut session = Session::new(sid.to_string(), transport, self.inner.config.clone(), now);
+        let first = match transport {
+            TransportKind::Polling => match session.poll_transmit() {
+                Some(Transmit::Poll(body)) => Some(body),
+                _ => None,
+            },
+            TransportKind::WebSocket => None,
+        };
+        let outbox = Arc::new(Outbox::default());
+        let kind = Arc::new(AtomicU8::new(transport_to_u8(transport)));
+        let conn = EngineConn::new(sid.clone(), outbox.clone(), kind.clone());
+        let handler = self.inner.handler.on_open(conn, info, now);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner.registry.insert(
+            sid.clone(),
+            Handle {
+                cmds: tx,
+                transport: kind.clone(),
+            },
+        );
+        tracing::debug!(sid = %sid, transport = transport.as_str(), remote = %info.remote, "session opened");
+        let driver = Driver::new(session, handler, outbox, kind, rx, ws, self.inner.registry.clone());
+        tokio::spawn(driver);
+        (first, sid)
+    }
+
+    /// Answers 101 and runs `then` with the WebSocket once the connection is upgraded.
+    fn upgrade(&self, req: &mut Request<Body>, then: impl FnOnce(Box<Ws>) + Send + 'static) -> Response<Body> {
+        let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+            return error_response(EngineError::BadRequest);
+        };
+        let on_upgrade = hyper::upgrade::on(&mut *req);
+        let config = self.ws_config();
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    then(Box::new(ws));
+                }
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            }
+        });
+        let mut res = empty(StatusCode::SWITCHING_PROTOCOLS);
+        let h = res.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        res
+    }
+
+    async fn poll(&self, handle: Handle) -> Response<Body> {
+        let (tx, rx) = oneshot::channel();
+        if handle.cmds.send(Cmd::Poll(tx)).is_err() {
+            return error_response(EngineError::UnknownSid);
+        }
+        let mut guard = AbortGuard(Some(handle.cmds.clone()));
+        let answer = rx.await;
+        guard.0 = None;
+        match answer {
+            Ok(Ok(body)) => {
+                let body = Body::new(PollBody::new(Bytes::from(body), handle.cmds.clone()));
+                let mut res = text_response(StatusCode::OK, "text/plain; charset=UTF-8", body);
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                res
+            }
+            Ok(Err(e)) => session_error_response(e),
+            Err(_) => error_response(EngineError::UnknownSid),
+        }
+    }
+
+    async fn post(&self, handle: Handle, req: Request<Body>) -> Response<Body> {
+        let (tx, rx) = oneshot::channel();
+        if handle.cmds.send(Cmd::PostStart(tx)).is_err() {
+            return error_response(EngineError::UnknownSid);
+        }
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return session_error_response(e),
+            Err(_) => return error_response(EngineError::UnknownSid),
+        }
+        let max = self.inner.config.max_payload;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > max) {
+            let _ = handle.cmds.send(Cmd::PostAborted);
+            return empty(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        let mut guard = PostGuard(Some(handle.cmds.clone()));
+        let mut stream = req.into_body().into_data_stream();
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) if buf.len() + c.len() <= max => buf.extend_from_slice(&c),
+                Ok(_) => return empty(StatusCode::PAYLOAD_TOO_LARGE),
+                Err(_) => return empty(StatusCode::BAD_REQUEST),
+            }
+        }
+        guard.0 = None;
+        let (tx, rx) = oneshot::channel();
+        if handle.cmds.send(Cmd::Post(buf.freeze(), tx)).is_err() {
+            return error_response(EngineError::UnknownSid);
+        }
+        match rx.await {
+            Ok(Ok(())) => {
+                let mut res = text_response(StatusCode::OK, "text/html", "ok");
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                res
+            }
+            Ok(Err(e)) => session_error_response(e),
+            Err(_) => error_response(EngineError::UnknownSid),
+        }
+    }
+}
+
+/// Sends `PostAborted` if a POST ends before its body was handed over.
+struct PostGuard(Option<mpsc::UnboundedSender<Cmd>>);
+
+impl Drop for PostGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Cmd::PostAborted);
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The I/O side of Engine.IO: the HTTP endpoint (polling and WebSocket upgrades on hyper/axum),
+//! one driver task per session, and per-connection outbound queues.
+
+mod body;
+pub mod conn;
+pub mod cors;
+mod driver;
+pub mod endpoint;
+pub mod outbox;
+mod registry;
+
+pub use conn::{ConnHandler, EngineConn, EngineHandler, RequestInfo};
+pub use cors::Cors;
+pub use driver::Ws;
+pub use endpoint::{Engine, EngineOptions};
+pub use outbox::{Outbox, Pushed};

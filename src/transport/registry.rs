@@ -1,0 +1,59 @@
+//! The live sessions of one Engine.IO endpoint, by sid, with a handle to each driver.
+
+use super::conn::transport_from_u8;
+use super::driver::Cmd;
+use crate::engineio::TransportKind;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// How HTTP handlers reach a session's driver.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    pub(crate) cmds: mpsc::UnboundedSender<Cmd>,
+    pub(crate) transport: Arc<AtomicU8>,
+}
+
+impl Handle {
+    pub(crate) fn transport(&self) -> TransportKind {
+        transport_from_u8(self.transport.load(Ordering::Relaxed))
+    }
+}
+
+/// Sessions by sid.
+#[derive(Default)]
+pub(crate) struct Registry {
+    sessions: RwLock<HashMap<Arc<str>, Handle>>,
+}
+
+impl Registry {
+    pub(crate) fn insert(&self, sid: Arc<str>, handle: Handle) {
+        self.sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sid, handle);
+    }
+
+    pub(crate) fn get(&self, sid: &str) -> Option<Handle> {
+        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        map.get(sid).filter(|h| !h.cmds.is_closed()).cloned()
+    }
+
+    pub(crate) fn remove(&self, sid: &str) {
+        self.sessions.write().unwrap_or_else(|e| e.into_inner()).remove(sid);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sessions.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub(crate) fn handles(&self) -> Vec<Handle> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
