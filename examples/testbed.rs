@@ -220,7 +220,7 @@ async fn main() {
         ..EngineOptions::default()
     };
     let engine = Engine::new(config.engine.clone(), options, io.engine_handler());
-    let app = sio_server::http::engine_routes("/socket.io", engine, true);
+    let app = sio_server::http::engine_routes(&config.path, engine, true);
     let addr = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     println!("listening on {addr}");

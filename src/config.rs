@@ -47,6 +47,8 @@ pub struct Config {
     pub port: u16,
     /// `INSTANCE_ID` (hostname-pid).
     pub instance_id: String,
+    /// `SOCKETIO_PATH` (`/socket.io`): where the Engine.IO endpoint and the client bundle live.
+    pub path: String,
     /// `CORS_ORIGIN`: `*`, or a comma-separated list of origins. Unset: no CORS headers.
     pub cors_origin: Option<String>,
     /// Engine.IO settings (`PING_INTERVAL`, `PING_TIMEOUT`, `MAX_HTTP_BUFFER_SIZE`).
@@ -113,6 +115,15 @@ impl Config {
                 reason: "at most 64 characters, no spaces, dots or control characters".into(),
             });
         }
+        let path = env.raw("SOCKETIO_PATH").unwrap_or_else(|| "/socket.io".into());
+        let path = path.trim_end_matches('/').to_owned();
+        if !path.starts_with('/') || path.len() < 2 || path.contains(['?', '#', '{', '}', ' ']) {
+            return Err(ConfigError {
+                var: "SOCKETIO_PATH",
+                value: path,
+                reason: "expected an absolute path such as /socket.io".into(),
+            });
+        }
         let defaults = EngineConfig::default();
         let engine = EngineConfig {
             ping_interval: env.millis("PING_INTERVAL", 25_000)?,
@@ -145,6 +156,7 @@ impl Config {
             host,
             port,
             instance_id,
+            path,
             cors_origin: env.raw("CORS_ORIGIN"),
             engine,
             connect_timeout,
@@ -198,5 +210,7 @@ mod tests {
             r#"invalid MAX_HTTP_BUFFER_SIZE="-1": expected a size in bytes"#
         );
         assert_eq!(cfg(&[("WEBHOOK_PORT", "off")]).unwrap().webhook_port, WebhookPort::Off);
+        assert_eq!(cfg(&[("SOCKETIO_PATH", "io")]).unwrap_err().var, "SOCKETIO_PATH");
+        assert_eq!(cfg(&[("SOCKETIO_PATH", "/chat/io/")]).unwrap().path, "/chat/io");
     }
 }

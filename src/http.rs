@@ -1,18 +1,24 @@
-//! The product's HTTP surface: the Engine.IO endpoint, the client bundle, `/health`.
+//! The product's HTTP surface: the Engine.IO endpoint and client bundle, the demo page,
+//! `/health`, `/stats` and `/metrics`.
 
+use crate::app::message::now_ms;
 use crate::client_bundle;
+use crate::metrics::{self, Gauges};
 use crate::server::Server;
 use crate::transport::Engine;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::response::IntoResponse;
+use axum::response::{Html, IntoResponse};
 use axum::routing::{any, get};
 use axum::{Json, Router};
-use http::{HeaderMap, Response};
-use serde_json::json;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The demo page, embedded so the binary serves it from any directory.
+pub const INDEX_HTML: &str = include_str!("../public/index.html");
 
 /// State shared by the HTTP handlers.
 pub struct AppState {
@@ -24,6 +30,23 @@ pub struct AppState {
     pub io: Server,
     /// Its Engine.IO endpoint.
     pub engine: Engine,
+}
+
+impl AppState {
+    fn connections(&self) -> usize {
+        self.engine.session_count()
+    }
+
+    /// This instance's `/stats` entry.
+    fn instance_stats(&self) -> Value {
+        json!({
+            "instanceId": self.instance_id,
+            "connections": self.connections(),
+            "lastUpdate": now_ms(),
+            "alive": true,
+            "status": "up",
+        })
+    }
 }
 
 /// Routes an Engine.IO endpoint at `path` (e.g. `/socket.io`), with the client bundle beside it
@@ -46,9 +69,18 @@ pub fn engine_routes(path: &str, engine: Engine, serve_client: bool) -> Router {
 /// The full router of `sio-server`.
 pub fn router(state: Arc<AppState>, path: &str) -> Router {
     Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/health", get(health))
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics_text))
         .with_state(state.clone())
         .merge(engine_routes(path, state.engine.clone(), true))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"ok": false, "error": {"code": "not_found", "message": "no such route"}})),
+            )
+        })
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response<Body> {
@@ -56,8 +88,27 @@ async fn health(State(state): State<Arc<AppState>>) -> Response<Body> {
         "status": "ok",
         "instanceId": state.instance_id,
         "uptimeSeconds": state.started.elapsed().as_secs(),
-        "connections": state.engine.session_count(),
+        "connections": state.connections(),
         "redis": "disabled",
     }))
     .into_response()
+}
+
+async fn stats(State(state): State<Arc<AppState>>) -> Response<Body> {
+    let me = state.instance_stats();
+    Json(json!({"instances": [me], "totalConnections": state.connections()})).into_response()
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response<Body> {
+    let body = metrics::render(Gauges {
+        connections: state.connections(),
+        sockets: state.io.local_socket_count(),
+        queued_bytes: state.engine.queued_bytes(),
+    });
+    let mut res = Response::new(Body::from(body));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
 }

@@ -5,11 +5,13 @@
 //! - [`http`]: the HTTP routes of the product.
 
 pub mod adapter;
+pub mod app;
 pub mod client_bundle;
 pub mod config;
 pub mod conformance;
 pub mod engineio;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod socketio;
 pub mod transport;

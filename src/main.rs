@@ -76,6 +76,7 @@ async fn main() -> ExitCode {
         sid_tag: Some(config.instance_id.clone()),
         ..EngineOptions::default()
     };
+    sio_server::app::ChatApp::new(&config.instance_id).attach(&io);
     let engine = Engine::new(config.engine.clone(), options, io.engine_handler());
     if sio_server::client_bundle::version().is_none() {
         tracing::warn!(
@@ -90,7 +91,7 @@ async fn main() -> ExitCode {
     });
     let addr = SocketAddr::new(config.host, config.port);
     tracing::info!(%addr, instance_id = %config.instance_id, "sio-server starting");
-    serve(addr, http::router(state, "/socket.io"), Some(engine)).await
+    serve(addr, http::router(state, &config.path), Some(engine)).await
 }
 
 async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>) -> ExitCode {

@@ -7,6 +7,7 @@ use super::handshake::Handshake;
 use super::reason::DisconnectReason;
 use super::socket::{Socket, encode_frames};
 use crate::engineio::{CloseReason, Data, sid};
+use crate::metrics;
 use crate::socketio::{Connection, Incoming, Packet, Violation};
 use crate::transport::{ConnHandler, EngineConn, RequestInfo};
 use serde_json::Value;
@@ -135,6 +136,7 @@ impl SioConnection {
 
     fn violation(&mut self, v: Violation) {
         tracing::debug!(sid = %self.shared.conn.sid(), reason = v.reason(), detail = ?v, "closing the connection");
+        metrics::inc(&metrics::METRICS.violations);
         self.shared.conn.close();
         if !matches!(v, Violation::Decode(_)) {
             self.shared.close_all(DisconnectReason::ForcedServerClose);
@@ -150,8 +152,12 @@ impl ConnHandler for SioConnection {
         self.sync_namespaces();
         match self.state.handle_message(data) {
             Ok(None) => {}
-            Ok(Some(Incoming::Connect { nsp, auth })) => self.connect(nsp, auth),
+            Ok(Some(Incoming::Connect { nsp, auth })) => {
+                metrics::inc(&metrics::METRICS.packets_in[0]);
+                self.connect(nsp, auth)
+            }
             Ok(Some(Incoming::Packet(p))) => {
+                metrics::inc(&metrics::METRICS.packets_in[p.wire_type().as_u8() as usize]);
                 let socket = self.shared.sockets().get(&p.nsp).cloned();
                 match socket {
                     Some(s) => s.on_packet(p),

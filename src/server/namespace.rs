@@ -162,6 +162,11 @@ impl Namespace {
             Pushed::DroppedVolatile => d.dropped += 1,
             Pushed::Closed => {}
         });
+        let m = &crate::metrics::METRICS;
+        crate::metrics::inc(&m.broadcasts);
+        crate::metrics::add(&m.deliveries, d.queued as u64);
+        crate::metrics::add(&m.packets_out, d.queued as u64);
+        crate::metrics::add(&m.dropped_volatile, d.dropped as u64);
         d
     }
 

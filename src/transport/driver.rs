@@ -298,7 +298,10 @@ impl Driver {
                 any = true;
                 tracing::trace!(sid = %self.session.sid(), event = ?e, "in");
                 match e {
-                    Event::Message(data) => self.handler.on_message(data, now),
+                    Event::Message(data) => {
+                        crate::metrics::inc(&crate::metrics::METRICS.messages_in);
+                        self.handler.on_message(data, now)
+                    }
                     Event::Upgraded => {
                         if self.ws.is_none() {
                             self.ws = self.probe.take();

@@ -119,6 +119,16 @@ impl Engine {
         self.inner.registry.len()
     }
 
+    /// Bytes waiting in all outbound queues.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner
+            .registry
+            .handles()
+            .iter()
+            .map(|h| h.outbox.queued_bytes())
+            .sum()
+    }
+
     /// Closes every session with reason "server shutting down".
     pub fn shutdown(&self) {
         for h in self.inner.registry.handles() {
@@ -175,6 +185,7 @@ impl Engine {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(%remote, query = %raw_query, error = %e, "engine.io request refused");
+                crate::metrics::inc(&crate::metrics::METRICS.engine_errors);
                 return error_response(e);
             }
         };
@@ -245,10 +256,12 @@ impl Engine {
             sid.clone(),
             Handle {
                 cmds: tx,
+                outbox: outbox.clone(),
                 transport: kind.clone(),
             },
         );
         tracing::debug!(sid = %sid, transport = transport.as_str(), remote = %info.remote, "session opened");
+        crate::metrics::inc(&crate::metrics::METRICS.handshakes);
         let driver = Driver::new(session, handler, outbox, kind, rx, ws, self.inner.registry.clone());
         tokio::spawn(driver);
         (first, sid)

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 #[derive(Clone)]
 pub(crate) struct Handle {
     pub(crate) cmds: mpsc::UnboundedSender<Cmd>,
+    pub(crate) outbox: Arc<super::outbox::Outbox>,
     pub(crate) transport: Arc<AtomicU8>,
 }
 

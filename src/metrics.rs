@@ -1,0 +1,204 @@
+//! Process-wide counters, rendered as Prometheus text at `/metrics`. Plain atomics: recording
+//! costs one relaxed increment on the hot path.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of this process.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Engine.IO sessions opened.
+    pub handshakes: AtomicU64,
+    /// HTTP requests refused by the Engine.IO endpoint (codes 0–5).
+    pub engine_errors: AtomicU64,
+    /// Engine.IO messages received.
+    pub messages_in: AtomicU64,
+    /// Socket.IO packets received, by packet type (0–6).
+    pub packets_in: [AtomicU64; 7],
+    /// Socket.IO packets queued for clients (one per target socket).
+    pub packets_out: AtomicU64,
+    /// Broadcasts sent (each encoded once).
+    pub broadcasts: AtomicU64,
+    /// Deliveries of broadcasts to local sockets.
+    pub deliveries: AtomicU64,
+    /// Volatile packets dropped because a client was not ready.
+    pub dropped_volatile: AtomicU64,
+    /// Connections closed for protocol violations.
+    pub violations: AtomicU64,
+    /// Adapter publishes that failed (Redis unreachable, …).
+    pub publish_failures: AtomicU64,
+    /// Chat messages rejected by validation.
+    pub invalid_messages: AtomicU64,
+}
+
+/// The process's metrics.
+pub static METRICS: Metrics = Metrics {
+    handshakes: AtomicU64::new(0),
+    engine_errors: AtomicU64::new(0),
+    messages_in: AtomicU64::new(0),
+    packets_in: [const { AtomicU64::new(0) }; 7],
+    packets_out: AtomicU64::new(0),
+    broadcasts: AtomicU64::new(0),
+    deliveries: AtomicU64::new(0),
+    dropped_volatile: AtomicU64::new(0),
+    violations: AtomicU64::new(0),
+    publish_failures: AtomicU64::new(0),
+    invalid_messages: AtomicU64::new(0),
+};
+
+/// Adds `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Adds one to a counter.
+pub fn inc(counter: &AtomicU64) {
+    add(counter, 1);
+}
+
+const PACKET_TYPES: [&str; 7] = [
+    "connect",
+    "disconnect",
+    "event",
+    "ack",
+    "connect_error",
+    "binary_event",
+    "binary_ack",
+];
+
+fn counter(out: &mut String, name: &str, help: &str, v: &AtomicU64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+        v.load(Ordering::Relaxed)
+    );
+}
+
+/// Current values the metrics do not count themselves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Gauges {
+    /// Open Engine.IO sessions.
+    pub connections: usize,
+    /// Connected sockets, all namespaces.
+    pub sockets: usize,
+    /// Bytes waiting in outbound queues.
+    pub queued_bytes: usize,
+}
+
+/// Renders every metric in the Prometheus text format.
+pub fn render(g: Gauges) -> String {
+    let m = &METRICS;
+    let mut out = String::with_capacity(2048);
+    let _ = writeln!(
+        out,
+        "# HELP sio_connections Open Engine.IO sessions.\n# TYPE sio_connections gauge\nsio_connections {}",
+        g.connections
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sio_sockets Connected Socket.IO sockets.\n# TYPE sio_sockets gauge\nsio_sockets {}",
+        g.sockets
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sio_outbound_queued_bytes Bytes waiting in outbound queues.\n# TYPE sio_outbound_queued_bytes gauge\nsio_outbound_queued_bytes {}",
+        g.queued_bytes
+    );
+    counter(
+        &mut out,
+        "sio_handshakes_total",
+        "Engine.IO sessions opened.",
+        &m.handshakes,
+    );
+    counter(
+        &mut out,
+        "sio_engine_request_errors_total",
+        "Requests refused by the Engine.IO endpoint.",
+        &m.engine_errors,
+    );
+    counter(
+        &mut out,
+        "sio_messages_in_total",
+        "Engine.IO messages received.",
+        &m.messages_in,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sio_packets_in_total Socket.IO packets received, by type.\n# TYPE sio_packets_in_total counter"
+    );
+    for (i, name) in PACKET_TYPES.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "sio_packets_in_total{{type=\"{name}\"}} {}",
+            m.packets_in[i].load(Ordering::Relaxed)
+        );
+    }
+    counter(
+        &mut out,
+        "sio_packets_out_total",
+        "Socket.IO packets queued for clients.",
+        &m.packets_out,
+    );
+    counter(
+        &mut out,
+        "sio_broadcasts_total",
+        "Broadcasts sent, each encoded once.",
+        &m.broadcasts,
+    );
+    counter(
+        &mut out,
+        "sio_deliveries_total",
+        "Broadcast deliveries to local sockets.",
+        &m.deliveries,
+    );
+    counter(
+        &mut out,
+        "sio_dropped_volatile_total",
+        "Volatile packets dropped (outbound queue not ready).",
+        &m.dropped_volatile,
+    );
+    counter(
+        &mut out,
+        "sio_protocol_violations_total",
+        "Connections closed for protocol violations.",
+        &m.violations,
+    );
+    counter(
+        &mut out,
+        "sio_adapter_publish_failures_total",
+        "Adapter publishes that failed.",
+        &m.publish_failures,
+    );
+    counter(
+        &mut out,
+        "sio_invalid_messages_total",
+        "Chat messages rejected by validation.",
+        &m.invalid_messages,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        inc(&METRICS.packets_in[2]);
+        let text = render(Gauges {
+            connections: 3,
+            sockets: 2,
+            queued_bytes: 0,
+        });
+        assert!(text.contains("sio_connections 3\n"));
+        assert!(text.contains("# TYPE sio_handshakes_total counter\n"));
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("sio_packets_in_total{type=\"event\"} ") && !l.ends_with(" 0"))
+        );
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
