@@ -223,6 +223,9 @@ async fn main() {
     let app = sio_server::http::engine_routes(&config.path, engine, true);
     let addr = SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     println!("listening on {addr}");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .await

@@ -1,6 +1,7 @@
 //! Server configuration from the environment (ARCHITECTURE.md, "Configuration"), with Node's
 //! defaults. A bad value is a startup error naming the variable, never a silent default.
 
+use crate::adapter::redis::{AdapterKind, RedisConfig, RedisTarget};
 use crate::engineio::EngineConfig;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `WEBHOOK_PORT` (4000).
     pub webhook_port: WebhookPort,
+    /// Redis (`REDIS_MODE` and friends); `None` runs the in-memory adapter.
+    pub redis: Option<RedisConfig>,
 }
 
 /// Reads variables through `get`, so tests need not touch the process environment.
@@ -162,8 +165,94 @@ impl Config {
             connect_timeout,
             log_format,
             webhook_port,
+            redis: redis_config(env)?,
         })
     }
+}
+
+fn bad(var: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError {
+        var,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Percent-encodes a password for a `redis://` URL.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<RedisConfig>, ConfigError> {
+    let url = env.raw("REDIS_URL");
+    let host = env.raw("REDIS_HOST");
+    let mode = match env.raw("REDIS_MODE").as_deref() {
+        None if url.is_some() || host.is_some() => "standalone".to_owned(),
+        None => "none".to_owned(),
+        Some(m) => m.to_ascii_lowercase(),
+    };
+    let password = env.raw("REDIS_PASSWORD");
+    let auth = password
+        .as_deref()
+        .map(|p| format!(":{}@", url_escape(p)))
+        .unwrap_or_default();
+    let target = match mode.as_str() {
+        "none" => return Ok(None),
+        "standalone" => match (url, host) {
+            (Some(u), _) => {
+                if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                    return Err(bad("REDIS_URL", &u, "expected redis://[:password@]host:port"));
+                }
+                RedisTarget::Standalone(u)
+            }
+            (None, Some(h)) => {
+                let port: u16 = env.parse("REDIS_PORT", 6379, "a port number")?;
+                RedisTarget::Standalone(format!("redis://{auth}{h}:{port}"))
+            }
+            (None, None) => return Err(bad("REDIS_MODE", "standalone", "needs REDIS_URL or REDIS_HOST")),
+        },
+        "cluster" => {
+            let raw = env
+                .raw("REDIS_NODES")
+                .ok_or_else(|| bad("REDIS_NODES", "", "required with REDIS_MODE=cluster"))?;
+            let nodes: Vec<serde_json::Value> = serde_json::from_str(&raw)
+                .map_err(|_| bad("REDIS_NODES", &raw, "expected JSON [{\"host\":\"…\",\"port\":6379},…]"))?;
+            let mut urls = Vec::new();
+            for n in &nodes {
+                let h = n.get("host").and_then(|h| h.as_str()).filter(|h| !h.is_empty());
+                let p = n
+                    .get("port")
+                    .and_then(|p| p.as_u64())
+                    .filter(|p| (1..=65535).contains(p));
+                match (h, p) {
+                    (Some(h), Some(p)) => urls.push(format!("redis://{auth}{h}:{p}")),
+                    _ => return Err(bad("REDIS_NODES", &raw, "every node needs a host and a port (1-65535)")),
+                }
+            }
+            if urls.is_empty() {
+                return Err(bad("REDIS_NODES", &raw, "needs at least one node"));
+            }
+            RedisTarget::Cluster(urls)
+        }
+        other => return Err(bad("REDIS_MODE", other, "expected none, standalone or cluster")),
+    };
+    let kind = match env.raw("REDIS_ADAPTER").as_deref() {
+        None | Some("classic") => AdapterKind::Classic,
+        Some("sharded") => AdapterKind::Sharded,
+        Some(other) => return Err(bad("REDIS_ADAPTER", other, "expected classic or sharded")),
+    };
+    Ok(Some(RedisConfig {
+        target,
+        timeout: env.millis("REDIS_TIMEOUT_MS", 5_000)?,
+        kind,
+        key_prefix: env.raw("REDIS_KEY_PREFIX").unwrap_or_else(|| "socket.io".into()),
+        requests_timeout: Duration::from_millis(5_000),
+    }))
 }
 
 fn default_instance_id() -> String {
@@ -198,6 +287,36 @@ mod tests {
     }
 
     #[test]
+    fn redis_settings() {
+        assert!(cfg(&[]).unwrap().redis.is_none());
+        let r = cfg(&[("REDIS_HOST", "cache"), ("REDIS_PASSWORD", "p@ss")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(r.target, RedisTarget::Standalone("redis://:p%40ss@cache:6379".into()));
+        assert_eq!(r.kind, AdapterKind::Classic);
+        let r = cfg(&[
+            ("REDIS_MODE", "cluster"),
+            ("REDIS_NODES", r#"[{"host":"a","port":7000},{"host":"b","port":7001}]"#),
+            ("REDIS_ADAPTER", "sharded"),
+        ])
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(
+            r.target,
+            RedisTarget::Cluster(vec!["redis://a:7000".into(), "redis://b:7001".into()])
+        );
+        assert_eq!(r.kind, AdapterKind::Sharded);
+        assert!(
+            cfg(&[("REDIS_MODE", "none"), ("REDIS_URL", "redis://x:1")])
+                .unwrap()
+                .redis
+                .is_none()
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         assert_eq!(cfg(&[("PORT", "http")]).unwrap_err().var, "PORT");
         assert_eq!(cfg(&[("PING_INTERVAL", "0")]).unwrap_err().var, "PING_INTERVAL");
@@ -211,6 +330,23 @@ mod tests {
         );
         assert_eq!(cfg(&[("WEBHOOK_PORT", "off")]).unwrap().webhook_port, WebhookPort::Off);
         assert_eq!(cfg(&[("SOCKETIO_PATH", "io")]).unwrap_err().var, "SOCKETIO_PATH");
+        assert_eq!(cfg(&[("REDIS_MODE", "sentinel")]).unwrap_err().var, "REDIS_MODE");
+        assert_eq!(cfg(&[("REDIS_MODE", "cluster")]).unwrap_err().var, "REDIS_NODES");
+        assert_eq!(
+            cfg(&[("REDIS_MODE", "cluster"), ("REDIS_NODES", "[{\"host\":\"a\"}]")])
+                .unwrap_err()
+                .var,
+            "REDIS_NODES"
+        );
+        assert_eq!(cfg(&[("REDIS_URL", "http://x")]).unwrap_err().var, "REDIS_URL");
+        assert_eq!(
+            cfg(&[("REDIS_HOST", "h"), ("REDIS_ADAPTER", "x")]).unwrap_err().var,
+            "REDIS_ADAPTER"
+        );
+        assert_eq!(
+            cfg(&[("REDIS_HOST", "h"), ("REDIS_PORT", "x")]).unwrap_err().var,
+            "REDIS_PORT"
+        );
         assert_eq!(cfg(&[("SOCKETIO_PATH", "/chat/io/")]).unwrap().path, "/chat/io");
     }
 }

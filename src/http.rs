@@ -1,6 +1,7 @@
 //! The product's HTTP surface: the Engine.IO endpoint and client bundle, the demo page,
 //! `/health`, `/stats` and `/metrics`.
 
+use crate::adapter::redis::{PresenceTracker, RedisService};
 use crate::app::message::now_ms;
 use crate::client_bundle;
 use crate::metrics::{self, Gauges};
@@ -20,8 +21,19 @@ use std::time::Instant;
 /// The demo page, embedded so the binary serves it from any directory.
 pub const INDEX_HTML: &str = include_str!("../public/index.html");
 
+/// The Redis side of an instance: its connection and its presence entry.
+#[derive(Clone)]
+pub struct RedisState {
+    /// The Redis service.
+    pub service: RedisService,
+    /// This instance's presence.
+    pub presence: PresenceTracker,
+}
+
 /// State shared by the HTTP handlers.
 pub struct AppState {
+    /// Redis, when the cluster adapter is on.
+    pub redis: Option<RedisState>,
     /// This instance's id.
     pub instance_id: String,
     /// When the process started.
@@ -84,19 +96,43 @@ pub fn router(state: Arc<AppState>, path: &str) -> Router {
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response<Body> {
-    Json(json!({
-        "status": "ok",
+    let (redis, healthy) = match &state.redis {
+        None => (json!("disabled"), true),
+        Some(r) => match r.service.ping().await {
+            Ok(()) => (json!("connected"), true),
+            Err(e) => (json!({"status": "disconnected", "error": e.to_string()}), false),
+        },
+    };
+    let body = json!({
+        "status": if healthy { "ok" } else { "degraded" },
         "instanceId": state.instance_id,
         "uptimeSeconds": state.started.elapsed().as_secs(),
         "connections": state.connections(),
-        "redis": "disabled",
-    }))
-    .into_response()
+        "redis": redis,
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn stats(State(state): State<Arc<AppState>>) -> Response<Body> {
-    let me = state.instance_stats();
-    Json(json!({"instances": [me], "totalConnections": state.connections()})).into_response()
+    let Some(redis) = &state.redis else {
+        let me = state.instance_stats();
+        return Json(json!({"instances": [me], "totalConnections": state.connections()})).into_response();
+    };
+    match redis.presence.read().await {
+        Ok(instances) => {
+            let total: u64 = instances.iter().filter(|i| i.alive).map(|i| i.connections).sum();
+            Json(json!({"instances": instances, "totalConnections": total})).into_response()
+        }
+        Err(e) => {
+            let body = json!({"ok": false, "error": {"code": "redis_unavailable", "message": e.to_string()}});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response<Body> {

@@ -1,7 +1,9 @@
 //! `sio-server`: the Socket.IO server binary. `sio-server conformance` runs the protocol test servers.
 
+use axum::serve::ListenerExt;
+use sio_server::adapter::redis::{PresenceTracker, RedisAdapterFactory, RedisConfig};
 use sio_server::config::{Config, Env, LogFormat};
-use sio_server::http::{self, AppState};
+use sio_server::http::{self, AppState, RedisState};
 use sio_server::server::{Server, ServerConfig};
 use sio_server::transport::{Cors, Engine, EngineOptions};
 use std::collections::HashMap;
@@ -67,23 +69,40 @@ async fn main() -> ExitCode {
         let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
         return serve(addr, sio_server::conformance::router(), None).await;
     }
-    let io = Server::new(ServerConfig {
+    let server_config = ServerConfig {
         connect_timeout: config.connect_timeout,
         ..ServerConfig::default()
-    });
+    };
+    let (io, redis) = match &config.redis {
+        None => (Server::new(server_config), None),
+        Some(rc) => {
+            let factory = connect_redis(rc).await;
+            let service = factory.service().clone();
+            let presence = PresenceTracker::new(service.clone(), &config.instance_id);
+            (
+                Server::with_adapter(server_config, Arc::new(factory)),
+                Some(RedisState { service, presence }),
+            )
+        }
+    };
+    sio_server::app::ChatApp::new(&config.instance_id).attach(&io);
     let options = EngineOptions {
         cors: config.cors_origin.as_deref().map(Cors::parse),
         sid_tag: Some(config.instance_id.clone()),
         ..EngineOptions::default()
     };
-    sio_server::app::ChatApp::new(&config.instance_id).attach(&io);
     let engine = Engine::new(config.engine.clone(), options, io.engine_handler());
     if sio_server::client_bundle::version().is_none() {
         tracing::warn!(
             "socket.io-client bundle not embedded: /socket.io/socket.io.js answers 404 (run `npm ci --prefix public` and rebuild)"
         );
     }
+    if let Some(r) = &redis {
+        let engine = engine.clone();
+        r.presence.spawn(move || engine.session_count());
+    }
     let state = Arc::new(AppState {
+        redis: redis.clone(),
         instance_id: config.instance_id.clone(),
         started: Instant::now(),
         io,
@@ -91,7 +110,31 @@ async fn main() -> ExitCode {
     });
     let addr = SocketAddr::new(config.host, config.port);
     tracing::info!(%addr, instance_id = %config.instance_id, "sio-server starting");
-    serve(addr, http::router(state, &config.path), Some(engine)).await
+    let code = serve(addr, http::router(state, &config.path), Some(engine)).await;
+    if let Some(r) = redis
+        && let Err(e) = r.presence.remove().await
+    {
+        tracing::warn!(error = %e, "cannot remove this instance's presence entry");
+    }
+    code
+}
+
+/// Connects to Redis, retrying with backoff until it answers.
+async fn connect_redis(config: &RedisConfig) -> RedisAdapterFactory {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match RedisAdapterFactory::connect(config.clone()).await {
+            Ok(f) => {
+                tracing::info!(target = ?config.target, adapter = ?config.kind, "connected to redis");
+                return f;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, target = ?config.target, "cannot connect to redis; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>) -> ExitCode {
@@ -111,6 +154,12 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>) -
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
+    // Small frames (an ack right after a broadcast) must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
     match server.await {

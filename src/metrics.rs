@@ -29,6 +29,18 @@ pub struct Metrics {
     pub publish_failures: AtomicU64,
     /// Chat messages rejected by validation.
     pub invalid_messages: AtomicU64,
+    /// Redis commands sent.
+    pub redis_commands: AtomicU64,
+    /// Redis commands that failed or timed out.
+    pub redis_command_errors: AtomicU64,
+    /// Redis commands slower than 100 ms.
+    pub redis_slow_commands: AtomicU64,
+    /// Total time spent in Redis commands, µs.
+    pub redis_command_micros: AtomicU64,
+    /// Times Redis became reachable again after failing.
+    pub redis_reconnects: AtomicU64,
+    /// Messages received from other servers through the adapter.
+    pub adapter_messages_in: AtomicU64,
 }
 
 /// The process's metrics.
@@ -44,6 +56,12 @@ pub static METRICS: Metrics = Metrics {
     violations: AtomicU64::new(0),
     publish_failures: AtomicU64::new(0),
     invalid_messages: AtomicU64::new(0),
+    redis_commands: AtomicU64::new(0),
+    redis_command_errors: AtomicU64::new(0),
+    redis_slow_commands: AtomicU64::new(0),
+    redis_command_micros: AtomicU64::new(0),
+    redis_reconnects: AtomicU64::new(0),
+    adapter_messages_in: AtomicU64::new(0),
 };
 
 /// Adds `n` to a counter.
@@ -174,6 +192,41 @@ pub fn render(g: Gauges) -> String {
         "sio_invalid_messages_total",
         "Chat messages rejected by validation.",
         &m.invalid_messages,
+    );
+    counter(
+        &mut out,
+        "sio_redis_commands_total",
+        "Redis commands sent.",
+        &m.redis_commands,
+    );
+    counter(
+        &mut out,
+        "sio_redis_command_errors_total",
+        "Redis commands that failed or timed out.",
+        &m.redis_command_errors,
+    );
+    counter(
+        &mut out,
+        "sio_redis_slow_commands_total",
+        "Redis commands slower than 100 ms.",
+        &m.redis_slow_commands,
+    );
+    let secs = m.redis_command_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "# HELP sio_redis_command_seconds_total Time spent in Redis commands.\n# TYPE sio_redis_command_seconds_total counter\nsio_redis_command_seconds_total {secs}"
+    );
+    counter(
+        &mut out,
+        "sio_redis_reconnects_total",
+        "Times Redis became reachable again.",
+        &m.redis_reconnects,
+    );
+    counter(
+        &mut out,
+        "sio_adapter_messages_in_total",
+        "Messages received from other servers.",
+        &m.adapter_messages_in,
     );
     out
 }

@@ -4,6 +4,8 @@
 //! [`Adapter`] only carries operations to other servers. The in-memory default,
 //! [`MemoryAdapter`], is a single server: every remote operation finds nothing.
 
+pub mod redis;
+
 use crate::server::rooms::Room;
 use crate::socketio::Packet;
 use serde_json::Value;
@@ -61,6 +63,20 @@ pub enum RemoteAck {
 
 /// Cluster operations of one namespace.
 pub trait Adapter: Send + Sync + 'static {
+    /// Called once the namespace exists, with a handle the adapter may keep to act on it.
+    fn init(&self, _nsp: crate::server::namespace::WeakNamespace) {}
+
+    /// A room got its first member on this server.
+    fn on_room_created(&self, _room: &Room) {}
+
+    /// A room lost its last member on this server.
+    fn on_room_deleted(&self, _room: &Room) {}
+
+    /// Whether other servers can be reached (for `/health`).
+    fn is_healthy(&self) -> bool {
+        true
+    }
+
     /// Sends a broadcast to the other servers (never called for `local` broadcasts).
     fn broadcast(&self, _packet: &Packet, _opts: &BroadcastOptions) {}
 

@@ -1,13 +1,11 @@
 //! The broadcast operator (`io.to(room).except(other).volatile.emit(…)`): immutable builders over a
 //! namespace that deliver locally, encoded once, and hand the rest to the adapter.
 
-use super::ack::AckWaiter;
 use super::error::{AckError, EmitError};
 use super::namespace::Namespace;
 use super::rooms::Room;
-use super::socket::{encode_frames, event_packet, to_value};
+use super::socket::{event_packet, to_value};
 use crate::adapter::{BroadcastFlags, BroadcastOptions, RemoteAck, SocketInfo};
-use crate::transport::Pushed;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
@@ -116,14 +114,7 @@ impl BroadcastOperator {
             let id = nsp.next_ack_id();
             let packet = prepared?.with_id(id);
             let (tx, mut rx) = mpsc::unbounded_channel();
-            let frames = encode_frames(&packet);
-            let mut targets = Vec::new();
-            nsp.for_each_local(&opts, |s| {
-                s.register_ack(id, AckWaiter::Many(tx.clone()));
-                if s.0.client.conn.send(&frames, opts.flags.volatile) == Pushed::Queued {
-                    targets.push(s.clone());
-                }
-            });
+            let targets = nsp.local_broadcast_with_ack(&packet, &opts, &tx);
             drop(tx);
             let mut expected = targets.len();
             let (mut servers_left, mut remote) = if opts.flags.local {

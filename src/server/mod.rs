@@ -100,7 +100,11 @@ impl Server {
     fn create(&self, name: &str, hooks: Arc<Hooks>) -> Namespace {
         let mut map = self.0.namespaces.write().unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_owned())
-            .or_insert_with(|| Namespace::new(name, self.0.adapters.create(name), hooks))
+            .or_insert_with(|| {
+                let nsp = Namespace::new(name, self.0.adapters.create(name), hooks);
+                nsp.adapter().init(nsp.downgrade());
+                nsp
+            })
             .clone()
     }
 

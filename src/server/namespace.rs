@@ -37,6 +37,21 @@ pub(crate) struct NamespaceInner {
     hooks: Arc<Hooks>,
     adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
+    server_events: RwLock<HashMap<String, ServerEventHandler>>,
+}
+
+/// Handles a `server_side_emit` event from another server.
+pub type ServerEventHandler = Arc<dyn Fn(&[Value]) + Send + Sync>;
+
+/// A namespace handle that does not keep it alive (held by its adapter).
+#[derive(Clone)]
+pub struct WeakNamespace(std::sync::Weak<NamespaceInner>);
+
+impl WeakNamespace {
+    /// The namespace, if it still exists.
+    pub fn upgrade(&self) -> Option<Namespace> {
+        self.0.upgrade().map(Namespace)
+    }
 }
 
 /// Delivery counts of one local broadcast.
@@ -57,6 +72,7 @@ impl Namespace {
             hooks,
             adapter,
             ack_ids: AtomicU64::new(0),
+            server_events: RwLock::default(),
         }))
     }
 
@@ -95,7 +111,7 @@ impl Namespace {
     }
 
     /// The next outgoing ack id (one counter per namespace, as in Node).
-    pub(crate) fn next_ack_id(&self) -> u64 {
+    pub fn next_ack_id(&self) -> u64 {
         self.0.ack_ids.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -118,12 +134,78 @@ impl Namespace {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), socket.clone());
-        self.rooms_write().add_all(&id, [id.clone()]);
+        self.join_rooms(&id, [id.clone()]);
     }
 
     pub(crate) fn remove_socket(&self, id: &Sid) {
-        self.rooms_write().del_all(id);
+        let deleted = self.rooms_write().del_all(id);
         self.0.sockets.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        for room in &deleted {
+            self.0.adapter.on_room_deleted(room);
+        }
+    }
+
+    /// Adds socket `id` to `rooms`, telling the adapter about rooms this creates.
+    pub(crate) fn join_rooms(&self, id: &Sid, rooms: impl IntoIterator<Item = Room>) {
+        let created = self.rooms_write().add_all(id, rooms);
+        for room in &created {
+            self.0.adapter.on_room_created(room);
+        }
+    }
+
+    /// Removes socket `id` from `room`, telling the adapter if that deletes it.
+    pub(crate) fn leave_room(&self, id: &Sid, room: &str) {
+        let deleted = self.rooms_write().del(id, room);
+        if let Some(room) = deleted {
+            self.0.adapter.on_room_deleted(&room);
+        }
+    }
+
+    /// Whether `room` has members on this server.
+    pub fn has_local_room(&self, room: &str) -> bool {
+        self.rooms_read().has_room(room)
+    }
+
+    /// Whether `room` is a socket's own room (its id) on this server.
+    pub fn is_local_socket_room(&self, room: &str) -> bool {
+        self.rooms_read().is_socket(room)
+    }
+
+    /// The rooms with members on this server.
+    pub fn local_rooms(&self) -> Vec<String> {
+        self.rooms_read().all_rooms().map(|r| r.to_string()).collect()
+    }
+
+    /// A handle that does not keep the namespace alive.
+    pub fn downgrade(&self) -> WeakNamespace {
+        WeakNamespace(Arc::downgrade(&self.0))
+    }
+
+    /// Registers a listener for `server_side_emit` events named `event` from other servers.
+    pub fn on_server_event(&self, event: &str, f: impl Fn(&[Value]) + Send + Sync + 'static) {
+        self.0
+            .server_events
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(event.to_owned(), Arc::new(f));
+    }
+
+    /// Delivers a `server_side_emit` from another server (`[event, ...args]`) to its listener.
+    pub fn dispatch_server_event(&self, data: &[Value]) {
+        let Some(event) = data.first().and_then(Value::as_str) else {
+            return;
+        };
+        let handler = self
+            .0
+            .server_events
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(event)
+            .cloned();
+        match handler {
+            Some(h) => h(&data[1..]),
+            None => tracing::debug!(nsp = %self.name(), event, "server-side event without listener"),
+        }
     }
 
     /// A connected socket of this server by id.
@@ -170,13 +252,36 @@ impl Namespace {
         d
     }
 
+    /// Sends `packet` (which carries the ack id) to this server's matching sockets, each registered
+    /// to report its ack (first argument) on `acks`. Returns the sockets it was queued for.
+    pub fn local_broadcast_with_ack(
+        &self,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+        acks: &tokio::sync::mpsc::UnboundedSender<Value>,
+    ) -> Vec<Socket> {
+        let Some(id) = packet.id else { return Vec::new() };
+        let frames = encode_frames(packet);
+        let mut targets = Vec::new();
+        self.for_each_local(opts, |s| {
+            s.register_ack(id, super::ack::AckWaiter::Many(acks.clone()));
+            if s.0.client.conn.send(&frames, opts.flags.volatile) == Pushed::Queued {
+                targets.push(s.clone());
+            } else {
+                s.forget_ack(id);
+            }
+        });
+        crate::metrics::inc(&crate::metrics::METRICS.broadcasts);
+        crate::metrics::add(&crate::metrics::METRICS.deliveries, targets.len() as u64);
+        targets
+    }
+
     /// Makes this server's matching sockets join `rooms`.
     pub fn local_add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         let mut ids = Vec::new();
         self.for_each_local(opts, |s| ids.push(Arc::<str>::from(s.id())));
-        let mut idx = self.rooms_write();
         for id in ids {
-            idx.add_all(&id, rooms.iter().cloned());
+            self.join_rooms(&id, rooms.iter().cloned());
         }
     }
 
@@ -184,10 +289,9 @@ impl Namespace {
     pub fn local_del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         let mut ids = Vec::new();
         self.for_each_local(opts, |s| ids.push(Arc::<str>::from(s.id())));
-        let mut idx = self.rooms_write();
         for id in ids {
             for room in rooms {
-                idx.del(&id, room);
+                self.leave_room(&id, room);
             }
         }
     }

@@ -17,39 +17,60 @@ pub struct RoomIndex {
 }
 
 impl RoomIndex {
-    /// Adds `sid` to `rooms`.
-    pub fn add_all(&mut self, sid: &Sid, rooms: impl IntoIterator<Item = Room>) {
+    /// Adds `sid` to `rooms`; returns the rooms this created.
+    pub fn add_all(&mut self, sid: &Sid, rooms: impl IntoIterator<Item = Room>) -> Vec<Room> {
+        let mut created = Vec::new();
         let joined = self.sids.entry(sid.clone()).or_default();
         for room in rooms {
             joined.insert(room.clone());
-            self.rooms.entry(room).or_default().insert(sid.clone());
+            let members = self.rooms.entry(room.clone()).or_insert_with(|| {
+                created.push(room);
+                HashSet::new()
+            });
+            members.insert(sid.clone());
         }
+        created
     }
 
-    /// Removes `sid` from `room`.
-    pub fn del(&mut self, sid: &Sid, room: &str) {
+    /// Removes `sid` from `room`; returns the room if that deleted it.
+    pub fn del(&mut self, sid: &Sid, room: &str) -> Option<Room> {
         if let Some(joined) = self.sids.get_mut(sid) {
             joined.remove(room);
         }
-        if let Some(members) = self.rooms.get_mut(room) {
-            members.remove(sid);
-            if members.is_empty() {
-                self.rooms.remove(room);
-            }
+        let members = self.rooms.get_mut(room)?;
+        members.remove(sid);
+        if members.is_empty() {
+            return self.rooms.remove_entry(room).map(|(r, _)| r);
         }
+        None
     }
 
-    /// Removes `sid` from every room.
-    pub fn del_all(&mut self, sid: &Sid) {
-        let Some(joined) = self.sids.remove(sid) else { return };
+    /// Removes `sid` from every room; returns the rooms that deleted.
+    pub fn del_all(&mut self, sid: &Sid) -> Vec<Room> {
+        let mut deleted = Vec::new();
+        let Some(joined) = self.sids.remove(sid) else {
+            return deleted;
+        };
         for room in joined {
             if let Some(members) = self.rooms.get_mut(&room) {
                 members.remove(sid);
                 if members.is_empty() {
                     self.rooms.remove(&room);
+                    deleted.push(room);
                 }
             }
         }
+        deleted
+    }
+
+    /// Whether `room` has members here.
+    pub fn has_room(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// Whether `id` is a socket id (its own room) rather than a named room.
+    pub fn is_socket(&self, id: &str) -> bool {
+        self.sids.contains_key(id)
     }
 
     /// The rooms of `sid`.

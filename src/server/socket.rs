@@ -292,12 +292,12 @@ impl Socket {
             return;
         }
         let rooms: Vec<Room> = rooms.into_iter().map(Room::from).collect();
-        self.nsp().rooms_write().add_all(&self.0.id, rooms);
+        self.nsp().join_rooms(&self.0.id, rooms);
     }
 
     /// Leaves a room.
     pub fn leave(&self, room: &str) {
-        self.nsp().rooms_write().del(&self.0.id, room);
+        self.nsp().leave_room(&self.0.id, room);
     }
 
     /// The rooms this socket is in (always including its own id).

@@ -1,0 +1,113 @@
+//! Connects to Redis and builds each namespace's Redis adapter (classic or sharded).
+
+use super::classic::ClassicAdapter;
+use super::hub::{Hub, Publisher, spawn_resubscriber};
+use super::service::{RedisService, RedisTarget};
+use super::sharded::ShardedAdapter;
+use crate::adapter::{Adapter, AdapterFactory};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Which Redis adapter to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterKind {
+    /// `createAdapter`: PUBLISH/PSUBSCRIBE.
+    Classic,
+    /// `createShardedAdapter`: SPUBLISH/SSUBSCRIBE (Redis ≥ 7).
+    Sharded,
+}
+
+/// Redis settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Standalone or Cluster.
+    pub target: RedisTarget,
+    /// Command timeout.
+    pub timeout: Duration,
+    /// Classic or sharded.
+    pub kind: AdapterKind,
+    /// Channel prefix (`socket.io`).
+    pub key_prefix: String,
+    /// Timeout of requests to other servers (5 s, like Node's `requestsTimeout`).
+    pub requests_timeout: Duration,
+}
+
+/// Builds Redis adapters sharing one pair of connections.
+pub struct RedisAdapterFactory {
+    service: RedisService,
+    publisher: Publisher,
+    hub: Hub,
+    config: RedisConfig,
+}
+
+impl RedisAdapterFactory {
+    /// Connects to Redis and starts the publisher, the dispatcher and the resubscriber.
+    pub async fn connect(config: RedisConfig) -> redis::RedisResult<RedisAdapterFactory> {
+        let (messages, messages_rx) = mpsc::unbounded_channel();
+        let (disconnects, disconnects_rx) = mpsc::unbounded_channel();
+        let service = RedisService::connect(&config.target, config.timeout, messages, disconnects).await?;
+        let hub = Hub::default();
+        hub.spawn_dispatcher(messages_rx);
+        spawn_resubscriber(service.clone(), disconnects_rx);
+        let publisher = Publisher::spawn(service.clone());
+        Ok(RedisAdapterFactory {
+            service,
+            publisher,
+            hub,
+            config,
+        })
+    }
+
+    /// The Redis service (for presence and health).
+    pub fn service(&self) -> &RedisService {
+        &self.service
+    }
+}
+
+impl AdapterFactory for RedisAdapterFactory {
+    fn create(&self, nsp: &str) -> Arc<dyn Adapter> {
+        let c = &self.config;
+        match c.kind {
+            AdapterKind::Classic => {
+                let a = Arc::new(ClassicAdapter::new(
+                    nsp,
+                    &c.key_prefix,
+                    self.service.clone(),
+                    self.publisher.clone(),
+                    c.requests_timeout,
+                ));
+                self.hub.add(a.clone());
+                let (patterns, channels) = a.subscriptions();
+                let service = self.service.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = service.psubscribe(&patterns).await {
+                        tracing::error!(error = %e, "cannot PSUBSCRIBE");
+                    }
+                    if let Err(e) = service.subscribe(&channels).await {
+                        tracing::error!(error = %e, "cannot SUBSCRIBE");
+                    }
+                });
+                a
+            }
+            AdapterKind::Sharded => {
+                let a = Arc::new(ShardedAdapter::new(
+                    nsp,
+                    &c.key_prefix,
+                    self.service.clone(),
+                    self.publisher.clone(),
+                    c.requests_timeout,
+                ));
+                self.hub.add(a.clone());
+                let channels = a.subscriptions();
+                let service = self.service.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = service.ssubscribe(&channels).await {
+                        tracing::error!(error = %e, "cannot SSUBSCRIBE");
+                    }
+                });
+                a
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Shared plumbing of the Redis adapters: the publisher task (batched, bounded, off the emitting
+//! task's path) and the dispatcher that routes subscribed messages to each namespace's adapter.
+
+use super::service::{PubSubMessage, RedisService};
+use crate::metrics::{self, METRICS};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// Messages waiting to be published, at most; past this, publishes fail (counted) rather than
+/// grow memory while Redis is slow or down.
+const PUBLISH_QUEUE: usize = 65_536;
+/// Most messages sent in one pipeline.
+const BATCH: usize = 256;
+
+/// One message to publish.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Channel.
+    pub channel: String,
+    /// Payload.
+    pub payload: Vec<u8>,
+    /// `SPUBLISH` rather than `PUBLISH`.
+    pub sharded: bool,
+}
+
+/// Queues publishes for the publisher task.
+#[derive(Clone)]
+pub struct Publisher {
+    tx: mpsc::Sender<Outgoing>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    /// Starts the publisher task.
+    pub fn spawn(service: RedisService) -> Publisher {
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(PUBLISH_QUEUE);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                let n = batch.len() as u64;
+                if let Err(e) = service.publish_batch(&batch).await {
+                    metrics::add(&METRICS.publish_failures, n);
+                    tracing::debug!(error = %e, messages = n, "publish failed");
+                }
+                batch.clear();
+            }
+        });
+        Publisher {
+            tx,
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Queues a publish; counts it as failed when the queue is full.
+    pub fn send(&self, msg: Outgoing) {
+        if self.tx.try_send(msg).is_err() {
+            metrics::inc(&METRICS.publish_failures);
+            if self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(10_000) {
+                tracing::warn!("redis publish queue full: publishes are failing");
+            }
+        }
+    }
+}
+
+/// An adapter that receives subscribed messages.
+pub trait Routed: Send + Sync + 'static {
+    /// How well this adapter matches the message's channel (longest prefix wins); `None` if not.
+    fn route(&self, msg: &PubSubMessage) -> Option<usize>;
+    /// Handles a message routed to it.
+    fn deliver(&self, msg: PubSubMessage);
+}
+
+/// The adapters receiving messages, by namespace.
+#[derive(Clone, Default)]
+pub struct Hub {
+    adapters: Arc<RwLock<Vec<Arc<dyn Routed>>>>,
+}
+
+impl Hub {
+    /// Registers an adapter.
+    pub fn add(&self, a: Arc<dyn Routed>) {
+        self.adapters.write().unwrap_or_else(|e| e.into_inner()).push(a);
+    }
+
+    /// Routes messages until the channel closes.
+    pub fn spawn_dispatcher(&self, mut rx: mpsc::UnboundedReceiver<PubSubMessage>) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let target = {
+                    let list = hub.adapters.read().unwrap_or_else(|e| e.into_inner());
+                    list.iter()
+                        .filter_map(|a| a.route(&msg).map(|score| (score, a.clone())))
+                        .max_by_key(|(s, _)| *s)
+                };
+                if let Some((_, a)) = target {
+                    a.deliver(msg);
+                }
+            }
+        });
+    }
+}
+
+/// Keeps the subscriber connection alive: after a disconnection, pings it (which reconnects and
+/// resubscribes) with backoff until it answers.
+pub fn spawn_resubscriber(service: RedisService, mut disconnects: mpsc::UnboundedReceiver<()>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let disconnected = tokio::select! {
+                d = disconnects.recv() => match d { Some(()) => true, None => return },
+                _ = tick.tick() => false,
+            };
+            let mut delay = std::time::Duration::from_millis(100);
+            while let Err(e) = service.ping_subscriber().await {
+                tracing::debug!(error = %e, "redis subscriber not back yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+            if disconnected && let Err(e) = service.resubscribe_sharded().await {
+                tracing::warn!(error = %e, "cannot restore sharded subscriptions");
+            }
+        }
+    });
+}
+
+struct Fetch {
+    remaining: usize,
+    sockets: Vec<crate::adapter::SocketInfo>,
+    done: Option<tokio::sync::oneshot::Sender<Vec<crate::adapter::SocketInfo>>>,
+}
+
+/// `fetch_sockets` requests waiting for other servers' answers, by request id.
+#[derive(Clone, Default)]
+pub struct FetchTable(Arc<std::sync::Mutex<std::collections::HashMap<String, Fetch>>>);
+
+impl FetchTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Fetch>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Expects `servers` answers to request `id`; resolves with all sockets once they arrived.
+    pub fn start(&self, id: &str, servers: usize) -> tokio::sync::oneshot::Receiver<Vec<crate::adapter::SocketInfo>> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.lock().insert(
+            id.to_owned(),
+            Fetch {
+                remaining: servers,
+                sockets: Vec::new(),
+                done: Some(done),
+            },
+        );
+        rx
+    }
+
+    /// Whether `id` is one of this server's requests.
+    pub fn contains(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// One server's answer.
+    pub fn answer(&self, id: &str, sockets: Vec<crate::adapter::SocketInfo>) {
+        let mut table = self.lock();
+        let Some(f) = table.get_mut(id) else { return };
+        f.sockets.extend(sockets);
+        f.remaining = f.remaining.saturating_sub(1);
+        if f.remaining == 0 {
+            if let Some(done) = f.done.take() {
+                let _ = done.send(std::mem::take(&mut f.sockets));
+            }
+            table.remove(id);
+        }
+    }
+
+    /// Gives up on `id`, returning what arrived.
+    pub fn give_up(&self, id: &str) -> Vec<crate::adapter::SocketInfo> {
+        self.lock().remove(id).map(|f| f.sockets).unwrap_or_default()
+    }
+
+    /// Waits for request `id` up to `timeout`; on timeout, logs and returns the partial answer.
+    pub async fn wait(
+        &self,
+        id: &str,
+        rx: tokio::sync::oneshot::Receiver<Vec<crate::adapter::SocketInfo>>,
+        timeout: std::time::Duration,
+    ) -> Vec<crate::adapter::SocketInfo> {
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(sockets)) => sockets,
+            _ => {
+                tracing::warn!(
+                    request_id = id,
+                    "timeout reached while waiting for fetchSockets responses"
+                );
+                self.give_up(id)
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The Redis adapter, wire-compatible with Node's `@socket.io/redis-adapter` 8.x (classic pub/sub
+//! and sharded), plus presence hashes. [`service`] hides standalone vs Cluster.
+
+pub mod service;
+
+pub use service::{PubSubMessage, RedisService, RedisTarget};
+pub mod classic;
+pub mod codec;
+pub mod factory;
+pub mod hub;
+pub mod presence;
+pub mod sharded;
+
+pub use factory::{AdapterKind, RedisAdapterFactory, RedisConfig};
+pub use presence::{InstanceStats, PresenceTracker};
