@@ -15,6 +15,11 @@
 //! - `disconnect-me` (close): the server disconnects this socket.
 //! - `reasons`: acks the disconnect reasons recorded so far, by socket id.
 //! - `shutdown`: the process exits (for restart tests).
+//! - `server-emit` (event, ...args): `server_side_emit` to the other servers.
+//! - `server-events`: the `test-event` server-side events received so far (arrays of args).
+//! - `server-count`: how many servers share the namespace.
+//!
+//! With `REDIS_*` set, the testbed runs the Redis adapter like `sio-server`.
 //!
 //! `/private` refuses connections whose `auth.token` is not `"secret"` with
 //! `{"message":"not authorized","data":{"code":401}}`; namespaces matching `^/dyn-[0-9]+$` are
@@ -47,6 +52,11 @@ struct Target {
 
 fn main_namespace(io: &Server, reasons: Arc<Mutex<HashMap<String, String>>>) {
     let nsp = io.of("/");
+    let server_events: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let record = server_events.clone();
+    nsp.on_server_event("test-event", move |args| {
+        record.lock().unwrap().push(Value::Array(args.to_vec()))
+    });
     let nsp2 = nsp.clone();
     nsp.on_connection(move |socket: &Socket| {
         let record = reasons.clone();
@@ -174,6 +184,30 @@ fn main_namespace(io: &Server, reasons: Arc<Mutex<HashMap<String, String>>>) {
             }
         });
         socket.on("shutdown", |_s, _ev, _ack| std::process::exit(0));
+        let nsp = nsp2.clone();
+        socket.on("server-emit", move |_s, ev, ack| {
+            nsp.server_side_emit(&ev.args);
+            if let Some(ack) = ack {
+                let _ = ack.send(true);
+            }
+        });
+        let nsp = nsp2.clone();
+        socket.on("server-count", move |_s, _ev, ack| {
+            let count = nsp.adapter().server_count();
+            tokio::spawn(async move {
+                let n = count.await;
+                if let Some(ack) = ack {
+                    let _ = ack.send(n);
+                }
+            });
+        });
+        let events = server_events.clone();
+        socket.on("server-events", move |_s, _ev, ack| {
+            let list = events.lock().unwrap().clone();
+            if let Some(ack) = ack {
+                let _ = ack.send(list);
+            }
+        });
     });
 }
 

@@ -62,6 +62,8 @@ pub struct Config {
     pub webhook_port: WebhookPort,
     /// Redis (`REDIS_MODE` and friends); `None` runs the in-memory adapter.
     pub redis: Option<RedisConfig>,
+    /// `WEBHOOK_SECRET`: HMAC key required of webhook requests when set.
+    pub webhook_secret: Option<String>,
 }
 
 /// Reads variables through `get`, so tests need not touch the process environment.
@@ -166,6 +168,7 @@ impl Config {
             log_format,
             webhook_port,
             redis: redis_config(env)?,
+            webhook_secret: (env.0)("WEBHOOK_SECRET").filter(|s| !s.is_empty()),
         })
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod adapter;
 pub mod app;
+pub mod client;
 pub mod client_bundle;
 pub mod config;
 pub mod conformance;
@@ -15,3 +16,4 @@ pub mod metrics;
 pub mod server;
 pub mod socketio;
 pub mod transport;
+pub mod webhook;

@@ -1,11 +1,12 @@
 //! `sio-server`: the Socket.IO server binary. `sio-server conformance` runs the protocol test servers.
 
 use axum::serve::ListenerExt;
-use sio_server::adapter::redis::{PresenceTracker, RedisAdapterFactory, RedisConfig};
-use sio_server::config::{Config, Env, LogFormat};
+use sio_server::adapter::redis::{PresenceTracker, RedisAdapterFactory};
+use sio_server::config::{Config, Env, LogFormat, WebhookPort};
 use sio_server::http::{self, AppState, RedisState};
 use sio_server::server::{Server, ServerConfig};
 use sio_server::transport::{Cors, Engine, EngineOptions};
+use sio_server::webhook::{Delivery, WebhookOptions};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -76,7 +77,7 @@ async fn main() -> ExitCode {
     let (io, redis) = match &config.redis {
         None => (Server::new(server_config), None),
         Some(rc) => {
-            let factory = connect_redis(rc).await;
+            let factory = RedisAdapterFactory::connect_with_retry(rc.clone()).await;
             let service = factory.service().clone();
             let presence = PresenceTracker::new(service.clone(), &config.instance_id);
             (
@@ -85,7 +86,8 @@ async fn main() -> ExitCode {
             )
         }
     };
-    sio_server::app::ChatApp::new(&config.instance_id).attach(&io);
+    let app = sio_server::app::ChatApp::new(&config.instance_id);
+    app.attach(&io);
     let options = EngineOptions {
         cors: config.cors_origin.as_deref().map(Cors::parse),
         sid_tag: Some(config.instance_id.clone()),
@@ -108,6 +110,9 @@ async fn main() -> ExitCode {
         io,
         engine: engine.clone(),
     });
+    if !start_webhook(&config, state.io.clone(), app).await {
+        return ExitCode::from(1);
+    }
     let addr = SocketAddr::new(config.host, config.port);
     tracing::info!(%addr, instance_id = %config.instance_id, "sio-server starting");
     let code = serve(addr, http::router(state, &config.path), Some(engine)).await;
@@ -119,22 +124,38 @@ async fn main() -> ExitCode {
     code
 }
 
-/// Connects to Redis, retrying with backoff until it answers.
-async fn connect_redis(config: &RedisConfig) -> RedisAdapterFactory {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match RedisAdapterFactory::connect(config.clone()).await {
-            Ok(f) => {
-                tracing::info!(target = ?config.target, adapter = ?config.kind, "connected to redis");
-                return f;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, target = ?config.target, "cannot connect to redis; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
+/// Serves the webhook in this process on `WEBHOOK_PORT`, delivering straight into `io`.
+/// Returns false only when an explicitly configured port cannot be bound.
+async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatApp) -> bool {
+    let (port, explicit) = match config.webhook_port {
+        WebhookPort::Off => return true,
+        WebhookPort::Default(p) => (p, false),
+        WebhookPort::Explicit(p) => (p, true),
+    };
+    let addr = SocketAddr::new(config.host, port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if !explicit => {
+            tracing::warn!(%addr, error = %e, "webhook port taken; serving Socket.IO without the webhook (set WEBHOOK_PORT)");
+            return true;
         }
-    }
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot listen for the webhook");
+            return false;
+        }
+    };
+    let options = WebhookOptions {
+        secret: config.webhook_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+        ..WebhookOptions::default()
+    };
+    let router = sio_server::webhook::router(Delivery::InProcess { io, app }, options, &config.instance_id);
+    tracing::info!(%addr, "webhook listening (in-process delivery)");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "webhook server failed");
+        }
+    });
+    true
 }
 
 async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>) -> ExitCode {

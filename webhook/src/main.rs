@@ -1,7 +1,94 @@
-//! `sio-webhook`: the standalone webhook service (a thin main over the root library's webhook
-//! module, which arrives with the webhook issue). For now it says so and exits non-zero.
+//! `sio-webhook`: the standalone webhook service, a thin main over `sio_server::webhook`.
+//! Delivers through one persistent Socket.IO connection to `SOCKETIO_URL` (default), or into
+//! Redis like `@socket.io/redis-emitter` (`WEBHOOK_MODE=redis`).
 
-fn main() -> std::process::ExitCode {
-    eprintln!("sio-webhook: not built yet; the webhook runs in-process once the webhook issue lands");
-    std::process::ExitCode::from(2)
+use sio_server::adapter::redis::RedisService;
+use sio_server::adapter::redis::emitter::Emitter;
+use sio_server::client::SioClient;
+use sio_server::config::{Env, LogFormat};
+use sio_server::webhook::config::{WebhookConfig, WebhookMode};
+use sio_server::webhook::{Delivery, WebhookOptions};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        eprintln!(
+            "usage: sio-webhook   (configured by WEBHOOK_PORT, HOST, SOCKETIO_URL, WEBHOOK_MODE, WEBHOOK_SECRET, REDIS_*; see README.md)"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let config = match WebhookConfig::from_vars(&Env(|k: &str| std::env::var(k).ok())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sio-webhook: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+    let delivery = match &config.mode {
+        WebhookMode::SocketIo(url) => {
+            tracing::info!(%url, "delivering through a Socket.IO connection");
+            Delivery::SocketIo {
+                client: SioClient::connect(url),
+                timeout: config.timeout,
+            }
+        }
+        WebhookMode::Redis(rc) => {
+            let (messages, _ignored) = tokio::sync::mpsc::unbounded_channel();
+            let (disconnects, _also_ignored) = tokio::sync::mpsc::unbounded_channel();
+            let service = loop {
+                match RedisService::connect(&rc.target, rc.timeout, messages.clone(), disconnects.clone()).await {
+                    Ok(s) => break s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot connect to redis; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            tracing::info!(target = ?rc.target, "delivering through redis");
+            Delivery::Redis {
+                emitter: Emitter::new(service, &rc.key_prefix),
+            }
+        }
+    };
+    let options = WebhookOptions {
+        secret: config.secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+        ..WebhookOptions::default()
+    };
+    let router = sio_server::webhook::router(delivery, options, &config.instance_id);
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot listen");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(%addr, "sio-webhook listening");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let shutdown = async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return shutdown.await,
+        };
+        tokio::select! { _ = shutdown => {}, _ = term.recv() => {} }
+    };
+    match axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook server failed");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -59,6 +59,25 @@ impl RedisAdapterFactory {
         })
     }
 
+    /// Connects, retrying with backoff (0.5 s doubling to 5 s) until Redis answers, logging each
+    /// failure: an instance starting before its Redis waits for it instead of running alone.
+    pub async fn connect_with_retry(config: RedisConfig) -> RedisAdapterFactory {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match RedisAdapterFactory::connect(config.clone()).await {
+                Ok(f) => {
+                    tracing::info!(target = ?config.target, adapter = ?config.kind, "connected to redis");
+                    return f;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, target = ?config.target, "cannot connect to redis; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     /// The Redis service (for presence and health).
     pub fn service(&self) -> &RedisService {
         &self.service

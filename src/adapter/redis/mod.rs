@@ -13,3 +13,4 @@ pub mod sharded;
 
 pub use factory::{AdapterKind, RedisAdapterFactory, RedisConfig};
 pub use presence::{InstanceStats, PresenceTracker};
+pub mod emitter;

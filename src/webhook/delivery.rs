@@ -1,0 +1,160 @@
+//! Where validated webhook messages go: straight into the local server (in-process), through one
+//! persistent Socket.IO client connection (with the server's ack), or into Redis like the emitter.
+
+use crate::adapter::redis::emitter::Emitter;
+use crate::app::{ChatApp, MessageController, ValidationError, controller};
+use crate::client::{ClientError, SioClient};
+use crate::server::Server;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why a message was not delivered.
+#[derive(Debug, Error)]
+pub enum DeliveryError {
+    /// The payload is invalid (answer 400).
+    #[error("{}", .0.message)]
+    Invalid(ValidationError),
+    /// Delivery is not possible right now (answer 503 with `Retry-After`).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A delivery route.
+#[derive(Clone)]
+pub enum Delivery {
+    /// Into this process's own Socket.IO server.
+    InProcess {
+        /// The server.
+        io: Server,
+        /// The chat app.
+        app: ChatApp,
+    },
+    /// Through a persistent Socket.IO client connection.
+    SocketIo {
+        /// The client.
+        client: SioClient,
+        /// How long to wait for the server's ack.
+        timeout: Duration,
+    },
+    /// Into Redis as an emitter.
+    Redis {
+        /// The emitter.
+        emitter: Emitter,
+    },
+}
+
+impl Delivery {
+    /// `socketio`, `redis` or `in-process`.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Delivery::InProcess { .. } => "in-process",
+            Delivery::SocketIo { .. } => "socketio",
+            Delivery::Redis { .. } => "redis",
+        }
+    }
+
+    /// Whether messages can be delivered right now, and why not.
+    pub async fn check(&self) -> Result<(), String> {
+        match self {
+            Delivery::InProcess { .. } => Ok(()),
+            Delivery::SocketIo { client, .. } => {
+                if client.is_connected() {
+                    Ok(())
+                } else {
+                    Err("not connected to the Socket.IO server".into())
+                }
+            }
+            Delivery::Redis { emitter } => emitter.service().ping().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Validates `payload` for `controller` and delivers it; returns the message id.
+    pub async fn deliver(
+        &self,
+        controller: Arc<dyn MessageController>,
+        payload: Value,
+    ) -> Result<String, DeliveryError> {
+        let message = controller::prepare(controller.as_ref(), &payload).map_err(DeliveryError::Invalid)?;
+        match self {
+            Delivery::InProcess { io, app } => {
+                let delivered = app
+                    .send(io, controller.as_ref(), &payload)
+                    .map_err(DeliveryError::Invalid)?;
+                Ok(delivered.id)
+            }
+            Delivery::SocketIo { client, timeout } => {
+                let reply = client
+                    .emit_with_ack(controller.event(), vec![payload], *timeout)
+                    .await
+                    .map_err(|e| match e {
+                        ClientError::NotConnected | ClientError::Timeout(_) | ClientError::ConnectionLost => {
+                            DeliveryError::Unavailable(e.to_string())
+                        }
+                    })?;
+                let ack = reply.into_iter().next().unwrap_or(Value::Null);
+                match ack.get("ok").and_then(Value::as_bool) {
+                    Some(true) => Ok(ack.get("id").and_then(Value::as_str).unwrap_or(&message.id).to_owned()),
+                    _ => match serde_json::from_value::<ValidationErrorOwned>(ack["error"].clone()) {
+                        Ok(e) => Err(DeliveryError::Invalid(e.into())),
+                        Err(_) => Err(DeliveryError::Unavailable(format!("unexpected acknowledgement {ack}"))),
+                    },
+                }
+            }
+            Delivery::Redis { emitter } => {
+                let value = serde_json::to_value(&message).unwrap_or(Value::Null);
+                let publish =
+                    |event: &'static str| emitter.emit_to_room("/", &message.room_id, event, vec![value.clone()]);
+                if controller.event() != "message" {
+                    publish(controller.event())
+                        .await
+                        .map_err(|e| DeliveryError::Unavailable(e.to_string()))?;
+                }
+                let receivers = publish("message")
+                    .await
+                    .map_err(|e| DeliveryError::Unavailable(e.to_string()))?;
+                if receivers < 1 {
+                    return Err(DeliveryError::Unavailable(
+                        "no Socket.IO server is subscribed in Redis".into(),
+                    ));
+                }
+                Ok(message.id)
+            }
+        }
+    }
+}
+
+/// A validation error as the server sends it back in an ack.
+#[derive(serde::Deserialize)]
+struct ValidationErrorOwned {
+    code: String,
+    message: String,
+    field: String,
+}
+
+impl From<ValidationErrorOwned> for ValidationError {
+    fn from(e: ValidationErrorOwned) -> Self {
+        let code: &'static str = match e.code.as_str() {
+            "required" => "required",
+            "invalid_type" => "invalid_type",
+            "invalid_url" => "invalid_url",
+            "out_of_range" => "out_of_range",
+            "too_long" => "too_long",
+            _ => "invalid_payload",
+        };
+        ValidationError {
+            code,
+            message: e.message,
+            field: e.field,
+        }
+    }
+}
+
+/// The JSON body of a delivery error.
+pub fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
+    match field {
+        Some(f) => json!({"ok": false, "error": {"code": code, "field": f, "message": message}}),
+        None => json!({"ok": false, "error": {"code": code, "message": message}}),
+    }
+}
