@@ -64,6 +64,9 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// `WEBHOOK_SECRET`: HMAC key required of webhook requests when set.
     pub webhook_secret: Option<String>,
+    /// `SHUTDOWN_GRACE_MS` (10000): how long a graceful shutdown waits for clients to be told and
+    /// queues to be flushed.
+    pub shutdown_grace: Duration,
 }
 
 /// Reads variables through `get`, so tests need not touch the process environment.
@@ -169,6 +172,7 @@ impl Config {
             webhook_port,
             redis: redis_config(env)?,
             webhook_secret: (env.0)("WEBHOOK_SECRET").filter(|s| !s.is_empty()),
+            shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
         })
     }
 }

@@ -8,6 +8,7 @@ use sio_server::server::{Server, ServerConfig};
 use sio_server::transport::{Cors, Engine, EngineOptions};
 use sio_server::webhook::{Delivery, WebhookOptions};
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,7 +69,7 @@ async fn main() -> ExitCode {
     if conformance {
         // The protocol test suites expect 127.0.0.1:3000; PORT (or --port) moves it for parallel runs.
         let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
-        return serve(addr, sio_server::conformance::router(), None).await;
+        return serve(addr, sio_server::conformance::router(), None, config.shutdown_grace).await;
     }
     let server_config = ServerConfig {
         connect_timeout: config.connect_timeout,
@@ -115,7 +116,13 @@ async fn main() -> ExitCode {
     }
     let addr = SocketAddr::new(config.host, config.port);
     tracing::info!(%addr, instance_id = %config.instance_id, "sio-server starting");
-    let code = serve(addr, http::router(state, &config.path), Some(engine)).await;
+    let code = serve(
+        addr,
+        http::router(state, &config.path),
+        Some(engine),
+        config.shutdown_grace,
+    )
+    .await;
     if let Some(r) = redis
         && let Err(e) = r.presence.remove().await
     {
@@ -158,7 +165,10 @@ async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatAp
     true
 }
 
-async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>) -> ExitCode {
+/// Serves until SIGTERM/SIGINT, then shuts down gracefully: stop accepting, tell every client to
+/// reconnect (sessions close with "server shutting down" after flushing what is queued), wait for
+/// them within `grace`, and return.
+async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, grace: Duration) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -167,27 +177,69 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>) -
         }
     };
     tracing::info!(%addr, "listening");
-    let shutdown = async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        if let Some(engine) = engine {
-            engine.shutdown();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
     // Small frames (an ack right after a broadcast) must not wait for Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(());
+    });
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
-    match server.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let stopping = async move {
+        let _ = stop_rx.await;
+    };
+    let mut server = tokio::spawn(
+        axum::serve(listener, service)
+            .with_graceful_shutdown(stopping)
+            .into_future(),
+    );
+    tokio::select! {
+        _ = signal_rx => {}
+        ended = &mut server => {
+            // The server only ends on its own after an accept error.
+            return match ended {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                _ => ExitCode::from(1),
+            };
+        }
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    // Sessions close first, while the listener still accepts, so polling clients can fetch what
+    // was queued for them (and their close packet); new handshakes are refused meanwhile.
+    if let Some(engine) = &engine {
+        tracing::info!(
+            sessions = engine.session_count(),
+            grace_ms = grace.as_millis() as u64,
+            "shutting down: closing sessions"
+        );
+        engine.shutdown();
+        while engine.session_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = engine.session_count();
+        if left > 0 {
+            tracing::warn!(sessions = left, "grace period over with sessions still open");
+        }
+    }
+    let _ = stop_tx.send(());
+    match tokio::time::timeout_at(deadline, server).await {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!("shut down");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(Err(e))) => {
             tracing::error!(error = %e, "server failed");
             ExitCode::from(1)
+        }
+        Ok(Err(_)) => ExitCode::from(1),
+        Err(_) => {
+            tracing::warn!("grace period over with HTTP connections still open");
+            ExitCode::SUCCESS
         }
     }
 }

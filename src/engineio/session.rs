@@ -577,6 +577,10 @@ impl Session {
                 self.write_poll_response(vec![Packet::Close.encode()], false);
                 self.finish_close();
             }
+            // A server shutting down does not wait for the next GET (Node discards the transport).
+            TransportKind::Polling if self.closing_reason == Some(CloseReason::ServerShuttingDown) => {
+                self.finish_close()
+            }
             TransportKind::Polling => {
                 self.state = State::AwaitingCloseGet;
                 self.timers.stop_all();

@@ -245,9 +245,12 @@ impl Driver {
                     self.closing_probes.push(pipe);
                 }
             },
-            Cmd::Shutdown => self
-                .session
-                .close_gracefully(crate::engineio::CloseReason::ServerShuttingDown, now),
+            Cmd::Shutdown => {
+                // What the application queued before the shutdown is still flushed.
+                self.apply_outbox(cx, now);
+                self.session
+                    .close_gracefully(crate::engineio::CloseReason::ServerShuttingDown, now);
+            }
         }
     }
 

@@ -41,6 +41,7 @@ pub struct Engine {
 }
 
 struct Inner {
+    shutting_down: std::sync::atomic::AtomicBool,
     config: EngineConfig,
     options: EngineOptions,
     handler: Arc<dyn EngineHandler>,
@@ -101,6 +102,7 @@ impl Engine {
     pub fn new(config: EngineConfig, options: EngineOptions, handler: Arc<dyn EngineHandler>) -> Engine {
         Engine {
             inner: Arc::new(Inner {
+                shutting_down: Default::default(),
                 config,
                 options,
                 handler,
@@ -129,8 +131,12 @@ impl Engine {
             .sum()
     }
 
-    /// Closes every session with reason "server shutting down".
+    /// Closes every session with reason "server shutting down" (after flushing what is queued) and
+    /// refuses new sessions from now on.
     pub fn shutdown(&self) {
+        self.inner
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Release);
         for h in self.inner.registry.handles() {
             let _ = h.cmds.send(Cmd::Shutdown);
         }
@@ -189,6 +195,10 @@ impl Engine {
                 return error_response(e);
             }
         };
+        if matches!(route, Route::Handshake(_)) && self.inner.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
+            let body = r#"{"code":4,"message":"Server is shutting down"}"#;
+            return text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body);
+        }
         match route {
             Route::Handshake(TransportKind::Polling) => {
                 let info = self.request_info(&req, raw_query, remote);
