@@ -97,3 +97,50 @@ export function once(emitter, event, timeoutMs = 5000) {
     });
   });
 }
+
+/**
+ * Starts a standalone sio-webhook process on `port` (default: a free one) with `env` (e.g.
+ * SOCKETIO_URL, WEBHOOK_MODE, REDIS_URL, WEBHOOK_SECRET). It has no /socket.io path, so readiness is
+ * "GET /health answers" (any status: 503 is a valid answer while its Socket.IO server is down).
+ * Resolves to { port, url, child, stop(), logs() }; stopped by PID.
+ */
+export async function startWebhook({ env = {}, port, timeoutMs = 15000 } = {}) {
+  port = port ?? (await freePort());
+  const child = spawn(binary("sio-webhook"), [], {
+    env: { ...process.env, HOST: "127.0.0.1", RUST_LOG: process.env.RUST_LOG ?? "info", ...env, WEBHOOK_PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  if (process.env.SIO_TEST_LOG_DIR) {
+    mkdirSync(process.env.SIO_TEST_LOG_DIR, { recursive: true });
+    const file = createWriteStream(path.join(process.env.SIO_TEST_LOG_DIR, `sio-webhook-${port}.log`));
+    child.stdout.pipe(file);
+    child.stderr.pipe(file);
+  }
+  const stop = async (signal = "SIGTERM") => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`sio-webhook exited early with code ${child.exitCode}:\n${output}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      await res.text();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        await stop("SIGKILL");
+        throw new Error(`sio-webhook on port ${port} did not answer /health in ${timeoutMs} ms:\n${output}`);
+      }
+      await sleep(50);
+    }
+  }
+  return { port, url: `http://127.0.0.1:${port}`, child, logs: () => output, stop };
+}
