@@ -70,7 +70,7 @@ fn main_namespace(io: &Server, reasons: Arc<Mutex<HashMap<String, String>>>) {
         });
         socket.on("join", |s, ev, ack| {
             let room: String = ev.arg(0).unwrap_or_default();
-            s.join(&room);
+            let _ = s.join(&room);
             if let Some(ack) = ack {
                 let _ = ack.send(json!({"ok": true, "rooms": s.rooms()}));
             }

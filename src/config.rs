@@ -67,6 +67,23 @@ pub struct Config {
     /// `SHUTDOWN_GRACE_MS` (10000): how long a graceful shutdown waits for clients to be told and
     /// queues to be flushed.
     pub shutdown_grace: Duration,
+    /// Limits against abuse.
+    pub limits: Limits,
+}
+
+/// Limits against abuse; each has an environment variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// `MAX_CONNECTIONS` (20000; 0 = none).
+    pub max_connections: usize,
+    /// `HANDSHAKE_RATE_PER_IP` per second (0 = off, the default).
+    pub handshake_rate_per_ip: u32,
+    /// `MAX_ROOMS_PER_SOCKET` (1000).
+    pub max_rooms_per_socket: usize,
+    /// `MAX_EVENT_NAME_LENGTH` in bytes (1024).
+    pub max_event_name_len: usize,
+    /// `MAX_PENDING_ACKS` per socket (1000).
+    pub max_pending_acks: usize,
 }
 
 /// Reads variables through `get`, so tests need not touch the process environment.
@@ -173,6 +190,13 @@ impl Config {
             redis: redis_config(env)?,
             webhook_secret: (env.0)("WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+            limits: Limits {
+                max_connections: env.parse("MAX_CONNECTIONS", 20_000, "a number of connections (0 = no limit)")?,
+                handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", 0, "handshakes per second (0 = off)")?,
+                max_rooms_per_socket: env.parse("MAX_ROOMS_PER_SOCKET", 1000, "a number of rooms")?,
+                max_event_name_len: env.parse("MAX_EVENT_NAME_LENGTH", 1024, "a length in bytes")?,
+                max_pending_acks: env.parse("MAX_PENDING_ACKS", 1000, "a number of acks")?,
+            },
         })
     }
 }

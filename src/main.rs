@@ -73,6 +73,9 @@ async fn main() -> ExitCode {
     }
     let server_config = ServerConfig {
         connect_timeout: config.connect_timeout,
+        max_rooms_per_socket: config.limits.max_rooms_per_socket,
+        max_event_name_len: config.limits.max_event_name_len,
+        max_pending_acks: config.limits.max_pending_acks,
         ..ServerConfig::default()
     };
     let (io, redis) = match &config.redis {
@@ -92,6 +95,8 @@ async fn main() -> ExitCode {
     let options = EngineOptions {
         cors: config.cors_origin.as_deref().map(Cors::parse),
         sid_tag: Some(config.instance_id.clone()),
+        max_connections: config.limits.max_connections,
+        handshake_rate_per_ip: config.limits.handshake_rate_per_ip,
         ..EngineOptions::default()
     };
     let engine = Engine::new(config.engine.clone(), options, io.engine_handler());

@@ -41,6 +41,16 @@ pub struct Metrics {
     pub redis_reconnects: AtomicU64,
     /// Messages received from other servers through the adapter.
     pub adapter_messages_in: AtomicU64,
+    /// Handshakes refused because the instance is at `MAX_CONNECTIONS`.
+    pub limit_connections: AtomicU64,
+    /// Handshakes refused by the per-address rate limit.
+    pub limit_handshake_rate: AtomicU64,
+    /// Joins refused by `MAX_ROOMS_PER_SOCKET`.
+    pub limit_rooms: AtomicU64,
+    /// Events dropped by `MAX_EVENT_NAME_LENGTH`.
+    pub limit_event_name: AtomicU64,
+    /// Emits refused by `MAX_PENDING_ACKS`.
+    pub limit_acks: AtomicU64,
 }
 
 /// The process's metrics.
@@ -62,6 +72,11 @@ pub static METRICS: Metrics = Metrics {
     redis_command_micros: AtomicU64::new(0),
     redis_reconnects: AtomicU64::new(0),
     adapter_messages_in: AtomicU64::new(0),
+    limit_connections: AtomicU64::new(0),
+    limit_handshake_rate: AtomicU64::new(0),
+    limit_rooms: AtomicU64::new(0),
+    limit_event_name: AtomicU64::new(0),
+    limit_acks: AtomicU64::new(0),
 };
 
 /// Adds `n` to a counter.
@@ -228,6 +243,23 @@ pub fn render(g: Gauges) -> String {
         "Messages received from other servers.",
         &m.adapter_messages_in,
     );
+    let _ = writeln!(
+        out,
+        "# HELP sio_limit_hits_total Requests refused or dropped by a configured limit.\n# TYPE sio_limit_hits_total counter"
+    );
+    for (name, v) in [
+        ("max_connections", &m.limit_connections),
+        ("handshake_rate", &m.limit_handshake_rate),
+        ("max_rooms_per_socket", &m.limit_rooms),
+        ("max_event_name_length", &m.limit_event_name),
+        ("max_pending_acks", &m.limit_acks),
+    ] {
+        let _ = writeln!(
+            out,
+            "sio_limit_hits_total{{limit=\"{name}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
     out
 }
 

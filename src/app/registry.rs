@@ -86,11 +86,15 @@ impl ChatApp {
         let instance = self.instance_id.clone();
         socket.on("join", move |s, ev, ack| {
             let reply = match room_arg(ev.args.first()) {
-                Ok(room) => {
-                    s.join(&room);
-                    tracing::debug!(sid = %s.id(), %room, "joined");
-                    json!({"ok": true, "roomId": room, "instanceId": &*instance})
-                }
+                Ok(room) => match s.join(&room) {
+                    Ok(()) => {
+                        tracing::debug!(sid = %s.id(), %room, "joined");
+                        json!({"ok": true, "roomId": room, "instanceId": &*instance})
+                    }
+                    Err(e) => {
+                        json!({"ok": false, "error": {"code": "limit", "message": e.to_string(), "field": "roomId"}})
+                    }
+                },
                 Err(e) => error_json(&e),
             };
             answer(ack, reply);

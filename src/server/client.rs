@@ -18,6 +18,8 @@ use std::time::Instant;
 /// State shared by a connection and its sockets.
 pub(crate) struct ClientShared {
     pub(crate) conn: EngineConn,
+    pub(crate) max_rooms: usize,
+    pub(crate) max_pending_acks: usize,
     sockets: Mutex<HashMap<String, Socket>>,
 }
 
@@ -66,6 +68,8 @@ impl SioConnection {
         SioConnection {
             shared: Arc::new(ClientShared {
                 conn,
+                max_rooms: cfg.max_rooms_per_socket,
+                max_pending_acks: cfg.max_pending_acks,
                 sockets: Mutex::default(),
             }),
             server,
@@ -155,6 +159,14 @@ impl ConnHandler for SioConnection {
             Ok(Some(Incoming::Connect { nsp, auth })) => {
                 metrics::inc(&metrics::METRICS.packets_in[0]);
                 self.connect(nsp, auth)
+            }
+            Ok(Some(Incoming::Packet(p)))
+                if p.event_name()
+                    .is_some_and(|n| n.len() > self.server.config().max_event_name_len) =>
+            {
+                metrics::inc(&metrics::METRICS.limit_event_name);
+                let len = p.event_name().map_or(0, str::len);
+                tracing::info!(sid = %self.shared.conn.sid(), len, "event name too long; dropped");
             }
             Ok(Some(Incoming::Packet(p))) => {
                 metrics::inc(&metrics::METRICS.packets_in[p.wire_type().as_u8() as usize]);

@@ -15,6 +15,9 @@ pub enum EmitError {
     /// The socket is disconnected.
     #[error("socket disconnected")]
     Disconnected,
+    /// A configured limit refused it.
+    #[error("limit reached: {0}")]
+    Limit(&'static str),
 }
 
 /// Why an acknowledgement did not arrive.

@@ -35,6 +35,12 @@ pub struct ServerConfig {
     pub connect_timeout: Duration,
     /// Decoder limits (at most 10 attachments per packet).
     pub decoder_limits: DecoderLimits,
+    /// Most rooms one socket may be in, its own room included (`MAX_ROOMS_PER_SOCKET`, 1000).
+    pub max_rooms_per_socket: usize,
+    /// Longest accepted event name, bytes (`MAX_EVENT_NAME_LENGTH`, 1024); longer events are dropped.
+    pub max_event_name_len: usize,
+    /// Most acks a socket may wait for at once (`MAX_PENDING_ACKS`, 1000).
+    pub max_pending_acks: usize,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +48,9 @@ impl Default for ServerConfig {
         ServerConfig {
             connect_timeout: Duration::from_millis(45_000),
             decoder_limits: DecoderLimits::default(),
+            max_rooms_per_socket: 1000,
+            max_event_name_len: 1024,
+            max_pending_acks: 1000,
         }
     }
 }

@@ -265,7 +265,14 @@ impl Socket {
         let id = self.nsp().next_ack_id();
         let packet = event_packet(self.nsp().name(), event, args, binary)?.with_id(id);
         let (tx, rx) = oneshot::channel();
-        lock(&self.0.acks).insert(id, AckWaiter::One(tx));
+        {
+            let mut acks = lock(&self.0.acks);
+            if acks.len() >= self.0.client.max_pending_acks {
+                crate::metrics::inc(&crate::metrics::METRICS.limit_acks);
+                return Err(EmitError::Limit("too many pending acks"));
+            }
+            acks.insert(id, AckWaiter::One(tx));
+        }
         if let Err(e) = self.send_packet(&packet, false) {
             lock(&self.0.acks).remove(&id);
             return Err(e);
@@ -281,18 +288,36 @@ impl Socket {
         lock(&self.0.acks).remove(&id);
     }
 
-    /// Joins a room.
-    pub fn join(&self, room: &str) {
-        self.join_all([room]);
+    /// Joins a room. Refused (logged and counted) past `max_rooms_per_socket`.
+    pub fn join(&self, room: &str) -> Result<(), EmitError> {
+        self.join_all([room])
     }
 
-    /// Joins several rooms.
-    pub fn join_all<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) {
+    /// Joins several rooms; all or none.
+    pub fn join_all<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) -> Result<(), EmitError> {
         if !self.connected() {
-            return;
+            return Err(EmitError::Disconnected);
         }
         let rooms: Vec<Room> = rooms.into_iter().map(Room::from).collect();
+        let max = self.0.client.max_rooms;
+        let current = self.nsp().rooms_read().rooms_of(&self.0.id).map_or(0, |r| r.len());
+        let new = rooms
+            .iter()
+            .filter(|r| {
+                !self
+                    .nsp()
+                    .rooms_read()
+                    .rooms_of(&self.0.id)
+                    .is_some_and(|s| s.contains(*r))
+            })
+            .count();
+        if current + new > max {
+            crate::metrics::inc(&crate::metrics::METRICS.limit_rooms);
+            tracing::info!(sid = %self.0.id, max, "room limit reached; join refused");
+            return Err(EmitError::Limit("too many rooms"));
+        }
         self.nsp().join_rooms(&self.0.id, rooms);
+        Ok(())
     }
 
     /// Leaves a room.

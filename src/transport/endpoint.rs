@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
@@ -32,6 +33,10 @@ pub struct EngineOptions {
     pub sid_tag: Option<String>,
     /// Bytes each WebSocket reads from the socket at a time (its read buffer).
     pub ws_read_buffer: usize,
+    /// Most open sessions (`MAX_CONNECTIONS`); 0 means no limit.
+    pub max_connections: usize,
+    /// Most handshakes per second from one client address (`HANDSHAKE_RATE_PER_IP`); 0 means off.
+    pub handshake_rate_per_ip: u32,
 }
 
 /// An Engine.IO endpoint: sessions plus the application that runs on them.
@@ -42,6 +47,7 @@ pub struct Engine {
 
 struct Inner {
     shutting_down: std::sync::atomic::AtomicBool,
+    handshake_rate: std::sync::Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>,
     config: EngineConfig,
     options: EngineOptions,
     handler: Arc<dyn EngineHandler>,
@@ -103,6 +109,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 shutting_down: Default::default(),
+                handshake_rate: Default::default(),
                 config,
                 options,
                 handler,
@@ -195,9 +202,10 @@ impl Engine {
                 return error_response(e);
             }
         };
-        if matches!(route, Route::Handshake(_)) && self.inner.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
-            let body = r#"{"code":4,"message":"Server is shutting down"}"#;
-            return text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body);
+        if matches!(route, Route::Handshake(_))
+            && let Some(refusal) = self.refuse_handshake(remote)
+        {
+            return refusal;
         }
         match route {
             Route::Handshake(TransportKind::Polling) => {
@@ -233,6 +241,42 @@ impl Engine {
                 None => error_response(EngineError::UnknownSid),
             },
         }
+    }
+
+    /// A handshake answer when the instance is shutting down, full, or the address is over its
+    /// handshake rate; `None` to accept.
+    fn refuse_handshake(&self, remote: SocketAddr) -> Option<Response<Body>> {
+        let opts = &self.inner.options;
+        let refuse = |message: &str| {
+            let body = format!(r#"{{"code":4,"message":"{message}"}}"#);
+            Some(text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body))
+        };
+        if self.inner.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
+            return refuse("Server is shutting down");
+        }
+        if opts.max_connections > 0 && self.inner.registry.len() >= opts.max_connections {
+            crate::metrics::inc(&crate::metrics::METRICS.limit_connections);
+            tracing::warn!(max = opts.max_connections, %remote, "connection limit reached; handshake refused");
+            return refuse("Server is full");
+        }
+        if opts.handshake_rate_per_ip > 0 {
+            let now = Instant::now();
+            let mut map = self.inner.handshake_rate.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() > 100_000 {
+                map.retain(|_, (start, _)| now.duration_since(*start).as_secs() < 1);
+            }
+            let entry = map.entry(remote.ip()).or_insert((now, 0));
+            if now.duration_since(entry.0).as_secs() >= 1 {
+                *entry = (now, 0);
+            }
+            entry.1 += 1;
+            if entry.1 > opts.handshake_rate_per_ip {
+                crate::metrics::inc(&crate::metrics::METRICS.limit_handshake_rate);
+                tracing::info!(%remote, rate = opts.handshake_rate_per_ip, "handshake rate exceeded");
+                return refuse("Too many handshakes");
+            }
+        }
+        None
     }
 
     fn request_info(&self, req: &Request<Body>, query: String, remote: SocketAddr) -> RequestInfo {

@@ -318,7 +318,9 @@ impl ClassicAdapter {
                     let Some(socket) = nsp.socket(sid) else { return Ok(()) };
                     let room = req.get("room").and_then(Value::as_str).unwrap_or("");
                     match ty {
-                        rt::REMOTE_JOIN => socket.join(room),
+                        rt::REMOTE_JOIN => {
+                            let _ = socket.join(room);
+                        }
                         rt::REMOTE_LEAVE => socket.leave(room),
                         _ => socket.disconnect(req.get("close").and_then(Value::as_bool).unwrap_or(false)),
                     }
