@@ -88,7 +88,8 @@ fn main_namespace(io: &Server, reasons: Arc<Mutex<HashMap<String, String>>>) {
             if let Some(except) = &req.except {
                 op = op.except(except);
             }
-            let result = op.emit(&req.event, req.data);
+            // Binary attachments of `data` (placeholders) are forwarded with it.
+            let result = op.emit_args(&req.event, vec![req.data], ev.binary);
             if let Some(ack) = ack {
                 let _ = ack.send(json!({"ok": result.is_ok()}));
             }
@@ -242,10 +243,17 @@ async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
-    let io = Server::new(ServerConfig {
+    let server_config = ServerConfig {
         connect_timeout: config.connect_timeout,
         ..ServerConfig::default()
-    });
+    };
+    let io = match &config.redis {
+        None => Server::new(server_config),
+        Some(rc) => {
+            let factory = sio_server::adapter::redis::RedisAdapterFactory::connect_with_retry(rc.clone()).await;
+            Server::with_adapter(server_config, Arc::new(factory))
+        }
+    };
     let reasons = Arc::new(Mutex::new(HashMap::new()));
     main_namespace(&io, reasons);
     other_namespaces(&io);

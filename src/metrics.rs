@@ -51,6 +51,8 @@ pub struct Metrics {
     pub limit_event_name: AtomicU64,
     /// Emits refused by `MAX_PENDING_ACKS`.
     pub limit_acks: AtomicU64,
+    /// Connections closed because their outbound queue stayed full (a client that does not read).
+    pub slow_client_disconnects: AtomicU64,
 }
 
 /// The process's metrics.
@@ -77,6 +79,7 @@ pub static METRICS: Metrics = Metrics {
     limit_rooms: AtomicU64::new(0),
     limit_event_name: AtomicU64::new(0),
     limit_acks: AtomicU64::new(0),
+    slow_client_disconnects: AtomicU64::new(0),
 };
 
 /// Adds `n` to a counter.
@@ -260,6 +263,12 @@ pub fn render(g: Gauges) -> String {
             v.load(Ordering::Relaxed)
         );
     }
+    counter(
+        &mut out,
+        "sio_slow_client_disconnects_total",
+        "Connections closed because their outbound queue stayed full.",
+        &m.slow_client_disconnects,
+    );
     out
 }
 

@@ -230,6 +230,16 @@ impl Session {
         self.flush();
     }
 
+    /// Queues several encoded packets, then hands them to the transport at once (one polling
+    /// response carries them all).
+    pub fn send_many(&mut self, frames: impl IntoIterator<Item = Frame>) {
+        if self.state != State::Open {
+            return;
+        }
+        self.write_buf.extend(frames);
+        self.flush();
+    }
+
     /// Queues a text message.
     pub fn send_text(&mut self, text: &str) {
         self.send(Frame::message_text(text));

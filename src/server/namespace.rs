@@ -242,7 +242,8 @@ impl Namespace {
         self.for_each_local(opts, |s| match s.0.client.conn.send(&frames, opts.flags.volatile) {
             Pushed::Queued => d.queued += 1,
             Pushed::DroppedVolatile => d.dropped += 1,
-            Pushed::Closed => {}
+            // An overflowing connection is being closed: its client resyncs on reconnect.
+            Pushed::Closed | Pushed::Overflow => {}
         });
         let m = &crate::metrics::METRICS;
         crate::metrics::inc(&m.broadcasts);

@@ -211,7 +211,7 @@ impl Socket {
     pub(crate) fn send_packet(&self, packet: &Packet, volatile: bool) -> Result<(), EmitError> {
         crate::metrics::inc(&crate::metrics::METRICS.packets_out);
         match self.0.client.conn.send(&encode_frames(packet), volatile) {
-            Pushed::Closed => Err(EmitError::Disconnected),
+            Pushed::Closed | Pushed::Overflow => Err(EmitError::Disconnected),
             Pushed::Queued | Pushed::DroppedVolatile => Ok(()),
         }
     }

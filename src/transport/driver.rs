@@ -3,7 +3,7 @@
 //! `ConnectionDriver` model). HTTP handlers talk to it through commands.
 
 use super::conn::{ConnHandler, transport_to_u8};
-use super::outbox::Outbox;
+use super::outbox::{OVER_LIMIT_GRACE, Outbox};
 use super::registry::Registry;
 use crate::engineio::{Event, Frame, Session, SessionError, Str, Transmit, TransportKind};
 use bytes::Bytes;
@@ -46,6 +46,8 @@ pub(crate) enum Cmd {
 
 /// Most loop turns one poll may take before yielding to other tasks.
 const TURN_BUDGET: usize = 64;
+/// Most frames waiting for the WebSocket at once; the rest wait in the outbox.
+const WS_BACKLOG: usize = 256;
 
 /// A WebSocket plus the frames waiting to be written on it.
 struct WsPipe {
@@ -200,15 +202,44 @@ impl Driver {
         }
     }
 
-    /// Moves packets and a close request queued by the application into the session.
+    /// How many queued frames the transport can take now: frames stay in the outbox (where the
+    /// limits see them) until the WebSocket has written what it holds, or a polling GET waits.
+    fn room_for_frames(&self) -> usize {
+        if self.session.is_closing() {
+            return usize::MAX;
+        }
+        match self.session.transport() {
+            TransportKind::WebSocket => match &self.ws {
+                Some(ws) => WS_BACKLOG.saturating_sub(ws.out.len()),
+                None => 0,
+            },
+            TransportKind::Polling if self.session.is_poll_pending() => usize::MAX,
+            TransportKind::Polling => 0,
+        }
+    }
+
+    /// Moves packets and a close request queued by the application into the session. Everything
+    /// queued before a close goes out before it.
     fn apply_outbox(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        let mut progress = false;
-        self.outbox.drain(cx, &mut self.frames);
-        for f in self.frames.drain(..) {
-            self.session.send(f);
+        let closing = self.outbox.close_requested();
+        let room = if closing { usize::MAX } else { self.room_for_frames() };
+        self.outbox.drain(cx, &mut self.frames, room);
+        let mut progress = !self.frames.is_empty();
+        self.session.send_many(self.frames.drain(..));
+        if self.outbox.close_requested() && !self.session.is_closing() {
+            if self.outbox.overflowed() {
+                tracing::warn!(sid = %self.session.sid(), "outbound queue over its hard limit; disconnecting a client that does not read");
+                crate::metrics::inc(&crate::metrics::METRICS.slow_client_disconnects);
+            }
+            self.session.close(now);
             progress = true;
         }
-        if self.outbox.close_requested() && !self.session.is_closing() {
+        if let Some(since) = self.outbox.over_limit_since()
+            && now.duration_since(since) >= OVER_LIMIT_GRACE
+            && !self.session.is_closing()
+        {
+            tracing::warn!(sid = %self.session.sid(), queued = self.outbox.queued_bytes(), "outbound queue full for 10 s; disconnecting a client that does not keep up");
+            crate::metrics::inc(&crate::metrics::METRICS.slow_client_disconnects);
             self.session.close(now);
             progress = true;
         }
@@ -247,7 +278,8 @@ impl Driver {
             },
             Cmd::Shutdown => {
                 // What the application queued before the shutdown is still flushed.
-                self.apply_outbox(cx, now);
+                self.outbox.drain(cx, &mut self.frames, usize::MAX);
+                self.session.send_many(self.frames.drain(..));
                 self.session
                     .close_gracefully(crate::engineio::CloseReason::ServerShuttingDown, now);
             }
@@ -434,10 +466,11 @@ impl Future for Driver {
             this.closing_probes.retain(|p| !p.done);
 
             if !this.closed {
-                let next = match (this.session.poll_timeout(), this.handler.poll_timeout()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let over = this.outbox.over_limit_since().map(|t| t + OVER_LIMIT_GRACE);
+                let next = [this.session.poll_timeout(), this.handler.poll_timeout(), over]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 if next != this.timer_at {
                     this.timer_at = next;
                     if let Some(at) = next {

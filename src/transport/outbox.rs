@@ -1,7 +1,14 @@
 //! The per-connection outbound queue: encoded frames waiting for the connection's driver.
 //!
 //! Producers (emits, broadcasts, the adapter) push shared frames from any thread without awaiting;
-//! the driver drains them into the Engine.IO session. Pushing wakes the driver.
+//! the driver drains them into the Engine.IO session only as fast as the transport writes, so the
+//! queue holds the connection's whole backlog and its size is what the limits apply to:
+//! - past the soft limit, volatile packets are dropped and a clock starts; a connection that stays
+//!   past it for [`OVER_LIMIT_GRACE`] is disconnected by its driver;
+//! - a packet that would take it past the hard limit closes the connection at once.
+//!
+//! A connected client therefore never silently misses a non-volatile packet: it either gets it or
+//! is disconnected (and resyncs on reconnect).
 
 use crate::engineio::Frame;
 use futures_util::task::AtomicWaker;
@@ -9,6 +16,35 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Context;
+use std::time::{Duration, Instant};
+
+/// How long a connection may stay over its soft limit before it is disconnected.
+pub const OVER_LIMIT_GRACE: Duration = Duration::from_secs(10);
+
+/// Byte limits of one outbound queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Past this, volatile packets are dropped and the grace clock runs (8 MiB).
+    pub soft: usize,
+    /// A packet that would go past this closes the connection (6 × soft).
+    pub hard: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        OutboxLimits::from_soft(8 << 20)
+    }
+}
+
+impl OutboxLimits {
+    /// Limits with the given soft limit and a hard limit six times larger.
+    pub fn from_soft(soft: usize) -> OutboxLimits {
+        OutboxLimits {
+            soft,
+            hard: soft.saturating_mul(6),
+        }
+    }
+}
 
 /// What happened to a pushed packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +55,8 @@ pub enum Pushed {
     DroppedVolatile,
     /// The connection is closed; nothing was queued.
     Closed,
+    /// The queue would go past its hard limit: nothing was queued and the connection is closing.
+    Overflow,
 }
 
 /// A connection's outbound queue.
@@ -29,9 +67,20 @@ pub struct Outbox {
     waker: AtomicWaker,
     close_requested: AtomicBool,
     closed: AtomicBool,
+    limits: OutboxLimits,
+    over_since: Mutex<Option<Instant>>,
+    overflowed: AtomicBool,
 }
 
 impl Outbox {
+    /// An empty queue with these limits.
+    pub fn with_limits(limits: OutboxLimits) -> Outbox {
+        Outbox {
+            limits,
+            ..Outbox::default()
+        }
+    }
+
     /// Queues the frames of one packet (the text frame, then its attachments) together.
     pub fn push(&self, frames: &[Frame], volatile: bool) -> Pushed {
         if self.closed.load(Ordering::Acquire) || self.close_requested.load(Ordering::Acquire) {
@@ -40,14 +89,35 @@ impl Outbox {
         let size: usize = frames.iter().map(Frame::len).sum();
         {
             let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-            if volatile && !q.is_empty() {
+            let queued = self.bytes.load(Ordering::Relaxed);
+            if volatile && (!q.is_empty() || queued >= self.limits.soft) {
                 return Pushed::DroppedVolatile;
             }
+            if queued + size > self.limits.hard {
+                drop(q);
+                self.overflowed.store(true, Ordering::Release);
+                self.request_close();
+                return Pushed::Overflow;
+            }
             q.extend(frames.iter().cloned());
+            let now_queued = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
+            if now_queued > self.limits.soft {
+                let mut since = self.over_since.lock().unwrap_or_else(|e| e.into_inner());
+                since.get_or_insert_with(Instant::now);
+            }
         }
-        self.bytes.fetch_add(size, Ordering::Relaxed);
         self.waker.wake();
         Pushed::Queued
+    }
+
+    /// Since when the queue has been over its soft limit, if it is.
+    pub fn over_limit_since(&self) -> Option<Instant> {
+        *self.over_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a push found the queue at its hard limit.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
     }
 
     /// Asks the driver to close the connection gracefully (after what is already queued).
@@ -79,17 +149,21 @@ impl Outbox {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Registers the driver's waker, then takes every queued frame.
-    pub(crate) fn drain(&self, cx: &mut Context<'_>, out: &mut Vec<Frame>) {
+    /// Registers the driver's waker, then takes up to `max` queued frames.
+    pub(crate) fn drain(&self, cx: &mut Context<'_>, out: &mut Vec<Frame>, max: usize) {
         self.waker.register(cx.waker());
         let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-        if q.is_empty() {
+        if q.is_empty() || max == 0 {
             return;
         }
-        let size: usize = q.iter().map(Frame::len).sum();
-        out.extend(q.drain(..));
+        let n = max.min(q.len());
+        let size: usize = q.iter().take(n).map(Frame::len).sum();
+        out.extend(q.drain(..n));
+        let left = self.bytes.fetch_sub(size, Ordering::Relaxed) - size;
         drop(q);
-        self.bytes.fetch_sub(size, Ordering::Relaxed);
+        if left <= self.limits.soft {
+            *self.over_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 }
 
@@ -108,10 +182,29 @@ mod tests {
         assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
         assert_eq!(o.queued_bytes(), 4);
         let mut out = Vec::new();
-        o.drain(&mut Context::from_waker(noop_waker_ref()), &mut out);
+        o.drain(&mut Context::from_waker(noop_waker_ref()), &mut out, usize::MAX);
         assert_eq!(out.len(), 2);
         assert_eq!(o.queued_bytes(), 0);
         o.mark_closed();
         assert_eq!(o.push(&[f], false), Pushed::Closed);
+    }
+
+    #[test]
+    fn soft_and_hard_limits() {
+        let o = Outbox::with_limits(OutboxLimits { soft: 10, hard: 20 });
+        let f = Frame::Text(Str::from("4xxxx")); // 5 bytes
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert!(o.over_limit_since().is_none(), "at the soft limit, not past it");
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert!(o.over_limit_since().is_some());
+        assert_eq!(o.push(std::slice::from_ref(&f), true), Pushed::DroppedVolatile);
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Overflow);
+        assert!(o.overflowed() && o.close_requested());
+        let mut out = Vec::new();
+        o.drain(&mut Context::from_waker(noop_waker_ref()), &mut out, 3);
+        assert_eq!((out.len(), o.queued_bytes()), (3, 5));
+        assert!(o.over_limit_since().is_none(), "back under the soft limit");
     }
 }

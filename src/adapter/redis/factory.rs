@@ -121,8 +121,11 @@ impl AdapterFactory for RedisAdapterFactory {
                 let channels = a.subscriptions();
                 let service = self.service.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = service.ssubscribe(&channels).await {
-                        tracing::error!(error = %e, "cannot SSUBSCRIBE");
+                    // One channel per command: on a Cluster they hash to different slots.
+                    for channel in channels {
+                        if let Err(e) = service.ssubscribe(std::slice::from_ref(&channel)).await {
+                            tracing::error!(%channel, error = %e, "cannot SSUBSCRIBE");
+                        }
                     }
                 });
                 a

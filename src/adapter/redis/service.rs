@@ -333,7 +333,10 @@ impl RedisService {
         if self.inner.cluster || channels.is_empty() {
             return Ok(());
         }
-        self.sub_command("SSUBSCRIBE", &channels).await
+        for channel in channels {
+            self.sub_command("SSUBSCRIBE", std::slice::from_ref(&channel)).await?;
+        }
+        Ok(())
     }
 
     /// Pings the subscriber connection, which makes it reconnect (and resubscribe) if it dropped.
