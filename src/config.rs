@@ -84,6 +84,10 @@ pub struct Limits {
     pub max_event_name_len: usize,
     /// `MAX_PENDING_ACKS` per socket (1000).
     pub max_pending_acks: usize,
+    /// `OUTBOUND_QUEUE_BYTES` per connection (8 MiB): the soft limit; the hard limit is 6x.
+    pub outbound_queue_bytes: usize,
+    /// `HEADER_READ_TIMEOUT_MS` (10000): how long a client may take to send request headers.
+    pub header_read_timeout: Duration,
 }
 
 /// Reads variables through `get`, so tests need not touch the process environment.
@@ -196,6 +200,8 @@ impl Config {
                 max_rooms_per_socket: env.parse("MAX_ROOMS_PER_SOCKET", 1000, "a number of rooms")?,
                 max_event_name_len: env.parse("MAX_EVENT_NAME_LENGTH", 1024, "a length in bytes")?,
                 max_pending_acks: env.parse("MAX_PENDING_ACKS", 1000, "a number of acks")?,
+                outbound_queue_bytes: env.parse("OUTBOUND_QUEUE_BYTES", 8 << 20, "a size in bytes")?,
+                header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
             },
         })
     }

@@ -13,6 +13,7 @@ pub mod conformance;
 pub mod engineio;
 pub mod http;
 pub mod metrics;
+pub mod serve;
 pub mod server;
 pub mod socketio;
 pub mod transport;

@@ -1,14 +1,13 @@
 //! `sio-server`: the Socket.IO server binary. `sio-server conformance` runs the protocol test servers.
 
-use axum::serve::ListenerExt;
 use sio_server::adapter::redis::{PresenceTracker, RedisAdapterFactory};
 use sio_server::config::{Config, Env, LogFormat, WebhookPort};
 use sio_server::http::{self, AppState, RedisState};
+use sio_server::serve::ServeOptions;
 use sio_server::server::{Server, ServerConfig};
 use sio_server::transport::{Cors, Engine, EngineOptions};
 use sio_server::webhook::{Delivery, WebhookOptions};
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -69,7 +68,7 @@ async fn main() -> ExitCode {
     if conformance {
         // The protocol test suites expect 127.0.0.1:3000; PORT (or --port) moves it for parallel runs.
         let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
-        return serve(addr, sio_server::conformance::router(), None, config.shutdown_grace).await;
+        return serve(addr, sio_server::conformance::router(), None, &config).await;
     }
     let server_config = ServerConfig {
         connect_timeout: config.connect_timeout,
@@ -97,6 +96,7 @@ async fn main() -> ExitCode {
         sid_tag: Some(config.instance_id.clone()),
         max_connections: config.limits.max_connections,
         handshake_rate_per_ip: config.limits.handshake_rate_per_ip,
+        outbox_limits: sio_server::transport::outbox::OutboxLimits::from_soft(config.limits.outbound_queue_bytes),
         ..EngineOptions::default()
     };
     let engine = Engine::new(config.engine.clone(), options, io.engine_handler());
@@ -121,13 +121,7 @@ async fn main() -> ExitCode {
     }
     let addr = SocketAddr::new(config.host, config.port);
     tracing::info!(%addr, instance_id = %config.instance_id, "sio-server starting");
-    let code = serve(
-        addr,
-        http::router(state, &config.path),
-        Some(engine),
-        config.shutdown_grace,
-    )
-    .await;
+    let code = serve(addr, http::router(state, &config.path), Some(engine), &config).await;
     if let Some(r) = redis
         && let Err(e) = r.presence.remove().await
     {
@@ -162,10 +156,14 @@ async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatAp
     };
     let router = sio_server::webhook::router(Delivery::InProcess { io, app }, options, &config.instance_id);
     tracing::info!(%addr, "webhook listening (in-process delivery)");
+    let header_timeout = config.limits.header_read_timeout;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "webhook server failed");
-        }
+        // The webhook lives as long as the process; its stop channel never fires.
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        let options = ServeOptions {
+            header_read_timeout: header_timeout,
+        };
+        sio_server::serve::serve(listener, router, options, never).await;
     });
     true
 }
@@ -173,7 +171,11 @@ async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatAp
 /// Serves until SIGTERM/SIGINT, then shuts down gracefully: stop accepting, tell every client to
 /// reconnect (sessions close with "server shutting down" after flushing what is queued), wait for
 /// them within `grace`, and return.
-async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, grace: Duration) -> ExitCode {
+async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, config: &Config) -> ExitCode {
+    let grace = config.shutdown_grace;
+    let serve_options = ServeOptions {
+        header_read_timeout: config.limits.header_read_timeout,
+    };
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -182,36 +184,11 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, g
         }
     };
     tracing::info!(%addr, "listening");
-    // Small frames (an ack right after a broadcast) must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = signal_tx.send(());
-    });
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let stopping = async move {
-        let _ = stop_rx.await;
-    };
-    let mut server = tokio::spawn(
-        axum::serve(listener, service)
-            .with_graceful_shutdown(stopping)
-            .into_future(),
-    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(sio_server::serve::serve(listener, router, serve_options, stop_rx));
     tokio::select! {
-        _ = signal_rx => {}
-        ended = &mut server => {
-            // The server only ends on its own after an accept error.
-            return match ended {
-                Ok(Ok(())) => ExitCode::SUCCESS,
-                _ => ExitCode::from(1),
-            };
-        }
+        _ = shutdown_signal() => {}
+        _ = &mut server => return ExitCode::from(1),
     }
     let deadline = tokio::time::Instant::now() + grace;
     // Sessions close first, while the listener still accepts, so polling clients can fetch what
@@ -231,17 +208,12 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, g
             tracing::warn!(sessions = left, "grace period over with sessions still open");
         }
     }
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(true);
     match tokio::time::timeout_at(deadline, server).await {
-        Ok(Ok(Ok(()))) => {
+        Ok(_) => {
             tracing::info!("shut down");
             ExitCode::SUCCESS
         }
-        Ok(Ok(Err(e))) => {
-            tracing::error!(error = %e, "server failed");
-            ExitCode::from(1)
-        }
-        Ok(Err(_)) => ExitCode::from(1),
         Err(_) => {
             tracing::warn!("grace period over with HTTP connections still open");
             ExitCode::SUCCESS

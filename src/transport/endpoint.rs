@@ -24,6 +24,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+/// How long a polling POST may take to send its body.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Options of an Engine.IO endpoint beyond the protocol settings.
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
@@ -37,6 +40,8 @@ pub struct EngineOptions {
     pub max_connections: usize,
     /// Most handshakes per second from one client address (`HANDSHAKE_RATE_PER_IP`); 0 means off.
     pub handshake_rate_per_ip: u32,
+    /// Byte limits of each connection's outbound queue (`OUTBOUND_QUEUE_BYTES`).
+    pub outbox_limits: super::outbox::OutboxLimits,
 }
 
 /// An Engine.IO endpoint: sessions plus the application that runs on them.
@@ -301,7 +306,7 @@ impl Engine {
             },
             TransportKind::WebSocket => None,
         };
-        let outbox = Arc::new(Outbox::default());
+        let outbox = Arc::new(Outbox::with_limits(self.inner.options.outbox_limits));
         let kind = Arc::new(AtomicU8::new(transport_to_u8(transport)));
         let conn = EngineConn::new(sid.clone(), outbox.clone(), kind.clone());
         let handler = self.inner.handler.on_open(conn, info, now);
@@ -390,11 +395,23 @@ impl Engine {
         let mut guard = PostGuard(Some(handle.cmds.clone()));
         let mut stream = req.into_body().into_data_stream();
         let mut buf = BytesMut::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(c) if buf.len() + c.len() <= max => buf.extend_from_slice(&c),
-                Ok(_) => return empty(StatusCode::PAYLOAD_TOO_LARGE),
-                Err(_) => return empty(StatusCode::BAD_REQUEST),
+        let read = async {
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) if buf.len() + c.len() <= max => buf.extend_from_slice(&c),
+                    Ok(_) => return Err(StatusCode::PAYLOAD_TOO_LARGE),
+                    Err(_) => return Err(StatusCode::BAD_REQUEST),
+                }
+            }
+            Ok(())
+        };
+        // A body trickled in slower than this is refused (slowloris); the session stays.
+        match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+            Ok(Ok(())) => {}
+            Ok(Err(status)) => return empty(status),
+            Err(_) => {
+                tracing::info!("polling POST body not received in time");
+                return empty(StatusCode::REQUEST_TIMEOUT);
             }
         }
         guard.0 = None;

@@ -1,0 +1,143 @@
+// Abuse with real sockets against a real sio-server: slow headers, a client that never reads,
+// half-open handshakes, oversize frames and a burst of connections. The server stays up and
+// well-behaved clients keep working.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import WebSocket from "ws";
+import { io } from "socket.io-client";
+import { startServer, once, sleep } from "./lib/server.mjs";
+
+async function metric(url, name) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(name + " "));
+  return Number(line?.split(" ")[1]);
+}
+
+async function roundTrip(client) {
+  const t0 = performance.now();
+  assert.equal(await client.timeout(5000).emitWithAck("echo", "ping"), "ping");
+  return performance.now() - t0;
+}
+
+test("a slowloris connection is cut after the header read timeout", { timeout: 20000 }, async () => {
+  const server = await startServer({ env: { HEADER_READ_TIMEOUT_MS: "500" } });
+  try {
+    const sock = connect(server.port, "127.0.0.1");
+    await once(sock, "connect");
+    sock.write("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n");
+    const t0 = Date.now();
+    const timer = setInterval(() => sock.write("X-Slow: 1\r\n"), 100);
+    await once(sock, "close", 5000);
+    clearInterval(timer);
+    assert.ok(Date.now() - t0 < 3000, `closed after ${Date.now() - t0} ms`);
+    assert.equal((await fetch(`${server.url}/health`)).status, 200);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a client that never reads is disconnected; the others in its room get everything", { timeout: 60000 }, async () => {
+  const server = await startServer({ env: { OUTBOUND_QUEUE_BYTES: "262144" } });
+  const good = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  const sender = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  try {
+    await Promise.all([once(good, "connect"), once(sender, "connect")]);
+    // The stuck client speaks the protocol by hand, joins, then stops reading its socket.
+    const stuck = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+    await once(stuck, "open");
+    stuck.send("40");
+    stuck.send('420["join","flood"]');
+    await new Promise((resolve) => stuck.on("message", (d) => String(d).startsWith("430") && resolve()));
+    stuck._socket.pause();
+    const stuckClosed = new Promise((resolve) => stuck._socket.once("close", resolve));
+    await good.emitWithAck("join", "flood");
+    let received = 0;
+    good.on("message", () => received++);
+    const payload = "x".repeat(8192);
+    const total = 3000; // ~24 MB towards the stuck client
+    for (let i = 0; i < total; i += 100) {
+      await Promise.all(Array.from({ length: 100 }, (_, j) => sender.emitWithAck("message", { roomId: "flood", message: payload, n: i + j })));
+    }
+    const deadline = Date.now() + 15000;
+    while (received < total && Date.now() < deadline) await sleep(50);
+    assert.equal(received, total, "the reading client got every message");
+    assert.ok((await metric(server.url, "sio_slow_client_disconnects_total")) >= 1, "the stuck client was disconnected");
+    stuck._socket.resume();
+    await Promise.race([stuckClosed, sleep(5000)]);
+    assert.ok((await roundTrip(good)) < 1000);
+  } finally {
+    good.disconnect();
+    sender.disconnect();
+    await server.stop();
+  }
+});
+
+test("1,000 half-open handshakes expire and do not hurt other clients", { timeout: 60000 }, async () => {
+  const server = await startServer({ env: { PING_INTERVAL: "3000", PING_TIMEOUT: "2000" } });
+  const good = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  try {
+    await once(good, "connect");
+    for (let i = 0; i < 1000; i += 100) {
+      const batch = await Promise.all(Array.from({ length: 100 }, () => fetch(`${server.url}/socket.io/?EIO=4&transport=polling`)));
+      assert.ok(batch.every((r) => r.status === 200));
+      await Promise.all(batch.map((r) => r.text()));
+    }
+    assert.ok((await metric(server.url, "sio_connections")) >= 1000);
+    assert.ok((await roundTrip(good)) < 1000, "others keep their latency");
+    const deadline = Date.now() + 15000;
+    while ((await metric(server.url, "sio_connections")) > 1 && Date.now() < deadline) await sleep(200);
+    assert.equal(await metric(server.url, "sio_connections"), 1, "only the good client is left");
+  } finally {
+    good.disconnect();
+    await server.stop();
+  }
+});
+
+test("oversize WebSocket frames close only that connection", { timeout: 20000 }, async () => {
+  const server = await startServer({ env: { MAX_HTTP_BUFFER_SIZE: "100000" } });
+  const good = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  try {
+    await once(good, "connect");
+    const big = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+    await once(big, "open");
+    big.send("40");
+    big.send("4" + "y".repeat(200000));
+    await once(big, "close", 5000);
+    assert.equal(await good.timeout(5000).emitWithAck("echo", "ok"), "ok");
+  } finally {
+    good.disconnect();
+    await server.stop();
+  }
+});
+
+test("a burst of 10,000 WebSocket connections is served; the server stays up", { timeout: 120000 }, async () => {
+  const server = await startServer();
+  const probe = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  const sockets = [];
+  try {
+    await once(probe, "connect");
+    const url = `${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`;
+    let opened = 0;
+    for (let i = 0; i < 10000; i += 500) {
+      const batch = Array.from({ length: 500 }, () => {
+        const ws = new WebSocket(url, { perMessageDeflate: false });
+        sockets.push(ws);
+        return new Promise((resolve) => {
+          ws.once("message", () => { opened++; resolve(); });
+          ws.once("error", resolve);
+        });
+      });
+      await Promise.all(batch);
+    }
+    assert.equal(opened, 10000);
+    assert.ok((await metric(server.url, "sio_connections")) >= 10000);
+    const rtt = await roundTrip(probe);
+    console.log(`echo round trip with 10,000 idle connections: ${rtt.toFixed(1)} ms`);
+    assert.ok(rtt < 2000);
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    probe.disconnect();
+    await server.stop();
+  }
+});
