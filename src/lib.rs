@@ -12,6 +12,7 @@ pub mod config;
 pub mod conformance;
 pub mod engineio;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod serve;
 pub mod server;

@@ -1,7 +1,7 @@
 //! `sio-server`: the Socket.IO server binary. `sio-server conformance` runs the protocol test servers.
 
 use sio_server::adapter::redis::{PresenceTracker, RedisAdapterFactory};
-use sio_server::config::{Config, Env, LogFormat, WebhookPort};
+use sio_server::config::{Config, Env, WebhookPort};
 use sio_server::http::{self, AppState, RedisState};
 use sio_server::serve::ServeOptions;
 use sio_server::server::{Server, ServerConfig};
@@ -64,7 +64,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    sio_server::logging::init(config.log_format, &config.instance_id);
     if conformance {
         // The protocol test suites expect 127.0.0.1:3000; PORT (or --port) moves it for parallel runs.
         let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
@@ -237,13 +237,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
-    }
 }

@@ -5,7 +5,7 @@
 use sio_server::adapter::redis::RedisService;
 use sio_server::adapter::redis::emitter::Emitter;
 use sio_server::client::SioClient;
-use sio_server::config::{Env, LogFormat};
+use sio_server::config::Env;
 use sio_server::webhook::config::{WebhookConfig, WebhookMode};
 use sio_server::webhook::{Delivery, WebhookOptions};
 use std::net::SocketAddr;
@@ -27,12 +27,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
-    }
+    sio_server::logging::init(config.log_format, &config.instance_id);
     let delivery = match &config.mode {
         WebhookMode::SocketIo(url) => {
             tracing::info!(%url, "delivering through a Socket.IO connection");
