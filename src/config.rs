@@ -84,7 +84,7 @@ pub struct Limits {
     pub max_event_name_len: usize,
     /// `MAX_PENDING_ACKS` per socket (1000).
     pub max_pending_acks: usize,
-    /// `OUTBOUND_QUEUE_BYTES` per connection (8 MiB): the soft limit; the hard limit is 6x.
+    /// `OUTBOUND_QUEUE_BYTES` per connection (8 MiB): the soft limit; the hard limit is 3x.
     pub outbound_queue_bytes: usize,
     /// `HEADER_READ_TIMEOUT_MS` (10000): how long a client may take to send request headers.
     pub header_read_timeout: Duration,

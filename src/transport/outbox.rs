@@ -26,7 +26,7 @@ pub const OVER_LIMIT_GRACE: Duration = Duration::from_secs(10);
 pub struct OutboxLimits {
     /// Past this, volatile packets are dropped and the grace clock runs (8 MiB).
     pub soft: usize,
-    /// A packet that would go past this closes the connection (6 × soft).
+    /// A packet that would go past this closes the connection (3 × soft).
     pub hard: usize,
 }
 
@@ -37,11 +37,11 @@ impl Default for OutboxLimits {
 }
 
 impl OutboxLimits {
-    /// Limits with the given soft limit and a hard limit six times larger.
+    /// Limits with the given soft limit and a hard limit three times larger.
     pub fn from_soft(soft: usize) -> OutboxLimits {
         OutboxLimits {
             soft,
-            hard: soft.saturating_mul(6),
+            hard: soft.saturating_mul(3),
         }
     }
 }

@@ -141,3 +141,71 @@ test("a burst of 10,000 WebSocket connections is served; the server stays up", {
     await server.stop();
   }
 });
+
+/** Resident memory of a process, from /proc (bytes). */
+function rss(pid) {
+  return import("node:fs").then(({ readFileSync }) => {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+    return Number(line.split(/\s+/)[1]) * 1024;
+  });
+}
+
+test("a reader that keeps up with a burst of 50,000 x 1 KiB messages is never dropped", { timeout: 120000 }, async () => {
+  const server = await startServer();
+  const reader = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  const sender = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  try {
+    await Promise.all([once(reader, "connect"), once(sender, "connect")]);
+    await reader.emitWithAck("join", "burst");
+    let got = 0;
+    reader.on("message", () => got++);
+    const text = "b".repeat(1024);
+    const n = 50000;
+    for (let i = 0; i < n; i++) sender.emit("message", { roomId: "burst", message: text });
+    const deadline = Date.now() + 90000;
+    while (got < n && Date.now() < deadline) await sleep(100);
+    assert.equal(got, n);
+    assert.equal(await metric(server.url, "sio_slow_client_disconnects_total"), 0);
+  } finally {
+    reader.disconnect();
+    sender.disconnect();
+    await server.stop();
+  }
+});
+
+test("a stuck reader in a room receiving 50 MB grows the server by well under 64 MB", { timeout: 120000 }, async () => {
+  const server = await startServer();
+  const good = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  const sender = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  try {
+    await Promise.all([once(good, "connect"), once(sender, "connect")]);
+    const stuck = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+    await once(stuck, "open");
+    stuck.send("40");
+    stuck.send('420["join","big"]');
+    await new Promise((resolve) => stuck.on("message", (d) => String(d).startsWith("430") && resolve()));
+    stuck._socket.pause();
+    await good.emitWithAck("join", "big");
+    let received = 0;
+    good.on("message", () => received++);
+    const before = await rss(server.child.pid);
+    let peak = before;
+    const payload = "z".repeat(16384);
+    const total = 3200; // 50 MiB
+    for (let i = 0; i < total; i += 100) {
+      await Promise.all(Array.from({ length: 100 }, () => sender.emitWithAck("message", { roomId: "big", message: payload })));
+      peak = Math.max(peak, await rss(server.child.pid));
+    }
+    const deadline = Date.now() + 30000;
+    while (received < total && Date.now() < deadline) await sleep(50);
+    assert.equal(received, total);
+    const growth = peak - before;
+    console.log(`server RSS growth with a stuck reader and 50 MiB sent: ${(growth / 1048576).toFixed(1)} MiB`);
+    assert.ok(growth < 48 * 1048576, `grew ${(growth / 1048576).toFixed(1)} MiB`);
+    stuck.terminate();
+  } finally {
+    good.disconnect();
+    sender.disconnect();
+    await server.stop();
+  }
+});
