@@ -280,3 +280,17 @@ fn client_ping_is_a_transport_error() {
     h.ws_text(&sid, "2");
     check("eio_client_ping", &h);
 }
+
+#[test]
+fn server_shutdown_does_not_wait_for_a_poll() {
+    let mut h = Harness::new(App::EngineEcho);
+    let q = polling(&mut h);
+    h.post(&q, b"4queued before shutdown");
+    h.server_shutdown(&h.sid(1));
+    h.get(&q);
+    h.get(&q);
+    let sid = h.ws_open(WS).unwrap();
+    h.ws_text(&sid, "4last");
+    h.server_shutdown(&sid);
+    check("eio_server_shutdown", &h);
+}

@@ -383,6 +383,17 @@ impl Harness {
         self.drain(sid);
     }
 
+    /// The server shuts down (Node's `io.close()`): sessions close with "server shutting down".
+    pub fn server_shutdown(&mut self, sid: &str) {
+        self.line("     [server: shutting down]");
+        let now = self.now;
+        if let Some(slot) = self.slots.get_mut(sid) {
+            slot.session
+                .close_gracefully(sio_server::engineio::CloseReason::ServerShuttingDown, now);
+        }
+        self.drain(sid);
+    }
+
     /// The application emits an event to the socket of `nsp`.
     pub fn server_emit(&mut self, sid: &str, packet: Packet) {
         self.line(format!("     [server: emit {}]", packet.event_name().unwrap_or("?")));
