@@ -6,8 +6,8 @@
 // every such test finishes well inside that window.
 import { test, describe, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
 import { startServer, sleep } from "./lib/server.mjs";
+import { RawSocket, terminateAll, request } from "./lib/raw.mjs";
 
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
@@ -21,115 +21,6 @@ let WS_BASE; // ws://127.0.0.1:PORT/engine.io/
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-const sockets = new Set();
-
-/** A raw WebSocket that queues every message (text → string, binary → Uint8Array). */
-class RawSocket {
-  constructor(url, { autoPong = false } = {}) {
-    this.ws = new WebSocket(url);
-    this.autoPong = autoPong;
-    this.received = []; // every message, in order (pings included)
-    this.queue = [];
-    this.waiters = [];
-    this.pings = 0;
-    this.closeInfo = null;
-    sockets.add(this);
-    this.ws.on("error", (err) => {
-      this.error = err;
-    });
-    this.opened = new Promise((resolve, reject) => {
-      this.ws.once("open", () => {
-        this.openedAt = Date.now();
-        resolve();
-      });
-      this.ws.once("close", () => reject(new Error("socket closed before it opened")));
-    });
-    this.opened.catch(() => {});
-    this.closed = new Promise((resolve) => {
-      this.ws.once("close", (code, reason) => {
-        this.closeInfo = { code, reason: reason.toString(), at: Date.now() };
-        sockets.delete(this);
-        resolve(this.closeInfo);
-        for (const w of this.waiters.splice(0)) w.reject(new Error("socket closed while waiting for a message"));
-      });
-    });
-    this.ws.on("message", (data, isBinary) => {
-      const msg = isBinary ? new Uint8Array(data) : data.toString();
-      this.received.push(msg);
-      if (this.autoPong && msg === "2") {
-        this.pings++;
-        this.ws.send("3");
-        return;
-      }
-      const waiter = this.waiters.shift();
-      if (waiter) waiter.resolve(msg);
-      else this.queue.push(msg);
-    });
-  }
-
-  /** The next queued message (pings are skipped only when autoPong is on). */
-  next(timeoutMs = 2000) {
-    if (this.queue.length) return Promise.resolve(this.queue.shift());
-    if (this.closeInfo) return Promise.reject(new Error("socket is closed"));
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(waiter), 1);
-        reject(new Error(`no message within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiters.push(waiter);
-    });
-  }
-
-  send(data) {
-    this.ws.send(data);
-  }
-
-  /** Resolves with { code, reason, at } when the socket closes; rejects after timeoutMs. */
-  waitClose(timeoutMs = 2000) {
-    return Promise.race([
-      this.closed,
-      sleep(timeoutMs).then(() => {
-        if (!this.closeInfo) throw new Error(`socket still open after ${timeoutMs} ms`);
-        return this.closeInfo;
-      }),
-    ]);
-  }
-
-  get isOpen() {
-    return this.ws.readyState === WebSocket.OPEN;
-  }
-
-  async close() {
-    if (this.closeInfo) return;
-    if (this.ws.readyState === WebSocket.OPEN) {
-      this.ws.close();
-      await Promise.race([this.closed, sleep(500)]);
-    }
-    if (!this.closeInfo) this.ws.terminate();
-  }
-}
-
-function terminateAll() {
-  for (const s of sockets) s.ws.terminate();
-  sockets.clear();
-}
-
-/** fetch with a bounded time; resolves to { status, body, headers }. */
-async function request(url, init = {}) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(4000), ...init });
-  const body = await res.text();
-  return { status: res.status, body, headers: res.headers };
-}
 
 const pollUrl = (sid, extra = "") => `${HTTP_BASE}?EIO=4&transport=polling&sid=${sid}${extra}`;
 const wsUrl = (sid) => `${WS_BASE}?EIO=4&transport=websocket${sid ? `&sid=${sid}` : ""}`;

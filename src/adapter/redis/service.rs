@@ -199,18 +199,22 @@ impl RedisService {
         }
     }
 
-    async fn run(&self, conn: &Conn, cmd: Cmd) -> RedisResult<Value> {
+    /// Runs a Redis operation within the command timeout, recording its latency and outcome.
+    async fn timed<T>(&self, op: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
         let started = Instant::now();
-        let mut conn = conn.clone();
-        let result = match tokio::time::timeout(self.inner.timeout, conn.query(&cmd)).await {
-            Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from((
+        let result = tokio::time::timeout(self.inner.timeout, op).await.unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
                 redis::ErrorKind::IoError,
                 "command timed out",
-            ))),
-        };
+            )))
+        });
         self.record(started, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         result
+    }
+
+    async fn run(&self, conn: &Conn, cmd: Cmd) -> RedisResult<Value> {
+        let mut conn = conn.clone();
+        self.timed(async move { conn.query(&cmd).await }).await
     }
 
     async fn command(&self, cmd: Cmd) -> RedisResult<Value> {
@@ -227,7 +231,6 @@ impl RedisService {
 
     /// Publishes several messages in one pipeline, in order.
     pub async fn publish_batch(&self, batch: &[super::hub::Outgoing]) -> RedisResult<()> {
-        let started = Instant::now();
         let mut pipe = redis::pipe();
         for m in batch {
             pipe.cmd(if m.sharded { "SPUBLISH" } else { "PUBLISH" })
@@ -236,21 +239,13 @@ impl RedisService {
                 .ignore();
         }
         let mut conn = self.inner.cmd.clone();
-        let run = async {
+        self.timed(async move {
             match &mut conn {
                 Conn::Standalone(c) => pipe.query_async::<()>(c).await,
                 Conn::Cluster(c) => pipe.query_async::<()>(c).await,
             }
-        };
-        let result = match tokio::time::timeout(self.inner.timeout, run).await {
-            Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from((
-                redis::ErrorKind::IoError,
-                "command timed out",
-            ))),
-        };
-        self.record(started, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        result
+        })
+        .await
     }
 
     /// `SPUBLISH` (Redis ≥ 7 sharded pub/sub).
@@ -263,21 +258,21 @@ impl RedisService {
 
     async fn sub_command(&self, name: &str, channels: &[String]) -> RedisResult<()> {
         let mut conn = self.inner.sub.clone();
-        let started = Instant::now();
-        let result = match &mut conn {
-            Conn::Standalone(c) => match name {
-                "SUBSCRIBE" => c.subscribe(channels).await,
-                "PSUBSCRIBE" => c.psubscribe(channels).await,
-                _ => redis::cmd(name).arg(channels).query_async(c).await,
-            },
-            Conn::Cluster(c) => match name {
-                "SUBSCRIBE" => c.subscribe(channels).await,
-                "PSUBSCRIBE" => c.psubscribe(channels).await,
-                _ => c.ssubscribe(channels).await,
-            },
-        };
-        self.record(started, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        result
+        self.timed(async move {
+            match &mut conn {
+                Conn::Standalone(c) => match name {
+                    "SUBSCRIBE" => c.subscribe(channels).await,
+                    "PSUBSCRIBE" => c.psubscribe(channels).await,
+                    _ => redis::cmd(name).arg(channels).query_async(c).await,
+                },
+                Conn::Cluster(c) => match name {
+                    "SUBSCRIBE" => c.subscribe(channels).await,
+                    "PSUBSCRIBE" => c.psubscribe(channels).await,
+                    _ => c.ssubscribe(channels).await,
+                },
+            }
+        })
+        .await
     }
 
     /// `SUBSCRIBE` (kept across reconnections).
@@ -311,13 +306,13 @@ impl RedisService {
             }
         }
         let mut conn = self.inner.sub.clone();
-        let started = Instant::now();
-        let result = match &mut conn {
-            Conn::Standalone(c) => redis::cmd("SUNSUBSCRIBE").arg(channels).query_async(c).await,
-            Conn::Cluster(c) => c.sunsubscribe(channels).await,
-        };
-        self.record(started, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        result
+        self.timed(async move {
+            match &mut conn {
+                Conn::Standalone(c) => redis::cmd("SUNSUBSCRIBE").arg(channels).query_async(c).await,
+                Conn::Cluster(c) => c.sunsubscribe(channels).await,
+            }
+        })
+        .await
     }
 
     /// Re-issues `SSUBSCRIBE` for a standalone server after its subscriber reconnected.
@@ -357,19 +352,14 @@ impl RedisService {
         if !self.inner.cluster {
             return Ok(numsub_count(&self.command(cmd).await?));
         }
-        let started = Instant::now();
         let Conn::Cluster(mut conn) = self.inner.cmd.clone() else {
-            unreachable!("cluster flag")
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::ClientError,
+                "not a cluster connection",
+            )));
         };
         let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, Some(ResponsePolicy::Special)));
-        let result = tokio::time::timeout(self.inner.timeout, conn.route_command(&cmd, routing)).await;
-        let result = result.unwrap_or_else(|_| {
-            Err(redis::RedisError::from((
-                redis::ErrorKind::IoError,
-                "command timed out",
-            )))
-        });
-        self.record(started, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        let result = self.timed(async move { conn.route_command(&cmd, routing).await }).await;
         Ok(match result? {
             Value::Map(per_node) => per_node.iter().map(|(_, v)| numsub_count(v)).sum(),
             other => numsub_count(&other),
