@@ -45,8 +45,9 @@ fn parse_args(args: &[String]) -> Result<(bool, HashMap<String, String>), String
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (conformance, overrides) = match parse_args(&args) {
+    let args: Vec<String> = std::env::args().collect();
+    let args = args.get(1..).unwrap_or_default();
+    let (conformance, overrides) = match parse_args(args) {
         Ok(p) => p,
         Err(e) => {
             if !e.is_empty() {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+    if std::env::args().any(|a| a == "-h" || a == "--help") {
         eprintln!(
             "usage: sio-webhook   (configured by WEBHOOK_PORT, HOST, SOCKETIO_URL, WEBHOOK_MODE, WEBHOOK_SECRET, REDIS_*; see README.md)"
         );
