@@ -11,34 +11,14 @@ import path from "node:path";
 import { io } from "socket.io-client";
 import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
-import { startServer, freePort, sleep, once } from "./lib/server.mjs";
+import { startServer, freePort, sleep, once, waitFor, fresh } from "./lib/server.mjs";
 import { startRedis, startRedisCluster, redisCli } from "./lib/redis.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** How long to watch for deliveries that must not happen. */
 const QUIET_MS = 300;
 
-let seq = 0;
-const fresh = (name) => `${name}-${++seq}-${Date.now().toString(36)}`;
 
-/** Polls `check` (sync or async) until it returns a truthy value; fails with `what()` after `ms`. */
-async function waitFor(check, ms, what) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await check();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const detail = typeof what === "function" ? what(last) : what;
-      assert.fail(`timed out after ${ms} ms: ${detail}`);
-    }
-    await sleep(25);
-  }
-}
 
 /**
  * A group of clients and server processes with one cleanup. `client()` connects a stock client

@@ -10,7 +10,7 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { io } from "socket.io-client";
-import { startServer, startWebhook, freePort, sleep, once } from "./lib/server.mjs";
+import { startServer, startWebhook, freePort, sleep, once, waitFor, fresh } from "./lib/server.mjs";
 import { startRedis } from "./lib/redis.mjs";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -18,27 +18,7 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const QUIET_MS = 300;
 const MESSAGE_KEYS = ["id", "metadata", "roomId", "sender", "text", "timestamp"];
 
-let seq = 0;
-const fresh = (name) => `${name}-${++seq}-${Date.now().toString(36)}`;
 
-/** Polls `check` until it returns a truthy value; fails with `what()` after `ms`. */
-async function waitFor(check, ms, what) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await check();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const detail = typeof what === "function" ? what(last) : what;
-      assert.fail(`timed out after ${ms} ms: ${detail}`);
-    }
-    await sleep(25);
-  }
-}
 
 /** A JSON answer: {status, headers, text, json}. */
 async function request(base, path, { method = "POST", body, raw, headers = {}, contentType = "application/json" } = {}) {

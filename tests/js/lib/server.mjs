@@ -1,6 +1,7 @@
 // Starts and stops real sio-server processes for the JS suites. Each server gets a free loopback
 // port; processes are stopped by PID (never by name).
 import { spawn } from "node:child_process";
+import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { existsSync, createWriteStream, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -143,4 +144,27 @@ export async function startWebhook({ env = {}, port, timeoutMs = 15000 } = {}) {
     }
   }
   return { port, url: `http://127.0.0.1:${port}`, child, logs: () => output, stop };
+}
+
+let seq = 0;
+/** A unique name (room, key…) for one test. */
+export const fresh = (name) => `${name}-${++seq}-${Date.now().toString(36)}`;
+
+/** Polls `check` (sync or async) until it returns a truthy value; fails with `what()` after `ms`. */
+export async function waitFor(check, ms, what) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      const detail = typeof what === "function" ? what(last) : what;
+      assert.fail(`timed out after ${ms} ms: ${detail}`);
+    }
+    await sleep(25);
+  }
 }
