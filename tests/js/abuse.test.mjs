@@ -14,6 +14,17 @@ async function metric(url, name) {
   return Number(line?.split(" ")[1]);
 }
 
+/** A client that speaks the protocol by hand, joins `room`, then stops reading its socket. */
+async function stuckReader(server, room) {
+  const stuck = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+  await once(stuck, "open");
+  stuck.send("40");
+  stuck.send(`420["join","${room}"]`);
+  await new Promise((resolve) => stuck.on("message", (d) => String(d).startsWith("430") && resolve()));
+  stuck._socket.pause();
+  return stuck;
+}
+
 async function roundTrip(client) {
   const t0 = performance.now();
   assert.equal(await client.timeout(5000).emitWithAck("echo", "ping"), "ping");
@@ -43,13 +54,7 @@ test("a client that never reads is disconnected; the others in its room get ever
   const sender = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
   try {
     await Promise.all([once(good, "connect"), once(sender, "connect")]);
-    // The stuck client speaks the protocol by hand, joins, then stops reading its socket.
-    const stuck = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
-    await once(stuck, "open");
-    stuck.send("40");
-    stuck.send('420["join","flood"]');
-    await new Promise((resolve) => stuck.on("message", (d) => String(d).startsWith("430") && resolve()));
-    stuck._socket.pause();
+    const stuck = await stuckReader(server, "flood");
     const stuckClosed = new Promise((resolve) => stuck._socket.once("close", resolve));
     await good.emitWithAck("join", "flood");
     let received = 0;
@@ -179,12 +184,7 @@ test("a stuck reader in a room receiving 50 MB grows the server by well under 64
   const sender = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
   try {
     await Promise.all([once(good, "connect"), once(sender, "connect")]);
-    const stuck = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
-    await once(stuck, "open");
-    stuck.send("40");
-    stuck.send('420["join","big"]');
-    await new Promise((resolve) => stuck.on("message", (d) => String(d).startsWith("430") && resolve()));
-    stuck._socket.pause();
+    const stuck = await stuckReader(server, "big");
     await good.emitWithAck("join", "big");
     let received = 0;
     good.on("message", () => received++);

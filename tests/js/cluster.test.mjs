@@ -15,10 +15,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
 import { freePort, sleep } from "./lib/server.mjs";
+import { CHROMIUM, CHROMIUM_ARGS } from "../browser/chromium.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CLUSTER = path.join(root, "scripts/cluster");
-const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const CLIENTS = 30;
 const ROOM = `cluster-${process.pid}-${Date.now()}`;
 const INSTANCES = ["sio-1", "sio-2", "sio-3"];
@@ -504,7 +504,7 @@ describe("cluster: nginx + sio-1..3 + redis + webhook (scripts/cluster)", () => 
       try {
         context = await chromium.launchPersistentContext(userDataDir, {
           executablePath: CHROMIUM,
-          args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+          args: CHROMIUM_ARGS,
           headless: true,
           timeout: 60_000,
         });
