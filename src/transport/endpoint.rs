@@ -24,6 +24,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+/// Bytes of WebSocket frames gathered before a write (the rest go out with the turn's flush).
+const WS_WRITE_BATCH: usize = 8 * 1024;
+
 /// How long a polling POST may take to send its body.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -163,7 +166,10 @@ impl Engine {
         };
         WebSocketConfig::default()
             .read_buffer_size(read)
-            .write_buffer_size(0)
+            // Frames taken in one driver turn are written together by the flush that ends it (one
+            // syscall per batch instead of one per frame). The buffer keeps its capacity, so a busy
+            // connection holds up to about this much; an idle one only what it ever needed.
+            .write_buffer_size(WS_WRITE_BATCH)
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
     }

@@ -1,0 +1,220 @@
+//! A minimal WebSocket client for load generation: one HTTP upgrade, masked text frames out,
+//! unmasked frames parsed in place from one read buffer (no allocation per received frame).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// WebSocket opcodes the bench cares about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A text frame.
+    Text,
+    /// A binary frame.
+    Binary,
+    /// The peer closed.
+    Close,
+    /// A ping (answered by [`Ws::reply_pong`]).
+    Ping,
+    /// Anything else (pong, continuation) — ignored.
+    Other,
+}
+
+/// One client connection.
+pub struct Ws {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+    mask_state: u32,
+}
+
+fn err(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+impl Ws {
+    /// Opens a TCP connection (from `source` when given) and upgrades it at `path`.
+    pub async fn connect(addr: SocketAddr, source: Option<IpAddr>, path: &str) -> io::Result<Ws> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(ip) = source {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = socket.connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut ws = Ws {
+            stream,
+            buf: vec![0; 4096],
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(256),
+            mask_state: 0x9E37_79B9 ^ (addr.port() as u32).wrapping_mul(2_654_435_761),
+        };
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        ws.stream.write_all(request.as_bytes()).await?;
+        loop {
+            if let Some(pos) = memchr::memmem::find(&ws.buf[..ws.end], b"\r\n\r\n") {
+                let head = &ws.buf[..pos];
+                if !head.starts_with(b"HTTP/1.1 101") {
+                    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+                    return Err(err(format!("upgrade refused: {}", String::from_utf8_lossy(line))));
+                }
+                ws.start = pos + 4;
+                return Ok(ws);
+            }
+            if ws.end == ws.buf.len() {
+                return Err(err("upgrade response too large"));
+            }
+            let n = ws.stream.read(&mut ws.buf[ws.end..]).await?;
+            if n == 0 {
+                return Err(err("connection closed during upgrade"));
+            }
+            ws.end += n;
+        }
+    }
+
+    /// Parses the next complete frame in the buffer, if any: its opcode and payload range.
+    pub fn next_frame(&mut self) -> io::Result<Option<(Op, usize, usize)>> {
+        let avail = &self.buf[self.start..self.end];
+        if avail.len() < 2 {
+            return Ok(None);
+        }
+        let (b0, b1) = (avail[0], avail[1]);
+        if b0 & 0x80 == 0 {
+            return Err(err("fragmented frames are not supported by the bench client"));
+        }
+        if b1 & 0x80 != 0 {
+            return Err(err("server sent a masked frame"));
+        }
+        let (len, header) = match b1 & 0x7F {
+            126 if avail.len() >= 4 => (u16::from_be_bytes([avail[2], avail[3]]) as usize, 4),
+            127 if avail.len() >= 10 => (u64::from_be_bytes(avail[2..10].try_into().unwrap()) as usize, 10),
+            126 | 127 => return Ok(None),
+            n => (n as usize, 2),
+        };
+        if avail.len() < header + len {
+            if header + len > self.buf.len() {
+                self.buf.resize((header + len).next_power_of_two(), 0);
+            }
+            return Ok(None);
+        }
+        let op = match b0 & 0x0F {
+            1 => Op::Text,
+            2 => Op::Binary,
+            8 => Op::Close,
+            9 => Op::Ping,
+            _ => Op::Other,
+        };
+        let from = self.start + header;
+        self.start = from + len;
+        Ok(Some((op, from, from + len)))
+    }
+
+    /// The bytes of a frame returned by [`Ws::next_frame`].
+    pub fn payload(&self, from: usize, to: usize) -> &[u8] {
+        &self.buf[from..to]
+    }
+
+    /// Reads more bytes; `Ok(false)` at end of stream.
+    pub async fn fill(&mut self) -> io::Result<bool> {
+        self.make_room();
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        Ok(n > 0)
+    }
+
+    /// Moves a partial frame to the front of the buffer and grows it when full.
+    fn make_room(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let len = self.buf.len() * 2;
+            self.buf.resize(len, 0);
+        }
+    }
+
+    /// Reads what is available without waiting; `Ok(false)` at end of stream.
+    pub fn try_fill(&mut self) -> io::Result<bool> {
+        self.make_room();
+        match self.stream.try_read(&mut self.buf[self.end..]) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                self.end += n;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one masked text frame.
+    pub async fn send_text(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.frame(0x81, payload);
+        self.flush().await
+    }
+
+    /// Answers a ping frame with a pong carrying the same payload.
+    pub async fn reply_pong(&mut self, from: usize, to: usize) -> io::Result<()> {
+        let payload = self.buf[from..to].to_vec();
+        self.frame(0x8A, &payload);
+        self.flush().await
+    }
+
+    /// Queues a masked frame in the output buffer.
+    fn frame(&mut self, b0: u8, payload: &[u8]) {
+        self.mask_state ^= self.mask_state << 13;
+        self.mask_state ^= self.mask_state >> 17;
+        self.mask_state ^= self.mask_state << 5;
+        let mask = self.mask_state.to_be_bytes();
+        self.out.push(b0);
+        match payload.len() {
+            n if n < 126 => self.out.push(0x80 | n as u8),
+            n if n <= u16::MAX as usize => {
+                self.out.push(0x80 | 126);
+                self.out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                self.out.push(0x80 | 127);
+                self.out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        self.out.extend_from_slice(&mask);
+        self.out
+            .extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        let result = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        result
+    }
+
+    /// Reads frames until one text frame arrives (answering pings); returns it.
+    pub async fn next_text(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            while let Some((op, from, to)) = self.next_frame()? {
+                match op {
+                    Op::Text => return Ok(self.buf[from..to].to_vec()),
+                    Op::Ping => self.reply_pong(from, to).await?,
+                    Op::Close => return Err(err("closed by server")),
+                    _ => {}
+                }
+            }
+            if !self.fill().await? {
+                return Err(err("connection closed"));
+            }
+        }
+    }
+}
