@@ -503,6 +503,16 @@ impl Session {
         }
     }
 
+    /// Frees the queues' buffers when they are empty (an idle connection then holds none; the
+    /// driver calls this after a heartbeat, so a busy connection keeps its buffers between them).
+    pub fn shrink_idle(&mut self) {
+        if self.write_buf.is_empty() && self.transmits.is_empty() && self.events.is_empty() {
+            self.write_buf = VecDeque::new();
+            self.transmits = VecDeque::new();
+            self.events = VecDeque::new();
+        }
+    }
+
     // ---- output ----
 
     /// The next bytes to write, if any.

@@ -4,13 +4,14 @@ use crate::transport::RequestInfo;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the client sent when it connected.
 #[derive(Clone, Debug)]
 pub struct Handshake {
     /// Request headers of the first HTTP request.
-    pub headers: HeaderMap,
+    pub headers: Arc<HeaderMap>,
     /// Query parameters, in order.
     pub query: Vec<(String, String)>,
     /// The CONNECT payload (`{}` when none).
@@ -65,7 +66,7 @@ impl Handshake {
     /// The handshake as Node serializes it (for `fetchSockets` across servers).
     pub fn to_json(&self) -> Value {
         let mut headers = Map::new();
-        for (k, v) in &self.headers {
+        for (k, v) in self.headers.iter() {
             if let Ok(v) = v.to_str() {
                 headers.insert(k.as_str().to_owned(), Value::String(v.to_owned()));
             }

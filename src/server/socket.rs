@@ -15,6 +15,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -87,7 +88,9 @@ pub(crate) struct SocketInner {
     pub(crate) nsp: Namespace,
     pub(crate) client: Arc<ClientShared>,
     pub(crate) handshake: Handshake,
-    handlers: RwLock<HashMap<String, EventHandler>>,
+    /// By event name; a short list (a socket has a handful) found by a linear scan, with no
+    /// allocation for `&'static str` names.
+    handlers: RwLock<Vec<(Cow<'static, str>, EventHandler)>>,
     on_disconnecting: Mutex<Vec<DisconnectHandler>>,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
     acks: Mutex<HashMap<u64, AckWaiter>>,
@@ -179,16 +182,24 @@ impl Socket {
     }
 
     /// Registers the handler of `event` (replacing an earlier one).
-    pub fn on(&self, event: &str, handler: impl Fn(&Socket, Event, Option<AckSender>) + Send + Sync + 'static) {
-        let mut map = self.0.handlers.write().unwrap_or_else(|e| e.into_inner());
-        map.insert(event.to_owned(), Arc::new(handler));
+    pub fn on(
+        &self,
+        event: impl Into<Cow<'static, str>>,
+        handler: impl Fn(&Socket, Event, Option<AckSender>) + Send + Sync + 'static,
+    ) {
+        let event = event.into();
+        let mut list = self.0.handlers.write().unwrap_or_else(|e| e.into_inner());
+        match list.iter_mut().find(|(name, _)| *name == event) {
+            Some(entry) => entry.1 = Arc::new(handler),
+            None => list.push((event, Arc::new(handler))),
+        }
     }
 
     /// Registers a handler whose first argument is deserialized as `T`. A payload that does not
     /// deserialize is passed to `on_error` with the serde error instead.
     pub fn on_typed<T: DeserializeOwned>(
         &self,
-        event: &str,
+        event: impl Into<Cow<'static, str>>,
         handler: impl Fn(&Socket, T, Option<AckSender>) + Send + Sync + 'static,
         on_error: impl Fn(&Socket, serde_json::Error, Option<AckSender>) + Send + Sync + 'static,
     ) {
@@ -382,8 +393,8 @@ impl Socket {
                     return;
                 };
                 let handler = {
-                    let map = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
-                    map.get(&name).cloned()
+                    let list = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
+                    list.iter().find(|(n, _)| *n == name).map(|(_, h)| h.clone())
                 };
                 let args = packet.args().to_vec();
                 let ack = packet.id.map(|id| AckSender {

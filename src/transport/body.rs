@@ -7,16 +7,15 @@ use http_body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
 
 /// A one-chunk body that tells the session's driver if it is dropped unsent.
 pub(crate) struct PollBody {
     data: Option<Bytes>,
-    driver: Option<mpsc::UnboundedSender<Cmd>>,
+    driver: Option<super::mailbox::MailSender<Cmd>>,
 }
 
 impl PollBody {
-    pub(crate) fn new(data: Bytes, driver: mpsc::UnboundedSender<Cmd>) -> PollBody {
+    pub(crate) fn new(data: Bytes, driver: super::mailbox::MailSender<Cmd>) -> PollBody {
         PollBody {
             data: Some(data),
             driver: Some(driver),

@@ -13,7 +13,7 @@ use std::time::Instant;
 #[derive(Clone, Debug)]
 pub struct RequestInfo {
     /// Request headers.
-    pub headers: HeaderMap,
+    pub headers: Arc<HeaderMap>,
     /// The raw query string.
     pub query: String,
     /// The request path and query (`/socket.io/?EIO=4&…`).

@@ -3,6 +3,7 @@
 //! `ConnectionDriver` model). HTTP handlers talk to it through commands.
 
 use super::conn::{ConnHandler, transport_to_u8};
+use super::mailbox::MailReceiver;
 use super::outbox::{OVER_LIMIT_GRACE, Outbox};
 use super::registry::Registry;
 use crate::engineio::{Event, Frame, Session, SessionError, Str, Transmit, TransportKind};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -160,7 +161,7 @@ pub(crate) struct Driver {
     handler: Box<dyn ConnHandler>,
     outbox: Arc<Outbox>,
     transport: Arc<AtomicU8>,
-    cmds: mpsc::UnboundedReceiver<Cmd>,
+    cmds: MailReceiver<Cmd>,
     ws: Option<WsPipe>,
     probe: Option<WsPipe>,
     /// Probes refused or dropped, still being closed.
@@ -171,6 +172,11 @@ pub(crate) struct Driver {
     registry: Arc<Registry>,
     closed: bool,
     frames: Vec<Frame>,
+    /// The handshake was answered or a heartbeat passed: free empty queue buffers once the
+    /// connection is quiet.
+    shrink_when_idle: bool,
+    /// Whether a message (the Socket.IO CONNECT, normally) has arrived.
+    had_message: bool,
 }
 
 impl Driver {
@@ -180,7 +186,7 @@ impl Driver {
         handler: Box<dyn ConnHandler>,
         outbox: Arc<Outbox>,
         transport: Arc<AtomicU8>,
-        cmds: mpsc::UnboundedReceiver<Cmd>,
+        cmds: MailReceiver<Cmd>,
         ws: Option<Box<Ws>>,
         registry: Arc<Registry>,
     ) -> Driver {
@@ -199,6 +205,8 @@ impl Driver {
             registry,
             closed: false,
             frames: Vec::new(),
+            shrink_when_idle: false,
+            had_message: false,
         }
     }
 
@@ -334,6 +342,12 @@ impl Driver {
                 tracing::trace!(sid = %self.session.sid(), event = ?e, "in");
                 match e {
                     Event::Message(data) => {
+                        if !self.had_message {
+                            // The handshake's buffers are freed once it is answered (and reused
+                            // by the next connections' handshakes).
+                            self.had_message = true;
+                            self.shrink_when_idle = true;
+                        }
                         crate::metrics::inc(&crate::metrics::METRICS.messages_in);
                         self.handler.on_message(data, now)
                     }
@@ -363,6 +377,20 @@ impl Driver {
         }
     }
 
+    /// Frees the buffers of empty queues, once nothing is in flight: an idle connection then
+    /// holds no queue memory, and a busy one gives its buffers back once per heartbeat at most.
+    fn shrink_idle(&mut self) {
+        let Some(ws) = &mut self.ws else { return };
+        if !ws.out.is_empty() || self.probe.is_some() || self.pending_get.is_some() {
+            return;
+        }
+        self.shrink_when_idle = false;
+        ws.out = VecDeque::new();
+        self.frames = Vec::new();
+        self.session.shrink_idle();
+        self.outbox.shrink_idle();
+    }
+
     fn finished(&self) -> bool {
         self.closed
             && self.ws.as_ref().is_none_or(|w| w.done)
@@ -383,12 +411,11 @@ impl Future for Driver {
             // Commands from HTTP handlers.
             while let Poll::Ready(cmd) = this.cmds.poll_recv(cx) {
                 match cmd {
-                    Some(cmd) if !this.closed => this.on_cmd(cmd, now, cx),
-                    Some(Cmd::Poll(reply)) => {
+                    cmd if !this.closed => this.on_cmd(cmd, now, cx),
+                    Cmd::Poll(reply) => {
                         let _ = reply.send(Err(SessionError::Closed));
                     }
-                    Some(_) => {}
-                    None => break,
+                    _ => {}
                 }
                 progress = true;
             }
@@ -434,6 +461,7 @@ impl Future for Driver {
                     this.timer_at = None;
                     this.session.handle_timeout(now.max(at));
                     this.handler.handle_timeout(now.max(at));
+                    this.shrink_when_idle = true;
                     progress = true;
                 }
             }
@@ -487,6 +515,9 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
             if !progress {
+                if this.shrink_when_idle {
+                    this.shrink_idle();
+                }
                 return Poll::Pending;
             }
         }

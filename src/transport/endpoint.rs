@@ -5,6 +5,7 @@ use super::body::PollBody;
 use super::conn::{EngineConn, EngineHandler, RequestInfo, transport_to_u8};
 use super::cors::Cors;
 use super::driver::{Cmd, Driver, Ws};
+use super::mailbox::{MailSender, mailbox};
 use super::outbox::Outbox;
 use super::registry::{Handle, Registry};
 use crate::engineio::request::{self, Method, Query, Route};
@@ -19,10 +20,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+/// The WebSocket read buffer when none is configured: clients send small packets, and a
+/// larger message grows the buffer as it arrives.
+const DEFAULT_WS_READ_BUFFER: usize = 512;
 
 /// Bytes of WebSocket frames gathered before a write (the rest go out with the turn's flush).
 const WS_WRITE_BATCH: usize = 8 * 1024;
@@ -90,6 +95,25 @@ fn empty(status: StatusCode) -> Response<Body> {
     res
 }
 
+/// Copies request headers into one buffer sized to fit. hyper's header values are slices of the
+/// connection's 8 KiB read buffer: keeping them (for the handshake) would keep that buffer alive
+/// for the whole connection.
+fn compact_headers(src: &HeaderMap) -> HeaderMap {
+    let mut buf = bytes::BytesMut::with_capacity(src.values().map(|v| v.len()).sum());
+    for (_, v) in src {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    let buf = buf.freeze();
+    let mut out = HeaderMap::with_capacity(src.len());
+    let mut at = 0;
+    for (name, v) in src {
+        let copy = HeaderValue::from_maybe_shared(buf.slice(at..at + v.len())).unwrap_or_else(|_| v.clone());
+        at += v.len();
+        out.append(name.clone(), copy);
+    }
+    out
+}
+
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
@@ -101,7 +125,7 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Sends `PollAborted` if a GET is dropped while waiting for its answer.
-struct AbortGuard(Option<mpsc::UnboundedSender<Cmd>>);
+struct AbortGuard(Option<MailSender<Cmd>>);
 
 impl Drop for AbortGuard {
     fn drop(&mut self) {
@@ -160,7 +184,7 @@ impl Engine {
     fn ws_config(&self) -> WebSocketConfig {
         let max = self.inner.config.max_payload;
         let read = if self.inner.options.ws_read_buffer == 0 {
-            4096
+            DEFAULT_WS_READ_BUFFER
         } else {
             self.inner.options.ws_read_buffer
         };
@@ -292,7 +316,7 @@ impl Engine {
 
     fn request_info(&self, req: &Request<Body>, query: String, remote: SocketAddr) -> RequestInfo {
         RequestInfo {
-            headers: req.headers().clone(),
+            headers: Arc::new(compact_headers(req.headers())),
             query,
             url: req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default(),
             remote,
@@ -316,7 +340,7 @@ impl Engine {
         let kind = Arc::new(AtomicU8::new(transport_to_u8(transport)));
         let conn = EngineConn::new(sid.clone(), outbox.clone(), kind.clone());
         let handler = self.inner.handler.on_open(conn, info, now);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mailbox();
         self.inner.registry.insert(
             sid.clone(),
             Handle {
@@ -439,7 +463,7 @@ impl Engine {
 }
 
 /// Sends `PostAborted` if a POST ends before its body was handed over.
-struct PostGuard(Option<mpsc::UnboundedSender<Cmd>>);
+struct PostGuard(Option<MailSender<Cmd>>);
 
 impl Drop for PostGuard {
     fn drop(&mut self) {

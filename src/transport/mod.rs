@@ -6,6 +6,7 @@ pub mod conn;
 pub mod cors;
 mod driver;
 pub mod endpoint;
+mod mailbox;
 pub mod outbox;
 mod registry;
 

@@ -149,6 +149,14 @@ impl Outbox {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Frees the queue's buffer if it is empty (see `Session::shrink_idle`).
+    pub(crate) fn shrink_idle(&self) {
+        let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if q.is_empty() {
+            *q = VecDeque::new();
+        }
+    }
+
     /// Registers the driver's waker, then takes up to `max` queued frames.
     pub(crate) fn drain(&self, cx: &mut Context<'_>, out: &mut Vec<Frame>, max: usize) {
         self.waker.register(cx.waker());

@@ -6,12 +6,11 @@ use crate::engineio::TransportKind;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::mpsc;
 
 /// How HTTP handlers reach a session's driver.
 #[derive(Clone)]
 pub(crate) struct Handle {
-    pub(crate) cmds: mpsc::UnboundedSender<Cmd>,
+    pub(crate) cmds: super::mailbox::MailSender<Cmd>,
     pub(crate) outbox: Arc<super::outbox::Outbox>,
     pub(crate) transport: Arc<AtomicU8>,
 }
