@@ -197,7 +197,10 @@ pub fn run(opts: Opts, args: &[String]) -> Result<(), String> {
         out.insert("server_rss_before_kib".into(), json!(rss_before));
         out.insert("server_rss_held_kib".into(), json!(rss_held));
         out.insert("server_rss_end_kib".into(), json!(rss_end));
-        out.insert("rss_per_conn_kib".into(), json!(per(rss_held.max(rss_end))));
+        // Right after connecting, and at the end of the hold (idle steady state: each connection
+        // has been through a heartbeat when the hold is longer than the ping interval).
+        out.insert("rss_per_conn_connected_kib".into(), json!(per(rss_held)));
+        out.insert("rss_per_conn_kib".into(), json!(per(rss_end)));
     }
     println!("{}", Value::Object(out));
     Ok(())

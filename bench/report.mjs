@@ -1,0 +1,194 @@
+// Turns scripts/bench's result lines (JSON, one per run) into BENCHMARKS.md's tables and chart.
+//
+//   node bench/report.mjs RESULTS.jsonl                     prints the tables (markdown)
+//   node bench/report.mjs RESULTS.jsonl --write FILE.md     replaces FILE.md's generated section
+//   node bench/report.mjs RESULTS.jsonl --chart FILE.svg    draws fan-out vs room size
+//   node bench/report.mjs --check RESULTS.jsonl             the smoke run's checks (exit 1 on failure)
+import { readFileSync, writeFileSync } from "node:fs";
+
+const args = process.argv.slice(2);
+const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const file = args.find((a, i) => !a.startsWith("--") && !["--write", "--chart"].includes(args[i - 1]));
+if (!file) { console.error("usage: node bench/report.mjs RESULTS.jsonl [--write FILE.md] [--chart FILE.svg] [--check]"); process.exit(2); }
+const rows = readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+
+const SERVERS = ["ours", "socketioxide", "node", "raw"];
+const NAMES = { ours: "sio-server", socketioxide: "socketioxide 0.18", node: "Node socket.io 4.8", raw: "raw WebSocket (ceiling)" };
+const COLORS = { ours: "#d9480f", socketioxide: "#1971c2", node: "#2f9e44", raw: "#868e96" };
+
+if (args.includes("--check")) process.exit(check() ? 0 : 1);
+
+/** The smoke run's checks: every run produced numbers and lost nothing. */
+function check() {
+  const problems = [];
+  for (const r of rows) {
+    const who = `${r.scenario}/${r.server}`;
+    if (r.scenario === "fanout") {
+      if (!(r.deliveries_received > 0)) problems.push(`${who}: nothing delivered`);
+      if (r.lost !== 0 || r.duplicates !== 0) problems.push(`${who}: lost ${r.lost}, duplicates ${r.duplicates}`);
+      if (r.disconnects !== 0) problems.push(`${who}: ${r.disconnects} disconnects`);
+      if (r.latency_p50_us === null) problems.push(`${who}: no latency recorded`);
+    } else if (r.scenario === "echo") {
+      if (!(r.acks_per_s > 0) || r.errors !== 0) problems.push(`${who}: ${r.acks_per_s} acks/s, ${r.errors} errors`);
+    } else if (r.scenario === "connect") {
+      if (r.connected !== r.clients || r.errors !== 0) problems.push(`${who}: ${r.connected}/${r.clients} connected, ${r.errors} errors (${r.first_error})`);
+      if (r.disconnects_during_hold !== 0) problems.push(`${who}: ${r.disconnects_during_hold} disconnects during the hold`);
+    }
+  }
+  const scenarios = new Set(rows.map((r) => r.scenario));
+  for (const s of ["fanout", "echo", "connect"]) if (!scenarios.has(s)) problems.push(`no ${s} result`);
+  for (const p of problems) console.error(`bench smoke: ${p}`);
+  console.error(problems.length ? `bench smoke: ${problems.length} problem(s)` : `bench smoke: ${rows.length} result lines, all consistent`);
+  return problems.length === 0;
+}
+
+const find = (pred) => rows.find(pred);
+const fan = (server, receivers, instances = 1) =>
+  find((r) => r.scenario === "fanout" && r.mode === "closed" && r.server === server && r.receivers === receivers && r.instances === instances);
+const open = (server) => find((r) => r.scenario === "fanout" && r.mode === "open" && r.server === server && r.instances === 1);
+const conn = (server, clients) => find((r) => r.scenario === "connect" && r.server === server && r.clients === clients);
+const echo = (server) => find((r) => r.scenario === "echo" && r.server === server);
+
+const k = (n) => (n === undefined || n === null ? "–" : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${Math.round(n / 1e3)}k` : `${Math.round(n).toLocaleString("en-US")}`);
+const ms = (us) => (us === undefined || us === null ? "–" : us >= 1e5 ? `${Math.round(us / 1e3)} ms` : `${(us / 1e3).toFixed(us >= 1e4 ? 0 : 1)} ms`);
+const x = (a, b) => (a && b ? `${(a / b).toFixed(1)}x` : "–");
+const yes = (ok) => (ok === undefined ? "–" : ok ? "met" : "**not met**");
+
+function targets() {
+  const lines = ["| target | sio-server | reference | ratio | goal | |", "|---|---|---|---|---|---|"];
+  const o = fan("ours", 1000);
+  for (const [ref, goal] of [["node", 10], ["socketioxide", 1.2], ["raw", 0.8]]) {
+    const r = fan(ref, 1000);
+    const ratio = o && r ? o.deliveries_per_s / r.deliveries_per_s : undefined;
+    lines.push(`| fan-out, 1,000 receivers, closed loop vs ${NAMES[ref]} | ${k(o?.deliveries_per_s)}/s | ${k(r?.deliveries_per_s)}/s${r?.lost ? ` (lost ${k(r.lost)})` : ""} | ${x(o?.deliveries_per_s, r?.deliveries_per_s)} | ≥ ${goal}x | ${yes(ratio === undefined ? undefined : ratio >= goal)} |`);
+  }
+  const lostAll = rows.filter((r) => r.scenario === "fanout" && r.server === "ours").reduce((s, r) => s + r.lost, 0);
+  lines.push(`| messages lost by sio-server, all fan-out runs | ${lostAll} | | | 0 | ${yes(lostAll === 0)} |`);
+  const oo = open("ours"), on = open("node");
+  const pr = oo && on ? on.latency_p99_us / oo.latency_p99_us : undefined;
+  lines.push(`| p99 latency at 40k deliveries/s offered (1,000 receivers) | ${ms(oo?.latency_p99_us)} | ${ms(on?.latency_p99_us)} (Node) | 1/${pr ? pr.toFixed(1) : "–"} | ≤ 1/4 | ${yes(pr === undefined ? undefined : pr >= 4)} |`);
+  const t = fan("ours", 1000, 3), tn = fan("node", 1000, 3);
+  const tr = t && tn ? t.deliveries_per_s / tn.deliveries_per_s : undefined;
+  lines.push(`| fan-out, 3 instances + Redis, 1,000 receivers | ${k(t?.deliveries_per_s)}/s, lost ${t?.lost ?? "–"} | ${k(tn?.deliveries_per_s)}/s (Node + redis-adapter) | ${x(t?.deliveries_per_s, tn?.deliveries_per_s)} | ≥ 5x, 0 lost | ${yes(tr === undefined ? undefined : tr >= 5 && t.lost === 0)} |`);
+  const c = conn("ours", 15000), cn = conn("node", 15000);
+  lines.push(`| RSS per idle WebSocket at 15,000 connections | ${c?.rss_per_conn_kib ?? "–"} KiB | ${cn?.rss_per_conn_kib ?? "–"} KiB (Node) | ${x(cn?.rss_per_conn_kib, c?.rss_per_conn_kib)} less | ≤ 8 KiB | ${yes(c ? c.rss_per_conn_kib <= 8 : undefined)} |`);
+  const h = conn("ours", 19000);
+  lines.push(`| 19,000 concurrent WebSockets on one instance | ${h ? `${h.connected.toLocaleString("en-US")} connected, ${h.errors} errors, ${h.disconnects_during_hold} dropped in ${h.hold_s} s` : "–"} | | | all held | ${yes(h ? h.connected === 19000 && h.errors === 0 && h.disconnects_during_hold === 0 : undefined)} |`);
+  if (h) lines.push(`| what 100,000 idle connections would cost (measured RSS/conn × 100,000) | ${Math.round((h.rss_per_conn_kib * 1e5) / 1024)} MiB | ${cn ? `${Math.round((cn.rss_per_conn_kib * 1e5) / 1024)} MiB (Node)` : ""} | | | |`);
+  return lines.join("\n");
+}
+
+function fanoutTable() {
+  const servers = SERVERS.filter((s) => fan(s, 1000));
+  const lines = [`| receivers | ${servers.map((s) => NAMES[s]).join(" | ")} |`, `|---|${servers.map(() => "---").join("|")}|`];
+  for (const n of [100, 1000, 3000, 10000]) {
+    lines.push(`| ${n.toLocaleString("en-US")} | ${servers.map((s) => { const r = fan(s, n); return r ? `${k(r.deliveries_per_s)}/s · p99 ${ms(r.latency_p99_us)}${r.lost ? ` · **lost ${k(r.lost)}**` : ""}` : "–"; }).join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+function openTable() {
+  const lines = ["| server | delivered/s | p50 | p99 | p99.9 | lost | server CPU |", "|---|---|---|---|---|---|---|"];
+  for (const s of SERVERS) {
+    const r = open(s);
+    if (r) lines.push(`| ${NAMES[s]} | ${k(r.deliveries_per_s)} | ${ms(r.latency_p50_us)} | ${ms(r.latency_p99_us)} | ${ms(r.latency_p999_us)} | ${r.lost} | ${r.server_cpu_pct}% |`);
+  }
+  return lines.join("\n");
+}
+
+function clusterTable() {
+  const lines = ["| servers | deliveries/s | p50 | p99 | lost | CPU (3 servers + Redis) |", "|---|---|---|---|---|---|"];
+  for (const s of ["ours", "node"]) {
+    const r = fan(s, 1000, 3);
+    if (r) lines.push(`| 3 × ${NAMES[s]}${s === "node" ? " + redis-adapter" : " + Redis adapter"} | ${k(r.deliveries_per_s)} | ${ms(r.latency_p50_us)} | ${ms(r.latency_p99_us)} | ${r.lost} | ${r.server_cpu_pct}% |`);
+  }
+  return lines.join("\n");
+}
+
+function echoTable() {
+  const lines = ["| server | acks/s | p50 | p99 | server CPU |", "|---|---|---|---|---|"];
+  for (const s of SERVERS) {
+    const r = echo(s);
+    if (r) lines.push(`| ${NAMES[s]} | ${k(r.acks_per_s)} | ${ms(r.rtt_p50_us)} | ${ms(r.rtt_p99_us)} | ${r.server_cpu_pct}% |`);
+  }
+  return lines.join("\n");
+}
+
+function connectTable() {
+  const lines = ["| server | clients | connected | errors | connects/s | handshake p99 | RSS/conn just connected | RSS/conn idle (after a heartbeat) | dropped during hold |", "|---|---|---|---|---|---|---|---|---|"];
+  for (const r of rows.filter((r) => r.scenario === "connect")) {
+    lines.push(`| ${NAMES[r.server] ?? r.server} | ${r.clients.toLocaleString("en-US")} | ${r.connected.toLocaleString("en-US")} | ${r.errors} | ${k(r.connect_per_s)} | ${ms(r.handshake_p99_us)} | ${r.rss_per_conn_connected_kib} KiB | ${r.rss_per_conn_kib} KiB | ${r.disconnects_during_hold} |`);
+  }
+  return lines.join("\n");
+}
+
+function machine() {
+  const m = find((r) => r.scenario === "machine");
+  return m ? `Run ${m.date.slice(0, 16).replace("T", " ")} UTC on ${m.cores} × ${m.cpu}, ${m.memory_gib} GiB, Linux ${m.kernel}; ${m.rustc}, Node ${m.node}, ${m.redis}.` : "";
+}
+
+function report() {
+  return [
+    machine(),
+    "### Targets",
+    targets(),
+    "### Fan-out, one instance, closed loop (4 senders, 32 messages in flight)",
+    "Deliveries per second to the room's members, and the end-to-end p99 (sender timestamp to receipt). In a closed loop the latency is the queue the window builds, so compare it across servers, not with the fixed-load table below.",
+    fanoutTable(),
+    "### Fixed offered load: 40k deliveries/s (1,000 receivers, 40 messages/s)",
+    openTable(),
+    "### Three instances on one Redis (clients spread over the instances)",
+    clusterTable(),
+    "### Acks: `echo` round trips (50 clients, one ack in flight each)",
+    echoTable(),
+    "### Connections (fresh server process; clients from several processes over 127.0.0.2–17)",
+    connectTable(),
+  ].join("\n\n");
+}
+
+function chart() {
+  const W = 960, H = 380, pad = { l: 70, r: 20, t: 40, b: 50 }, gap = 80;
+  const pw = (W - pad.l - pad.r - gap) / 2, ph = H - pad.t - pad.b;
+  const sizes = [100, 1000, 3000, 10000];
+  const lx = (n) => (Math.log10(n) - 2) / 2 * pw;
+  const series = SERVERS.map((s) => ({ s, pts: sizes.map((n) => fan(s, n)).filter(Boolean) })).filter((x) => x.pts.length);
+  const maxD = Math.max(...series.flatMap((x) => x.pts.map((r) => r.deliveries_per_s))) * 1.1;
+  const lats = series.flatMap((x) => x.pts.map((r) => r.latency_p99_us)).filter((v) => v > 0);
+  const [lo, hi] = [Math.floor(Math.log10(Math.min(...lats))), Math.ceil(Math.log10(Math.max(...lats)))];
+  const ly = (us) => ph - ((Math.log10(us) - lo) / (hi - lo)) * ph;
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="white"/>`];
+  const panel = (ox, title, yTicks, yOf, value) => {
+    out.push(`<g transform="translate(${ox},${pad.t})">`, `<text x="${pw / 2}" y="-16" text-anchor="middle" font-size="14" font-weight="bold">${title}</text>`);
+    out.push(`<line x1="0" y1="${ph}" x2="${pw}" y2="${ph}" stroke="#333"/><line x1="0" y1="0" x2="0" y2="${ph}" stroke="#333"/>`);
+    for (const n of sizes) out.push(`<line x1="${lx(n)}" y1="0" x2="${lx(n)}" y2="${ph}" stroke="#eee"/><text x="${lx(n)}" y="${ph + 16}" text-anchor="middle">${n.toLocaleString("en-US")}</text>`);
+    out.push(`<text x="${pw / 2}" y="${ph + 36}" text-anchor="middle">receivers in the room</text>`);
+    for (const [v, label] of yTicks) out.push(`<line x1="0" y1="${yOf(v)}" x2="${pw}" y2="${yOf(v)}" stroke="#eee"/><text x="-6" y="${yOf(v) + 4}" text-anchor="end">${label}</text>`);
+    for (const { s, pts } of series) {
+      const d = pts.map((r, i) => `${i ? "L" : "M"}${lx(r.receivers).toFixed(1)},${yOf(value(r)).toFixed(1)}`).join(" ");
+      out.push(`<path d="${d}" fill="none" stroke="${COLORS[s]}" stroke-width="2.5"/>`);
+      for (const r of pts) out.push(`<circle cx="${lx(r.receivers).toFixed(1)}" cy="${yOf(value(r)).toFixed(1)}" r="3.5" fill="${COLORS[s]}"/>`);
+    }
+    out.push("</g>");
+  };
+  const step = maxD > 2e6 ? 5e5 : maxD > 5e5 ? 2e5 : 5e4;
+  const dTicks = []; for (let v = 0; v <= maxD; v += step) dTicks.push([v, k(v)]);
+  panel(pad.l, "deliveries/s (closed loop)", dTicks, (v) => ph - (v / maxD) * ph, (r) => r.deliveries_per_s);
+  const lTicks = []; for (let e = lo; e <= hi; e++) lTicks.push([10 ** e, ms(10 ** e)]);
+  panel(pad.l + pw + gap, "p99 latency (log scale)", lTicks, ly, (r) => Math.max(r.latency_p99_us, 10 ** lo));
+  series.forEach(({ s }, i) => out.push(`<rect x="${pad.l + 10 + i * 200}" y="${H - 14}" width="14" height="4" fill="${COLORS[s]}"/><text x="${pad.l + 30 + i * 200}" y="${H - 8}">${NAMES[s]}</text>`));
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+const md = report();
+console.log(md);
+const target = opt("--write");
+if (target) {
+  const text = readFileSync(target, "utf8");
+  const [begin, end] = ["<!-- bench:begin (generated by scripts/bench --update) -->", "<!-- bench:end -->"];
+  const a = text.indexOf(begin), b = text.indexOf(end);
+  if (a < 0 || b < a) { console.error(`${target}: markers not found`); process.exit(1); }
+  writeFileSync(target, `${text.slice(0, a + begin.length)}\n\n${md}\n\n${text.slice(b)}`);
+}
+const svg = opt("--chart");
+if (svg) writeFileSync(svg, chart());
