@@ -3,7 +3,7 @@
 
 use super::broadcast::BroadcastOperator;
 use super::error::{ConnectError, EmitError};
-use super::rooms::{Room, RoomIndex, Sid};
+use super::rooms::{Room, RoomIndex, Sid, SidHash};
 use super::socket::{Socket, encode_frames};
 use crate::adapter::{Adapter, BroadcastOptions};
 use crate::socketio::Packet;
@@ -32,7 +32,7 @@ pub struct Namespace(Arc<NamespaceInner>);
 
 pub(crate) struct NamespaceInner {
     name: Arc<str>,
-    sockets: RwLock<HashMap<Sid, Socket>>,
+    sockets: RwLock<HashMap<Sid, Socket, SidHash>>,
     rooms: RwLock<RoomIndex>,
     hooks: Arc<Hooks>,
     adapter: Arc<dyn Adapter>,
@@ -123,12 +123,13 @@ impl Namespace {
         self.0.rooms.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn sockets_read(&self) -> RwLockReadGuard<'_, HashMap<Sid, Socket>> {
+    fn sockets_read(&self) -> RwLockReadGuard<'_, HashMap<Sid, Socket, SidHash>> {
         self.0.sockets.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn add_socket(&self, socket: &Socket) {
-        let id: Sid = Arc::from(socket.id());
+        // The socket's own Arc, so lookups from the room index compare pointers, not strings.
+        let id: Sid = socket.0.id.clone();
         self.0
             .sockets
             .write()

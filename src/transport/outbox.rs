@@ -99,7 +99,9 @@ impl Outbox {
                 self.request_close();
                 return Pushed::Overflow;
             }
-            q.extend(frames.iter().cloned());
+            for f in frames {
+                q.push_back(f.clone());
+            }
             let now_queued = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
             if now_queued > self.limits.soft {
                 let mut since = self.over_since.lock().unwrap_or_else(|e| e.into_inner());

@@ -57,7 +57,11 @@ pub async fn worker(opts: Opts) -> Result<(), String> {
         let (done, disconnects) = (done_tx.clone(), disconnects.clone());
         tokio::spawn(async move {
             let t = Instant::now();
-            match proto::open(addr, source, proto).await {
+            let open = tokio::time::timeout(Duration::from_secs(30), proto::open(addr, source, proto));
+            match open
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("no answer within 30 s")))
+            {
                 Ok(ws) => {
                     let _ = done.send(Ok(t.elapsed().as_micros() as u64));
                     hold(ws, disconnects).await;

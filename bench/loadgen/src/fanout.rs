@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, watch};
 
 const ROOM: &str = "bench";
+/// How long one client's connect (and join) may take before the run fails.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Counters shared by every task of a run.
 #[derive(Default)]
@@ -43,9 +45,14 @@ async fn connect_all(opts: &Opts, count: usize, offset: usize, join: bool) -> Re
             let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
             tokio::spawn(async move {
                 let _permit = gate.acquire().await;
-                let mut ws = proto::open(addr, source, proto).await?;
+                let late = |what: &str| io::Error::other(format!("no {what} from {addr} within {HANDSHAKE_TIMEOUT:?}"));
+                let mut ws = tokio::time::timeout(HANDSHAKE_TIMEOUT, proto::open(addr, source, proto))
+                    .await
+                    .map_err(|_| late("handshake answer"))??;
                 if join {
-                    proto::join(&mut ws, proto, ROOM).await?;
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, proto::join(&mut ws, proto, ROOM))
+                        .await
+                        .map_err(|_| late("join ack"))??;
                 }
                 Ok::<Ws, io::Error>(ws)
             })

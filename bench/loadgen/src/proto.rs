@@ -63,10 +63,21 @@ pub async fn open(addr: SocketAddr, source: Option<IpAddr>, proto: Proto) -> io:
     }
 }
 
-/// Joins `room` and waits for the server's confirmation.
+/// Joins `room` and waits for the server's confirmation. Over Socket.IO it first waits for the
+/// app's `welcome` (emitted once the server's handlers are registered: socketioxide acks CONNECT
+/// before its connect handler has run, and drops an event that arrives in between).
 pub async fn join(ws: &mut Ws, proto: Proto, room: &str) -> io::Result<()> {
     match proto {
         Proto::Sio => {
+            loop {
+                let p = ws.next_text().await?;
+                if p.starts_with(b"42[\"welcome\"") {
+                    break;
+                }
+                if p == b"2" {
+                    ws.send_text(b"3").await?;
+                }
+            }
             ws.send_text(format!("420[\"join\",\"{room}\"]").as_bytes()).await?;
             loop {
                 let p = ws.next_text().await?;
