@@ -160,7 +160,7 @@ function report() {
 }
 
 function chart() {
-  const W = 960, H = 380, pad = { l: 70, r: 20, t: 40, b: 50 }, gap = 80;
+  const W = 960, H = 400, pad = { l: 70, r: 20, t: 40, b: 70 }, gap = 80;
   const pw = (W - pad.l - pad.r - gap) / 2, ph = H - pad.t - pad.b;
   const sizes = [100, 1000, 3000, 10000];
   const lx = (n) => (Math.log10(n) - 2) / 2 * pw;
