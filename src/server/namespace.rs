@@ -8,6 +8,7 @@ use super::socket::{Socket, encode_frames};
 use crate::adapter::{Adapter, BroadcastOptions};
 use crate::socketio::Packet;
 use crate::transport::Pushed;
+use crate::transport::outbox::Outbox;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -26,6 +27,14 @@ pub(crate) struct Hooks {
     pub(crate) on_connection: RwLock<Vec<ConnectionHandler>>,
 }
 
+/// What a room holds for each member: the socket, and its connection's outbound queue, so a
+/// broadcast reaches the queue straight from the room's member array.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    socket: Socket,
+    outbox: Arc<Outbox>,
+}
+
 /// A namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Namespace(Arc<NamespaceInner>);
@@ -33,7 +42,7 @@ pub struct Namespace(Arc<NamespaceInner>);
 pub(crate) struct NamespaceInner {
     name: Arc<str>,
     sockets: RwLock<HashMap<Sid, Socket, SidHash>>,
-    rooms: RwLock<RoomIndex>,
+    rooms: RwLock<RoomIndex<Member>>,
     hooks: Arc<Hooks>,
     adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
@@ -115,11 +124,11 @@ impl Namespace {
         self.0.ack_ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn rooms_read(&self) -> RwLockReadGuard<'_, RoomIndex> {
+    pub(crate) fn rooms_read(&self) -> RwLockReadGuard<'_, RoomIndex<Member>> {
         self.0.rooms.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn rooms_write(&self) -> RwLockWriteGuard<'_, RoomIndex> {
+    pub(crate) fn rooms_write(&self) -> RwLockWriteGuard<'_, RoomIndex<Member>> {
         self.0.rooms.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -146,9 +155,18 @@ impl Namespace {
         }
     }
 
-    /// Adds socket `id` to `rooms`, telling the adapter about rooms this creates.
+    /// Adds socket `id` (connected here) to `rooms`, telling the adapter about rooms this creates.
     pub(crate) fn join_rooms(&self, id: &Sid, rooms: impl IntoIterator<Item = Room>) {
-        let created = self.rooms_write().add_all(id, rooms);
+        let Some(socket) = self.sockets_read().get(id).cloned() else {
+            return;
+        };
+        let member = Member {
+            outbox: socket.0.client.conn.outbox().clone(),
+            socket,
+        };
+        // The socket's own Arc, so member lookups compare pointers.
+        let id = member.socket.0.id.clone();
+        let created = self.rooms_write().add_all(&id, &member, rooms);
         for room in &created {
             self.0.adapter.on_room_created(room);
         }
@@ -227,12 +245,7 @@ impl Namespace {
     /// Calls `f` for each local socket matching `opts`.
     pub(crate) fn for_each_local(&self, opts: &BroadcastOptions, mut f: impl FnMut(&Socket)) {
         let rooms = self.rooms_read();
-        let sockets = self.sockets_read();
-        rooms.for_each_target(&opts.rooms, &opts.except, |sid| {
-            if let Some(s) = sockets.get(sid) {
-                f(s);
-            }
-        });
+        rooms.for_each_target(&opts.rooms, &opts.except, |_, m| f(&m.socket));
     }
 
     /// Delivers a packet to this server's matching sockets, encoded once (Node's
@@ -240,12 +253,16 @@ impl Namespace {
     pub fn local_broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Delivered {
         let frames = encode_frames(packet);
         let mut d = Delivered::default();
-        self.for_each_local(opts, |s| match s.0.client.conn.send(&frames, opts.flags.volatile) {
-            Pushed::Queued => d.queued += 1,
-            Pushed::DroppedVolatile => d.dropped += 1,
-            // An overflowing connection is being closed: its client resyncs on reconnect.
-            Pushed::Closed | Pushed::Overflow => {}
+        let rooms = self.rooms_read();
+        rooms.for_each_target(&opts.rooms, &opts.except, |_, m| {
+            match m.outbox.push(&frames, opts.flags.volatile) {
+                Pushed::Queued => d.queued += 1,
+                Pushed::DroppedVolatile => d.dropped += 1,
+                // An overflowing connection is being closed: its client resyncs on reconnect.
+                Pushed::Closed | Pushed::Overflow => {}
+            }
         });
+        drop(rooms);
         let m = &crate::metrics::METRICS;
         crate::metrics::inc(&m.broadcasts);
         crate::metrics::add(&m.deliveries, d.queued as u64);

@@ -64,6 +64,11 @@ impl EngineConn {
         &self.sid
     }
 
+    /// The outbound queue (rooms keep it beside the socket, for broadcasts).
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
     /// Queues the frames of one packet.
     pub fn send(&self, frames: &[Frame], volatile: bool) -> Pushed {
         self.outbox.push(frames, volatile)
