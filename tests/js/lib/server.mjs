@@ -21,23 +21,34 @@ export function binary(name) {
   return found;
 }
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+const handedOut = new Set();
+
+/**
+ * A free TCP port on 127.0.0.1, never one this process was already given: the OS may offer a
+ * just-closed port again, and two servers of one test (e.g. PORT and WEBHOOK_PORT) would collide.
+ */
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = createServer();
+      srv.unref();
+      srv.on("error", reject);
+      srv.listen(0, "127.0.0.1", () => {
+        const { port } = srv.address();
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
-async function waitForPort(port, child, timeoutMs = 15000) {
+async function waitForPort(port, child, timeoutMs = 15000, logs = () => "") {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited early with code ${child.exitCode}`);
+    if (child.exitCode !== null) throw new Error(`server exited early with code ${child.exitCode}:\n${logs()}`);
     try {
       const res = await fetch(`http://127.0.0.1:${port}/socket.io/?EIO=4&transport=abc`);
       await res.text();
@@ -69,7 +80,7 @@ export async function startServer({ name = "sio-server", args = [], env = {}, po
     child.stdout.pipe(file);
     child.stderr.pipe(file);
   }
-  await waitForPort(port, child);
+  await waitForPort(port, child, 15000, () => output);
   return {
     port,
     url: `http://127.0.0.1:${port}`,
