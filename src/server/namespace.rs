@@ -298,7 +298,7 @@ impl Namespace {
     /// Makes this server's matching sockets join `rooms`.
     pub fn local_add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         let mut ids = Vec::new();
-        self.for_each_local(opts, |s| ids.push(Arc::<str>::from(s.id())));
+        self.for_each_local(opts, |s| ids.push(s.0.id.clone()));
         for id in ids {
             self.join_rooms(&id, rooms.iter().cloned());
         }
@@ -307,7 +307,7 @@ impl Namespace {
     /// Makes this server's matching sockets leave `rooms`.
     pub fn local_del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         let mut ids = Vec::new();
-        self.for_each_local(opts, |s| ids.push(Arc::<str>::from(s.id())));
+        self.for_each_local(opts, |s| ids.push(s.0.id.clone()));
         for id in ids {
             for room in rooms {
                 self.leave_room(&id, room);

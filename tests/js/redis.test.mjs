@@ -44,6 +44,10 @@ function group() {
       servers.push(srv);
       return srv;
     },
+    /** Starts one testbed per instance id, all with `env`. */
+    testbeds(env, ids) {
+      return Promise.all(ids.map((id) => this.server({ name: "testbed", env: { ...env, INSTANCE_ID: id } })));
+    },
     async close() {
       for (const c of clients) c.disconnect();
       await Promise.all(servers.map((s) => s.stop()));
@@ -170,10 +174,7 @@ describe("testbed x2 on standalone Redis (classic adapter)", () => {
   before(async () => {
     redis = await startRedis();
     const env = { REDIS_URL: redis.url };
-    [A, B] = await Promise.all([
-      g.server({ name: "testbed", env: { ...env, INSTANCE_ID: "tb-a" } }),
-      g.server({ name: "testbed", env: { ...env, INSTANCE_ID: "tb-b" } }),
-    ]);
+    [A, B] = await g.testbeds(env, ["tb-a", "tb-b"]);
     await requestSubscribers(redis, 2);
   });
 
@@ -215,9 +216,7 @@ describe("testbed x3 on standalone Redis (classic adapter)", () => {
   before(async () => {
     redis = await startRedis();
     const env = { REDIS_URL: redis.url };
-    [A, B, C] = await Promise.all(
-      ["tb-a", "tb-b", "tb-c"].map((id) => g.server({ name: "testbed", env: { ...env, INSTANCE_ID: id } })),
-    );
+    [A, B, C] = await g.testbeds(env, ["tb-a", "tb-b", "tb-c"]);
     await requestSubscribers(redis, 3);
     a1 = await g.client(A);
     b1 = await g.client(B);
@@ -614,10 +613,7 @@ describe("Redis Cluster (3 masters)", () => {
     let A, B;
     before(async () => {
       const env = { REDIS_MODE: "cluster", REDIS_NODES: cluster.nodesJson, REDIS_ADAPTER: "classic" };
-      [A, B] = await Promise.all([
-        g.server({ name: "testbed", env: { ...env, INSTANCE_ID: "cl-a" } }),
-        g.server({ name: "testbed", env: { ...env, INSTANCE_ID: "cl-b" } }),
-      ]);
+      [A, B] = await g.testbeds(env, ["cl-a", "cl-b"]);
     });
     after(() => g.close());
 
@@ -640,10 +636,7 @@ describe("Redis Cluster (3 masters)", () => {
     let A, B;
     before(async () => {
       const env = { REDIS_MODE: "cluster", REDIS_NODES: cluster.nodesJson, REDIS_ADAPTER: "sharded" };
-      [A, B] = await Promise.all([
-        g.server({ name: "testbed", env: { ...env, INSTANCE_ID: "sh-a" } }),
-        g.server({ name: "testbed", env: { ...env, INSTANCE_ID: "sh-b" } }),
-      ]);
+      [A, B] = await g.testbeds(env, ["sh-a", "sh-b"]);
     });
     after(() => g.close());
 

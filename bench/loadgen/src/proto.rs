@@ -39,6 +39,17 @@ fn err(msg: String) -> io::Error {
     io::Error::other(msg)
 }
 
+/// The next Engine.IO packet other than a ping (which it answers with a pong).
+async fn next_packet(ws: &mut Ws) -> io::Result<Vec<u8>> {
+    loop {
+        let p = ws.next_text().await?;
+        if p != b"2" {
+            return Ok(p);
+        }
+        ws.send_text(b"3").await?;
+    }
+}
+
 /// Opens a connection and completes the Engine.IO open and Socket.IO CONNECT to `/`.
 pub async fn open(addr: SocketAddr, source: Option<IpAddr>, proto: Proto) -> io::Result<Ws> {
     match proto {
@@ -51,11 +62,10 @@ pub async fn open(addr: SocketAddr, source: Option<IpAddr>, proto: Proto) -> io:
             }
             ws.send_text(b"40").await?;
             loop {
-                let p = ws.next_text().await?;
+                let p = next_packet(&mut ws).await?;
                 match p.as_slice() {
                     [b'4', b'0', ..] => return Ok(ws),
                     [b'4', b'4', ..] => return Err(err(format!("CONNECT refused: {}", lossy(&p)))),
-                    b"2" => ws.send_text(b"3").await?,
                     _ => {}
                 }
             }
@@ -69,26 +79,15 @@ pub async fn open(addr: SocketAddr, source: Option<IpAddr>, proto: Proto) -> io:
 pub async fn join(ws: &mut Ws, proto: Proto, room: &str) -> io::Result<()> {
     match proto {
         Proto::Sio => {
-            loop {
-                let p = ws.next_text().await?;
-                if p.starts_with(b"42[\"welcome\"") {
-                    break;
-                }
-                if p == b"2" {
-                    ws.send_text(b"3").await?;
-                }
-            }
+            while !next_packet(ws).await?.starts_with(b"42[\"welcome\"") {}
             ws.send_text(format!("420[\"join\",\"{room}\"]").as_bytes()).await?;
             loop {
-                let p = ws.next_text().await?;
+                let p = next_packet(ws).await?;
                 if p.starts_with(b"430") {
                     if memchr::memmem::find(&p, b"\"ok\":true").is_none() {
                         return Err(err(format!("join refused: {}", lossy(&p))));
                     }
                     return Ok(());
-                }
-                if p == b"2" {
-                    ws.send_text(b"3").await?;
                 }
             }
         }
