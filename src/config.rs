@@ -88,6 +88,9 @@ pub struct Limits {
     pub outbound_queue_bytes: usize,
     /// `HEADER_READ_TIMEOUT_MS` (10000): how long a client may take to send request headers.
     pub header_read_timeout: Duration,
+    /// `WRITE_TIMEOUT_MS` (20000): how long a write may wait for a peer that reads nothing before
+    /// its connection is reset.
+    pub write_timeout: Duration,
 }
 
 /// Reads variables through `get`, so tests need not touch the process environment.
@@ -202,6 +205,7 @@ impl Config {
                 max_pending_acks: env.parse("MAX_PENDING_ACKS", 1000, "a number of acks")?,
                 outbound_queue_bytes: env.parse("OUTBOUND_QUEUE_BYTES", 8 << 20, "a size in bytes")?,
                 header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
+                write_timeout: env.millis("WRITE_TIMEOUT_MS", 20_000)?,
             },
         })
     }

@@ -10,6 +10,9 @@ use sio_server::webhook::{Delivery, WebhookOptions};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+
+/// Most TCP connections the webhook listener keeps open at once.
+const WEBHOOK_MAX_CONNECTIONS: usize = 1024;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,13 +160,15 @@ async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatAp
     };
     let router = sio_server::webhook::router(Delivery::InProcess { io, app }, options, &config.instance_id);
     tracing::info!(%addr, "webhook listening (in-process delivery)");
-    let header_timeout = config.limits.header_read_timeout;
+    let serve_options = ServeOptions {
+        header_read_timeout: config.limits.header_read_timeout,
+        write_timeout: config.limits.write_timeout,
+        max_connections: Some(WEBHOOK_MAX_CONNECTIONS),
+    };
     tokio::spawn(async move {
         // The webhook lives as long as the process; its stop channel never fires.
         let (_keep, never) = tokio::sync::watch::channel(false);
-        let options = ServeOptions {
-            header_read_timeout: header_timeout,
-        };
+        let options = serve_options;
         sio_server::serve::serve(listener, router, options, never).await;
     });
     true
@@ -176,6 +181,8 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, c
     let grace = config.shutdown_grace;
     let serve_options = ServeOptions {
         header_read_timeout: config.limits.header_read_timeout,
+        write_timeout: config.limits.write_timeout,
+        max_connections: None,
     };
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,

@@ -53,6 +53,12 @@ pub struct Metrics {
     pub limit_acks: AtomicU64,
     /// Connections closed because their outbound queue stayed full (a client that does not read).
     pub slow_client_disconnects: AtomicU64,
+    /// Connections reset because the peer read nothing within the write timeout.
+    pub write_timeouts: AtomicU64,
+    /// Closed connections reset because their close did not finish within the close deadline.
+    pub close_deadline_resets: AtomicU64,
+    /// TCP connections closed at accept because too many were open (`ServeOptions::max_connections`).
+    pub limit_tcp_connections: AtomicU64,
 }
 
 /// The process's metrics.
@@ -80,6 +86,9 @@ pub static METRICS: Metrics = Metrics {
     limit_event_name: AtomicU64::new(0),
     limit_acks: AtomicU64::new(0),
     slow_client_disconnects: AtomicU64::new(0),
+    write_timeouts: AtomicU64::new(0),
+    close_deadline_resets: AtomicU64::new(0),
+    limit_tcp_connections: AtomicU64::new(0),
 };
 
 /// Adds `n` to a counter.
@@ -256,6 +265,7 @@ pub fn render(g: Gauges) -> String {
         ("max_rooms_per_socket", &m.limit_rooms),
         ("max_event_name_length", &m.limit_event_name),
         ("max_pending_acks", &m.limit_acks),
+        ("max_tcp_connections", &m.limit_tcp_connections),
     ] {
         let _ = writeln!(
             out,
@@ -268,6 +278,18 @@ pub fn render(g: Gauges) -> String {
         "sio_slow_client_disconnects_total",
         "Connections closed because their outbound queue stayed full.",
         &m.slow_client_disconnects,
+    );
+    counter(
+        &mut out,
+        "sio_write_timeouts_total",
+        "Connections reset because the peer read nothing within the write timeout.",
+        &m.write_timeouts,
+    );
+    counter(
+        &mut out,
+        "sio_close_deadline_resets_total",
+        "Closed connections reset because the peer did not take the close within the deadline.",
+        &m.close_deadline_resets,
     );
     out
 }

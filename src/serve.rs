@@ -1,6 +1,6 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with the limits `axum::serve` cannot set
-//! (a header read timeout against slowloris), TCP_NODELAY, the peer address for handlers, and a
-//! graceful stop.
+//! (a header read timeout against slowloris, a write deadline against peers that stop reading, a
+//! cap on open connections), TCP_NODELAY, the peer address for handlers, and a graceful stop.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -8,8 +8,14 @@ use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_service::Service;
 
@@ -18,13 +24,122 @@ use tower_service::Service;
 pub struct ServeOptions {
     /// How long a client may take to send a request's headers (slowloris).
     pub header_read_timeout: Duration,
+    /// How long a write may wait for a peer that reads nothing before the connection is reset
+    /// (a polling response or WebSocket frames that are never read).
+    pub write_timeout: Duration,
+    /// Most TCP connections open at once (`None`: no cap). Connections past it are closed as soon
+    /// as they are accepted.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(20),
+            max_connections: None,
         }
+    }
+}
+
+/// Lets the owner of an upgraded connection (a WebSocket driver) reset it: once [`ConnAbort::abort`]
+/// was called, dropping the connection sends a TCP RST and discards unsent bytes, so a peer that
+/// does not read cannot keep the socket (and its kernel buffers) alive after the server closed it.
+/// Handlers find it in the request's extensions.
+#[derive(Clone, Debug, Default)]
+pub struct ConnAbort(Arc<AtomicBool>);
+
+impl ConnAbort {
+    /// Resets the connection when it is dropped, instead of a graceful FIN after unsent data.
+    pub fn abort(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A TCP stream with a write deadline: a write that makes no progress for `timeout` fails with
+/// `TimedOut`, and a stream that failed so (or was [`ConnAbort::abort`]ed) is reset on drop.
+struct DeadlineStream {
+    tcp: TcpStream,
+    timeout: Duration,
+    /// Armed while a write waits for the peer; dropped once a write makes progress.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    abort: ConnAbort,
+    /// Counts this connection as open until it is dropped (upgraded WebSockets included).
+    _open: Open,
+}
+
+impl DeadlineStream {
+    /// Maps a write's result through the stall deadline.
+    fn deadline<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stall = None;
+            return polled;
+        }
+        let timeout = self.timeout;
+        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(stall.as_mut().poll(cx));
+        self.abort.abort();
+        crate::metrics::inc(&crate::metrics::METRICS.write_timeouts);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "peer read nothing within the write timeout",
+        )))
+    }
+}
+
+impl Drop for DeadlineStream {
+    fn drop(&mut self) {
+        if self.abort.is_aborted() {
+            // SO_LINGER 0: close() sends RST and frees the socket at once, unsent data and all.
+            let _ = socket2::SockRef::from(&self.tcp).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for DeadlineStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for DeadlineStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.deadline(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.deadline(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// Counts one open connection for as long as it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -37,6 +152,8 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// current request (upgraded WebSockets live on in their own tasks).
 pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions, mut stop: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
     loop {
         let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -50,12 +167,34 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
             },
             _ = stopped(&mut stop) => break,
         };
+        if let Some(max) = options.max_connections
+            && open.load(Ordering::Acquire) >= max
+        {
+            crate::metrics::inc(&crate::metrics::METRICS.limit_tcp_connections);
+            if refused_logged.elapsed() >= Duration::from_secs(10) {
+                refused_logged = tokio::time::Instant::now();
+                tracing::warn!(max, %remote, "too many open connections; closing new ones (logged every 10 s)");
+            }
+            let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+            drop(tcp);
+            continue;
+        }
+        open.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
+        let abort = ConnAbort::default();
+        let io = DeadlineStream {
+            tcp,
+            timeout: options.write_timeout,
+            stall: None,
+            abort: abort.clone(),
+            _open: Open(open.clone()),
+        };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(remote));
+            req.extensions_mut().insert(abort.clone());
             let mut router = router.clone();
             async move {
                 Ok::<_, Infallible>(
@@ -71,7 +210,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(options.header_read_timeout)
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {

@@ -7,6 +7,7 @@ use super::mailbox::MailReceiver;
 use super::outbox::{OVER_LIMIT_GRACE, Outbox};
 use super::registry::Registry;
 use crate::engineio::{Event, Frame, Session, SessionError, Str, Transmit, TransportKind};
+use crate::serve::ConnAbort;
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use hyper::upgrade::Upgraded;
@@ -17,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -40,36 +41,94 @@ pub(crate) enum Cmd {
     /// A POST ended before its body was read.
     PostAborted,
     /// A WebSocket for this session (an upgrade probe).
-    Probe(Box<Ws>),
+    Probe(WsConn),
     /// The server is shutting down.
     Shutdown,
 }
 
 /// Most loop turns one poll may take before yielding to other tasks.
 const TURN_BUDGET: usize = 64;
-/// Most frames waiting for the WebSocket at once; the rest wait in the outbox.
-const WS_BACKLOG: usize = 256;
+/// Most bytes waiting for the WebSocket at once (counted against the outbound limit); the rest
+/// wait in the outbox.
+const WS_BACKLOG_BYTES: usize = 64 * 1024;
+/// How long a closing WebSocket may take to write its last frames and its close frame. A peer that
+/// does not read them by then is reset, so a closed connection never outlives this.
+pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// An upgraded WebSocket and the means to reset its TCP connection.
+pub(crate) struct WsConn {
+    /// The WebSocket.
+    pub(crate) ws: Box<Ws>,
+    /// Resets the connection when dropped (absent when not served by [`crate::serve::serve`]).
+    pub(crate) abort: Option<ConnAbort>,
+}
 
 /// A WebSocket plus the frames waiting to be written on it.
 struct WsPipe {
     ws: Box<Ws>,
+    abort: Option<ConnAbort>,
     out: VecDeque<Message>,
+    /// Bytes in `out`.
+    out_bytes: usize,
     /// Send a close frame once `out` is written, then stop.
     closing: bool,
+    /// When a closing pipe is reset if it has not finished.
+    close_deadline: Option<Instant>,
     /// The close frame has been queued.
     close_sent: bool,
     done: bool,
 }
 
 impl WsPipe {
-    fn new(ws: Box<Ws>) -> WsPipe {
+    fn new(conn: WsConn) -> WsPipe {
         WsPipe {
-            ws,
+            ws: conn.ws,
+            abort: conn.abort,
             out: VecDeque::new(),
+            out_bytes: 0,
             closing: false,
+            close_deadline: None,
             close_sent: false,
             done: false,
         }
+    }
+
+    fn push(&mut self, msg: Message) {
+        self.out_bytes += msg.len();
+        self.out.push_back(msg);
+    }
+
+    /// Closes after what is queued, within [`CLOSE_DEADLINE`] of `now`.
+    fn start_closing(&mut self, now: Instant) {
+        if !self.closing {
+            self.closing = true;
+            self.close_deadline = Some(now + CLOSE_DEADLINE);
+        }
+    }
+
+    /// Drops what is queued: the peer is being disconnected for not reading it.
+    fn discard_backlog(&mut self) {
+        self.out.clear();
+        self.out_bytes = 0;
+    }
+
+    /// The close deadline, while the pipe still has something to finish.
+    fn pending_deadline(&self) -> Option<Instant> {
+        if self.done { None } else { self.close_deadline }
+    }
+
+    /// Resets the connection if its close deadline passed; returns whether it did.
+    fn reset_if_overdue(&mut self, now: Instant) -> bool {
+        if self.pending_deadline().is_none_or(|at| now < at) {
+            return false;
+        }
+        if let Some(abort) = &self.abort {
+            abort.abort();
+        }
+        self.discard_backlog();
+        self.done = true;
+        crate::metrics::inc(&crate::metrics::METRICS.close_deadline_resets);
+        true
     }
 
     /// Writes what it can; returns Err on a write failure.
@@ -79,7 +138,7 @@ impl WsPipe {
         }
         let mut progress = false;
         if self.closing && !self.close_sent && self.out.is_empty() {
-            self.out.push_back(Message::Close(None));
+            self.push(Message::Close(None));
             self.close_sent = true;
         }
         let mut ws = Pin::new(&mut *self.ws);
@@ -90,6 +149,7 @@ impl WsPipe {
                 Poll::Pending => return Ok(progress),
             }
             let msg = self.out.pop_front().expect("not empty");
+            self.out_bytes -= msg.len();
             if ws.as_mut().start_send(msg).is_err() {
                 return Err(());
             }
@@ -187,7 +247,7 @@ impl Driver {
         outbox: Arc<Outbox>,
         transport: Arc<AtomicU8>,
         cmds: MailReceiver<Cmd>,
-        ws: Option<Box<Ws>>,
+        ws: Option<WsConn>,
         registry: Arc<Registry>,
     ) -> Driver {
         Driver {
@@ -210,15 +270,15 @@ impl Driver {
         }
     }
 
-    /// How many queued frames the transport can take now: frames stay in the outbox (where the
+    /// How many queued bytes the transport can take now: frames stay in the outbox (where the
     /// limits see them) until the WebSocket has written what it holds, or a polling GET waits.
-    fn room_for_frames(&self) -> usize {
+    fn room_for_bytes(&self) -> usize {
         if self.session.is_closing() {
             return usize::MAX;
         }
         match self.session.transport() {
             TransportKind::WebSocket => match &self.ws {
-                Some(ws) => WS_BACKLOG.saturating_sub(ws.out.len()),
+                Some(ws) => WS_BACKLOG_BYTES.saturating_sub(ws.out_bytes),
                 None => 0,
             },
             TransportKind::Polling if self.session.is_poll_pending() => usize::MAX,
@@ -230,7 +290,7 @@ impl Driver {
     /// queued before a close goes out before it.
     fn apply_outbox(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let closing = self.outbox.close_requested();
-        let room = if closing { usize::MAX } else { self.room_for_frames() };
+        let room = if closing { usize::MAX } else { self.room_for_bytes() };
         self.outbox.drain(cx, &mut self.frames, room);
         let mut progress = !self.frames.is_empty();
         self.session.send_many(self.frames.drain(..));
@@ -238,6 +298,7 @@ impl Driver {
             if self.outbox.overflowed() {
                 tracing::warn!(sid = %self.session.sid(), "outbound queue over its hard limit; disconnecting a client that does not read");
                 crate::metrics::inc(&crate::metrics::METRICS.slow_client_disconnects);
+                self.discard_ws_backlog();
             }
             self.session.close(now);
             progress = true;
@@ -248,10 +309,19 @@ impl Driver {
         {
             tracing::warn!(sid = %self.session.sid(), queued = self.outbox.queued_bytes(), "outbound queue full for 10 s; disconnecting a client that does not keep up");
             crate::metrics::inc(&crate::metrics::METRICS.slow_client_disconnects);
+            self.discard_ws_backlog();
             self.session.close(now);
             progress = true;
         }
         progress
+    }
+
+    /// Drops the frames a client that does not read will never get, so its close frame is next.
+    fn discard_ws_backlog(&mut self) {
+        if let Some(ws) = &mut self.ws {
+            ws.discard_backlog();
+        }
+        self.outbox.set_in_transport(0);
     }
 
     fn on_cmd(&mut self, cmd: Cmd, now: Instant, cx: &mut Context<'_>) {
@@ -280,7 +350,7 @@ impl Driver {
                 Ok(()) => self.probe = Some(WsPipe::new(ws)),
                 Err(_) => {
                     let mut pipe = WsPipe::new(ws);
-                    pipe.closing = true;
+                    pipe.start_closing(now);
                     self.closing_probes.push(pipe);
                 }
             },
@@ -316,22 +386,22 @@ impl Driver {
                     }
                     Transmit::WebSocket(f) => {
                         if let Some(ws) = &mut self.ws {
-                            ws.out.push_back(to_message(f));
+                            ws.push(to_message(f));
                         }
                     }
                     Transmit::CloseWebSocket => {
                         if let Some(ws) = &mut self.ws {
-                            ws.closing = true;
+                            ws.start_closing(now);
                         }
                     }
                     Transmit::Probe(f) => {
                         if let Some(p) = &mut self.probe {
-                            p.out.push_back(to_message(f));
+                            p.push(to_message(f));
                         }
                     }
                     Transmit::CloseProbe => {
                         if let Some(mut p) = self.probe.take() {
-                            p.closing = true;
+                            p.start_closing(now);
                             self.closing_probes.push(p);
                         }
                     }
@@ -361,6 +431,14 @@ impl Driver {
                     }
                     Event::Closed(reason) => {
                         self.closed = true;
+                        // Whatever is still open gets the close deadline from now on.
+                        if let Some(ws) = &mut self.ws {
+                            ws.start_closing(now);
+                        }
+                        if let Some(mut p) = self.probe.take() {
+                            p.start_closing(now);
+                            self.closing_probes.push(p);
+                        }
                         self.outbox.mark_closed();
                         self.registry.remove(self.session.sid());
                         self.handler.on_close(reason);
@@ -389,6 +467,26 @@ impl Driver {
         self.frames = Vec::new();
         self.session.shrink_idle();
         self.outbox.shrink_idle();
+    }
+
+    /// The earliest close deadline of a pipe still closing.
+    fn close_deadline(&self) -> Option<Instant> {
+        let ws = self.ws.as_ref().and_then(WsPipe::pending_deadline);
+        let probes = self.closing_probes.iter().filter_map(WsPipe::pending_deadline).min();
+        ws.into_iter().chain(probes).min()
+    }
+
+    /// Resets the pipes whose close deadline passed; returns whether any was.
+    fn reset_overdue(&mut self, now: Instant) -> bool {
+        let mut any = self.ws.as_mut().is_some_and(|ws| ws.reset_if_overdue(now));
+        for p in &mut self.closing_probes {
+            any |= p.reset_if_overdue(now);
+        }
+        if any {
+            tracing::debug!(sid = %self.session.sid(), "closing connection did not finish in time; reset");
+            self.closing_probes.retain(|p| !p.done);
+        }
+        any
     }
 
     fn finished(&self) -> bool {
@@ -453,17 +551,21 @@ impl Future for Driver {
                         Read::Nothing => {}
                     }
                 }
+            }
 
-                // Timers.
-                if let Some(at) = this.timer_at
-                    && this.timer.as_mut().poll(cx).is_ready()
-                {
-                    this.timer_at = None;
-                    this.session.handle_timeout(now.max(at));
-                    this.handler.handle_timeout(now.max(at));
+            // Timers: the session's and the handler's while open, close deadlines always.
+            if let Some(at) = this.timer_at
+                && this.timer.as_mut().poll(cx).is_ready()
+            {
+                this.timer_at = None;
+                let now = now.max(at);
+                if !this.closed {
+                    this.session.handle_timeout(now);
+                    this.handler.handle_timeout(now);
                     this.shrink_when_idle = true;
-                    progress = true;
                 }
+                this.reset_overdue(now);
+                progress = true;
             }
 
             progress |= this.process_output(now);
@@ -474,10 +576,12 @@ impl Future for Driver {
                     Ok(p) => progress |= p,
                     Err(()) => {
                         ws.done = true;
+                        ws.discard_backlog();
                         this.session.handle_ws_error(now);
                         progress = true;
                     }
                 }
+                this.outbox.set_in_transport(ws.out_bytes);
             }
             if let Some(p) = &mut this.probe
                 && p.poll_write(cx).is_err()
@@ -493,12 +597,17 @@ impl Future for Driver {
             }
             this.closing_probes.retain(|p| !p.done);
 
-            if !this.closed {
-                let over = this.outbox.over_limit_since().map(|t| t + OVER_LIMIT_GRACE);
-                let next = [this.session.poll_timeout(), this.handler.poll_timeout(), over]
-                    .into_iter()
-                    .flatten()
-                    .min();
+            {
+                let close = this.close_deadline();
+                let next = if this.closed {
+                    close
+                } else {
+                    let over = this.outbox.over_limit_since().map(|t| t + OVER_LIMIT_GRACE);
+                    [this.session.poll_timeout(), this.handler.poll_timeout(), over, close]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                };
                 if next != this.timer_at {
                     this.timer_at = next;
                     if let Some(at) = next {

@@ -4,12 +4,13 @@
 use super::body::PollBody;
 use super::conn::{EngineConn, EngineHandler, RequestInfo, transport_to_u8};
 use super::cors::Cors;
-use super::driver::{Cmd, Driver, Ws};
+use super::driver::{Cmd, Driver, WsConn};
 use super::mailbox::{MailSender, mailbox};
 use super::outbox::Outbox;
 use super::registry::{Handle, Registry};
 use crate::engineio::request::{self, Method, Query, Route};
 use crate::engineio::{EngineConfig, EngineError, Session, SessionError, Transmit, TransportKind, sid};
+use crate::serve::ConnAbort;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -325,7 +326,7 @@ impl Engine {
     }
 
     /// Opens a session and starts its driver. Returns the handshake GET's body for polling.
-    fn open(&self, transport: TransportKind, info: &RequestInfo, ws: Option<Box<Ws>>) -> (Option<String>, Arc<str>) {
+    fn open(&self, transport: TransportKind, info: &RequestInfo, ws: Option<WsConn>) -> (Option<String>, Arc<str>) {
         let now = Instant::now();
         let sid: Arc<str> = sid::generate(self.inner.options.sid_tag.as_deref()).into();
         let mut session = Session::new(sid.to_string(), transport, self.inner.config.clone(), now);
@@ -357,17 +358,21 @@ impl Engine {
     }
 
     /// Answers 101 and runs `then` with the WebSocket once the connection is upgraded.
-    fn upgrade(&self, req: &mut Request<Body>, then: impl FnOnce(Box<Ws>) + Send + 'static) -> Response<Body> {
+    fn upgrade(&self, req: &mut Request<Body>, then: impl FnOnce(WsConn) + Send + 'static) -> Response<Body> {
         let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
             return error_response(EngineError::BadRequest);
         };
+        let abort = req.extensions().get::<ConnAbort>().cloned();
         let on_upgrade = hyper::upgrade::on(&mut *req);
         let config = self.ws_config();
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    then(Box::new(ws));
+                    then(WsConn {
+                        ws: Box::new(ws),
+                        abort,
+                    });
                 }
                 Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
             }

@@ -64,6 +64,8 @@ pub enum Pushed {
 pub struct Outbox {
     frames: Mutex<VecDeque<Frame>>,
     bytes: AtomicUsize,
+    /// Bytes the driver took from the queue that its transport has not written yet.
+    in_transport: AtomicUsize,
     waker: AtomicWaker,
     close_requested: AtomicBool,
     closed: AtomicBool,
@@ -89,7 +91,7 @@ impl Outbox {
         let size: usize = frames.iter().map(Frame::len).sum();
         {
             let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-            let queued = self.bytes.load(Ordering::Relaxed);
+            let queued = self.bytes.load(Ordering::Relaxed) + self.in_transport.load(Ordering::Relaxed);
             if volatile && (!q.is_empty() || queued >= self.limits.soft) {
                 return Pushed::DroppedVolatile;
             }
@@ -102,7 +104,8 @@ impl Outbox {
             for f in frames {
                 q.push_back(f.clone());
             }
-            let now_queued = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
+            let now_queued = queued + size;
+            self.bytes.fetch_add(size, Ordering::Relaxed);
             if now_queued > self.limits.soft {
                 let mut since = self.over_since.lock().unwrap_or_else(|e| e.into_inner());
                 since.get_or_insert_with(Instant::now);
@@ -139,6 +142,7 @@ impl Outbox {
         let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
         q.clear();
         self.bytes.store(0, Ordering::Relaxed);
+        self.in_transport.store(0, Ordering::Relaxed);
     }
 
     /// Whether the connection is closed.
@@ -146,9 +150,14 @@ impl Outbox {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Bytes waiting in the queue.
+    /// Bytes waiting in the queue, and taken by the transport but not yet written.
     pub fn queued_bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
+        self.bytes.load(Ordering::Relaxed) + self.in_transport.load(Ordering::Relaxed)
+    }
+
+    /// Records how many bytes the transport holds unwritten (they count against the limits).
+    pub(crate) fn set_in_transport(&self, bytes: usize) {
+        self.in_transport.store(bytes, Ordering::Relaxed);
     }
 
     /// Frees the queue's buffer if it is empty (see `Session::shrink_idle`).
@@ -159,19 +168,27 @@ impl Outbox {
         }
     }
 
-    /// Registers the driver's waker, then takes up to `max` queued frames.
-    pub(crate) fn drain(&self, cx: &mut Context<'_>, out: &mut Vec<Frame>, max: usize) {
+    /// Registers the driver's waker, then takes queued frames until `max_bytes` are taken (the
+    /// last frame may go past it).
+    pub(crate) fn drain(&self, cx: &mut Context<'_>, out: &mut Vec<Frame>, max_bytes: usize) {
         self.waker.register(cx.waker());
         let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-        if q.is_empty() || max == 0 {
+        if q.is_empty() || max_bytes == 0 {
             return;
         }
-        let n = max.min(q.len());
-        let size: usize = q.iter().take(n).map(Frame::len).sum();
+        let mut size = 0usize;
+        let mut n = 0;
+        for f in q.iter() {
+            if size >= max_bytes {
+                break;
+            }
+            size += f.len();
+            n += 1;
+        }
         out.extend(q.drain(..n));
         let left = self.bytes.fetch_sub(size, Ordering::Relaxed) - size;
         drop(q);
-        if left <= self.limits.soft {
+        if left + self.in_transport.load(Ordering::Relaxed) <= self.limits.soft {
             *self.over_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
@@ -213,8 +230,19 @@ mod tests {
         assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Overflow);
         assert!(o.overflowed() && o.close_requested());
         let mut out = Vec::new();
-        o.drain(&mut Context::from_waker(noop_waker_ref()), &mut out, 3);
-        assert_eq!((out.len(), o.queued_bytes()), (3, 5));
+        o.drain(&mut Context::from_waker(noop_waker_ref()), &mut out, 11);
+        assert_eq!(
+            (out.len(), o.queued_bytes()),
+            (3, 5),
+            "bytes: 5 + 5 < 11, so a third frame"
+        );
         assert!(o.over_limit_since().is_none(), "back under the soft limit");
+        o.set_in_transport(15);
+        assert_eq!(
+            o.queued_bytes(),
+            20,
+            "bytes the transport holds count against the limits"
+        );
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Overflow);
     }
 }
