@@ -3,7 +3,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
-import { startServer, once, sleep, waitFor } from "./lib/server.mjs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startServer, once, sleep, waitFor, freePort } from "./lib/server.mjs";
 import { requestFrom } from "./lib/raw.mjs";
 
 const handshake = (url) => fetch(`${url}/socket.io/?EIO=4&transport=polling`);
@@ -155,6 +159,68 @@ test("TRUSTED_PROXIES: X-Forwarded-For from a trusted peer names the client; fro
     assert.equal((await requestFrom(untrusted.url + HANDSHAKE, { localAddress: "127.0.0.2" })).status, 200);
   } finally {
     await untrusted.stop();
+  }
+});
+
+/**
+ * A real nginx in the foreground on a free port, proxying to `upstream` and setting
+ * `X-Forwarded-For` to `xff` (an nginx variable); stopped by PID.
+ */
+async function startNginx(upstream, xff) {
+  const dir = mkdtempSync(path.join(tmpdir(), "sio-limits-nginx-"));
+  mkdirSync(path.join(dir, "logs"));
+  const port = await freePort();
+  writeFileSync(
+    path.join(dir, "nginx.conf"),
+    `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    location / { proxy_pass ${upstream}; proxy_http_version 1.1; proxy_set_header X-Forwarded-For ${xff}; }
+  }
+}
+`,
+  );
+  const child = spawn(process.env.NGINX_BIN ?? "/usr/sbin/nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf")], { stdio: "ignore" });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(() => requestFrom(`${url}/health`).then((r) => r.status === 200), 10000, "nginx answers");
+  return {
+    url,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = once(child, "exit", 5000).catch(() => child.kill("SIGKILL"));
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test("behind a real nginx, TRUSTED_PROXIES keeps one flooding client from locking out the others", { timeout: 60000 }, async () => {
+  // Clients on 127.0.0.2 and .3 reach nginx, which reaches sio-server from 127.0.0.1.
+  for (const [trusted, xff, otherGetsIn] of [
+    ["", "$remote_addr", false],
+    ["127.0.0.1/32", "$remote_addr", true],
+    ["127.0.0.1/32", "$proxy_add_x_forwarded_for", true],
+  ]) {
+    const server = await startServer({ env: { MAX_CONNECTIONS: "100", TRUSTED_PROXIES: trusted } });
+    const nginx = await startNginx(server.url, xff);
+    try {
+      const what = `TRUSTED_PROXIES=${trusted || "(empty)"}, X-Forwarded-For ${xff}`;
+      // The flooder forges X-Forwarded-For; it never helps.
+      const answers = await flood(nginx.url, 12, { localAddress: "127.0.0.2", headers: (i) => ({ "X-Forwarded-For": `198.51.100.${i}` }) });
+      assert.deepEqual(tally(answers), { 200: 10, [PENDING]: 2 }, what);
+      const other = await requestFrom(nginx.url + HANDSHAKE, { localAddress: "127.0.0.3" });
+      assert.equal(other.status, otherGetsIn ? 200 : 503, `${what}: ${other.body}`);
+    } finally {
+      await nginx.stop();
+      await server.stop();
+    }
   }
 });
 
