@@ -3,6 +3,7 @@
 
 use crate::adapter::redis::{AdapterKind, RedisConfig, RedisTarget};
 use crate::engineio::EngineConfig;
+use crate::transport::TrustedProxies;
 use std::net::IpAddr;
 use std::time::Duration;
 use thiserror::Error;
@@ -69,6 +70,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Limits against abuse.
     pub limits: Limits,
+    /// `TRUSTED_PROXIES` (empty): proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Limits against abuse; each has an environment variable.
@@ -78,6 +81,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// `HANDSHAKE_RATE_PER_IP` per second (0 = off, the default).
     pub handshake_rate_per_ip: u32,
+    /// `MAX_CONNECTIONS_PER_IP` (a tenth of `MAX_CONNECTIONS`, at least 10; 0 = off): what one
+    /// address may hold once the instance is half full.
+    pub max_connections_per_ip: usize,
+    /// `MAX_HALF_OPEN_PER_IP` (a twentieth of `MAX_CONNECTIONS`, at least 10; 0 = off): sessions
+    /// one address may hold that have not sent a message yet.
+    pub max_half_open_per_ip: usize,
     /// `MAX_ROOMS_PER_SOCKET` (1000).
     pub max_rooms_per_socket: usize,
     /// `MAX_EVENT_NAME_LENGTH` in bytes (1024).
@@ -184,6 +193,19 @@ impl Config {
                 reason: "expected a port number or off".into(),
             })?),
         };
+        let max_connections = env.parse("MAX_CONNECTIONS", 20_000, "a number of connections (0 = no limit)")?;
+        // A share of the instance; none when the instance has no limit.
+        let share = |divisor: usize| {
+            if max_connections == 0 {
+                0
+            } else {
+                (max_connections / divisor).max(10)
+            }
+        };
+        let trusted_proxies = match env.raw("TRUSTED_PROXIES") {
+            None => TrustedProxies::default(),
+            Some(v) => TrustedProxies::parse(&v).map_err(|reason| bad("TRUSTED_PROXIES", &v, &reason))?,
+        };
         Ok(Config {
             host,
             port,
@@ -198,8 +220,18 @@ impl Config {
             webhook_secret: (env.0)("WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
             limits: Limits {
-                max_connections: env.parse("MAX_CONNECTIONS", 20_000, "a number of connections (0 = no limit)")?,
+                max_connections,
                 handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", 0, "handshakes per second (0 = off)")?,
+                max_connections_per_ip: env.parse(
+                    "MAX_CONNECTIONS_PER_IP",
+                    share(10),
+                    "a number of connections (0 = off)",
+                )?,
+                max_half_open_per_ip: env.parse(
+                    "MAX_HALF_OPEN_PER_IP",
+                    share(20),
+                    "a number of connections (0 = off)",
+                )?,
                 max_rooms_per_socket: env.parse("MAX_ROOMS_PER_SOCKET", 1000, "a number of rooms")?,
                 max_event_name_len: env.parse("MAX_EVENT_NAME_LENGTH", 1024, "a length in bytes")?,
                 max_pending_acks: env.parse("MAX_PENDING_ACKS", 1000, "a number of acks")?,
@@ -207,6 +239,7 @@ impl Config {
                 header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
                 write_timeout: env.millis("WRITE_TIMEOUT_MS", 20_000)?,
             },
+            trusted_proxies,
         })
     }
 }
@@ -389,5 +422,41 @@ mod tests {
             "REDIS_PORT"
         );
         assert_eq!(cfg(&[("SOCKETIO_PATH", "/chat/io/")]).unwrap().path, "/chat/io");
+    }
+
+    #[test]
+    fn per_address_limits_derive_from_max_connections() {
+        let l = cfg(&[]).unwrap().limits;
+        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (2_000, 1_000));
+        let l = cfg(&[("MAX_CONNECTIONS", "300")]).unwrap().limits;
+        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (30, 15));
+        let l = cfg(&[("MAX_CONNECTIONS", "3")]).unwrap().limits;
+        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (10, 10));
+        let l = cfg(&[("MAX_CONNECTIONS", "0")]).unwrap().limits;
+        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (0, 0));
+        let l = cfg(&[("MAX_CONNECTIONS_PER_IP", "0"), ("MAX_HALF_OPEN_PER_IP", "7")])
+            .unwrap()
+            .limits;
+        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (0, 7));
+        assert_eq!(
+            cfg(&[("MAX_CONNECTIONS_PER_IP", "-1")]).unwrap_err().var,
+            "MAX_CONNECTIONS_PER_IP"
+        );
+        assert_eq!(
+            cfg(&[("MAX_HALF_OPEN_PER_IP", "x")]).unwrap_err().var,
+            "MAX_HALF_OPEN_PER_IP"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies() {
+        assert!(cfg(&[]).unwrap().trusted_proxies.is_empty());
+        let t = cfg(&[("TRUSTED_PROXIES", "127.0.0.1/32, 10.0.0.0/8")])
+            .unwrap()
+            .trusted_proxies;
+        assert!(t.contains("10.9.8.7".parse().unwrap()));
+        let e = cfg(&[("TRUSTED_PROXIES", "10.0.0.0/8,nginx")]).unwrap_err();
+        assert_eq!(e.var, "TRUSTED_PROXIES");
+        assert!(e.reason.contains("nginx"), "{e}");
     }
 }

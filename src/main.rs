@@ -100,6 +100,9 @@ async fn main() -> ExitCode {
         sid_tag: Some(config.instance_id.clone()),
         max_connections: config.limits.max_connections,
         handshake_rate_per_ip: config.limits.handshake_rate_per_ip,
+        max_connections_per_ip: config.limits.max_connections_per_ip,
+        max_half_open_per_ip: config.limits.max_half_open_per_ip,
+        trusted_proxies: config.trusted_proxies.clone(),
         outbox_limits: sio_server::transport::outbox::OutboxLimits::from_soft(config.limits.outbound_queue_bytes),
         ..EngineOptions::default()
     };

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub limit_connections: AtomicU64,
     /// Handshakes refused by the per-address rate limit.
     pub limit_handshake_rate: AtomicU64,
+    /// Handshakes refused by `MAX_CONNECTIONS_PER_IP` (one address holding too many sessions).
+    pub limit_connections_per_ip: AtomicU64,
+    /// Handshakes refused by `MAX_HALF_OPEN_PER_IP` (one address holding too many silent sessions).
+    pub limit_half_open_per_ip: AtomicU64,
     /// Joins refused by `MAX_ROOMS_PER_SOCKET`.
     pub limit_rooms: AtomicU64,
     /// Events dropped by `MAX_EVENT_NAME_LENGTH`.
@@ -82,6 +86,8 @@ pub static METRICS: Metrics = Metrics {
     adapter_messages_in: AtomicU64::new(0),
     limit_connections: AtomicU64::new(0),
     limit_handshake_rate: AtomicU64::new(0),
+    limit_connections_per_ip: AtomicU64::new(0),
+    limit_half_open_per_ip: AtomicU64::new(0),
     limit_rooms: AtomicU64::new(0),
     limit_event_name: AtomicU64::new(0),
     limit_acks: AtomicU64::new(0),
@@ -262,6 +268,8 @@ pub fn render(g: Gauges) -> String {
     for (name, v) in [
         ("max_connections", &m.limit_connections),
         ("handshake_rate", &m.limit_handshake_rate),
+        ("max_connections_per_ip", &m.limit_connections_per_ip),
+        ("max_half_open_per_ip", &m.limit_half_open_per_ip),
         ("max_rooms_per_socket", &m.limit_rooms),
         ("max_event_name_length", &m.limit_event_name),
         ("max_pending_acks", &m.limit_acks),

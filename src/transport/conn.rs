@@ -4,7 +4,7 @@
 use super::outbox::{Outbox, Pushed};
 use crate::engineio::{CloseReason, Data, Frame, TransportKind};
 use http::HeaderMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
@@ -18,8 +18,11 @@ pub struct RequestInfo {
     pub query: String,
     /// The request path and query (`/socket.io/?EIO=4&…`).
     pub url: String,
-    /// The peer address.
+    /// The peer address (Node's `handshake.address`).
     pub remote: SocketAddr,
+    /// The client's address for per-address limits and logs: the peer, or the client a trusted
+    /// proxy names in `X-Forwarded-For` (`TRUSTED_PROXIES`).
+    pub client: IpAddr,
     /// Whether the request came over TLS (never, for this server; kept for the handshake object).
     pub secure: bool,
 }

@@ -1,6 +1,7 @@
 //! The Engine.IO HTTP endpoint: verifies each request, opens sessions, and hands polling requests
 //! and WebSocket upgrades to the session drivers. Thin: all protocol decisions are in `engineio`.
 
+use super::admission::{AddressSlot, Admission, Admitted, Policy};
 use super::body::PollBody;
 use super::conn::{EngineConn, EngineHandler, RequestInfo, transport_to_u8};
 use super::cors::Cors;
@@ -16,7 +17,6 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
@@ -49,6 +49,14 @@ pub struct EngineOptions {
     pub max_connections: usize,
     /// Most handshakes per second from one client address (`HANDSHAKE_RATE_PER_IP`); 0 means off.
     pub handshake_rate_per_ip: u32,
+    /// Most sessions one client address may hold once half of `max_connections` is in use
+    /// (`MAX_CONNECTIONS_PER_IP`; always, when `max_connections` is 0); 0 means off.
+    pub max_connections_per_ip: usize,
+    /// Most sessions one client address may hold that have not sent a message yet
+    /// (`MAX_HALF_OPEN_PER_IP`); 0 means off.
+    pub max_half_open_per_ip: usize,
+    /// Proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: super::proxy::TrustedProxies,
     /// Byte limits of each connection's outbound queue (`OUTBOUND_QUEUE_BYTES`).
     pub outbox_limits: super::outbox::OutboxLimits,
 }
@@ -61,7 +69,7 @@ pub struct Engine {
 
 struct Inner {
     shutting_down: std::sync::atomic::AtomicBool,
-    handshake_rate: std::sync::Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>,
+    admission: Admission,
     config: EngineConfig,
     options: EngineOptions,
     handler: Arc<dyn EngineHandler>,
@@ -125,6 +133,12 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
 }
 
+/// A refused handshake: 503 `{"code":4,"message":…}`.
+fn handshake_refused(message: &str) -> Response<Body> {
+    let body = format!(r#"{{"code":4,"message":"{message}"}}"#);
+    text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body)
+}
+
 /// Sends `PollAborted` if a GET is dropped while waiting for its answer.
 struct AbortGuard(Option<MailSender<Cmd>>);
 
@@ -142,7 +156,12 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 shutting_down: Default::default(),
-                handshake_rate: Default::default(),
+                admission: Admission::new(Policy {
+                    max_connections: options.max_connections,
+                    handshake_rate_per_ip: options.handshake_rate_per_ip,
+                    max_connections_per_ip: options.max_connections_per_ip,
+                    max_half_open_per_ip: options.max_half_open_per_ip,
+                }),
                 config,
                 options,
                 handler,
@@ -238,15 +257,14 @@ impl Engine {
                 return error_response(e);
             }
         };
-        if matches!(route, Route::Handshake(_))
-            && let Some(refusal) = self.refuse_handshake(remote)
-        {
-            return refusal;
-        }
         match route {
             Route::Handshake(TransportKind::Polling) => {
                 let info = self.request_info(&req, raw_query, remote);
-                let (body, _) = self.open(TransportKind::Polling, &info, None);
+                let slot = match self.admit(&info) {
+                    Ok(slot) => slot,
+                    Err(message) => return handshake_refused(message),
+                };
+                let (body, _) = self.open(TransportKind::Polling, &info, None, slot);
                 let mut res = text_response(StatusCode::OK, "text/plain; charset=UTF-8", body.unwrap_or_default());
                 res.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -254,9 +272,14 @@ impl Engine {
             }
             Route::Handshake(TransportKind::WebSocket) => {
                 let info = self.request_info(&req, raw_query, remote);
+                let slot = match self.admit(&info) {
+                    Ok(slot) => slot,
+                    Err(message) => return handshake_refused(message),
+                };
                 let this = self.clone();
+                // A failed upgrade drops the closure, and with it the slot.
                 self.upgrade(&mut req, move |ws| {
-                    this.open(TransportKind::WebSocket, &info, Some(ws));
+                    this.open(TransportKind::WebSocket, &info, Some(ws), slot);
                 })
             }
             Route::Upgrade(sid) => {
@@ -279,40 +302,16 @@ impl Engine {
         }
     }
 
-    /// A handshake answer when the instance is shutting down, full, or the address is over its
-    /// handshake rate; `None` to accept.
-    fn refuse_handshake(&self, remote: SocketAddr) -> Option<Response<Body>> {
-        let opts = &self.inner.options;
-        let refuse = |message: &str| {
-            let body = format!(r#"{{"code":4,"message":"{message}"}}"#);
-            Some(text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body))
-        };
+    /// Admits a handshake, holding a place in its client address's count, or says why not: the
+    /// instance is shutting down, full, or the address is over one of its limits (see `admission`).
+    fn admit(&self, info: &RequestInfo) -> Result<AddressSlot, &'static str> {
         if self.inner.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
-            return refuse("Server is shutting down");
+            return Err("Server is shutting down");
         }
-        if opts.max_connections > 0 && self.inner.registry.len() >= opts.max_connections {
-            crate::metrics::inc(&crate::metrics::METRICS.limit_connections);
-            tracing::warn!(max = opts.max_connections, %remote, "connection limit reached; handshake refused");
-            return refuse("Server is full");
-        }
-        if opts.handshake_rate_per_ip > 0 {
-            let now = Instant::now();
-            let mut map = self.inner.handshake_rate.lock().unwrap_or_else(|e| e.into_inner());
-            if map.len() > 100_000 {
-                map.retain(|_, (start, _)| now.duration_since(*start).as_secs() < 1);
-            }
-            let entry = map.entry(remote.ip()).or_insert((now, 0));
-            if now.duration_since(entry.0).as_secs() >= 1 {
-                *entry = (now, 0);
-            }
-            entry.1 += 1;
-            if entry.1 > opts.handshake_rate_per_ip {
-                crate::metrics::inc(&crate::metrics::METRICS.limit_handshake_rate);
-                tracing::info!(%remote, rate = opts.handshake_rate_per_ip, "handshake rate exceeded");
-                return refuse("Too many handshakes");
-            }
-        }
-        None
+        self.inner
+            .admission
+            .admit(info.client, self.inner.registry.len(), Instant::now())
+            .map_err(|r| r.message())
     }
 
     fn request_info(&self, req: &Request<Body>, query: String, remote: SocketAddr) -> RequestInfo {
@@ -321,12 +320,23 @@ impl Engine {
             query,
             url: req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default(),
             remote,
+            client: self
+                .inner
+                .options
+                .trusted_proxies
+                .client_address(remote.ip(), req.headers()),
             secure: false,
         }
     }
 
     /// Opens a session and starts its driver. Returns the handshake GET's body for polling.
-    fn open(&self, transport: TransportKind, info: &RequestInfo, ws: Option<WsConn>) -> (Option<String>, Arc<str>) {
+    fn open(
+        &self,
+        transport: TransportKind,
+        info: &RequestInfo,
+        ws: Option<WsConn>,
+        slot: AddressSlot,
+    ) -> (Option<String>, Arc<str>) {
         let now = Instant::now();
         let sid: Arc<str> = sid::generate(self.inner.options.sid_tag.as_deref()).into();
         let mut session = Session::new(sid.to_string(), transport, self.inner.config.clone(), now);
@@ -340,7 +350,7 @@ impl Engine {
         let outbox = Arc::new(Outbox::with_limits(self.inner.options.outbox_limits));
         let kind = Arc::new(AtomicU8::new(transport_to_u8(transport)));
         let conn = EngineConn::new(sid.clone(), outbox.clone(), kind.clone());
-        let handler = self.inner.handler.on_open(conn, info, now);
+        let handler = Admitted::wrap(self.inner.handler.on_open(conn, info, now), slot);
         let (tx, rx) = mailbox();
         self.inner.registry.insert(
             sid.clone(),
@@ -350,7 +360,7 @@ impl Engine {
                 transport: kind.clone(),
             },
         );
-        tracing::debug!(sid = %sid, transport = transport.as_str(), remote = %info.remote, "session opened");
+        tracing::debug!(sid = %sid, transport = transport.as_str(), remote = %info.remote, client = %info.client, "session opened");
         crate::metrics::inc(&crate::metrics::METRICS.handshakes);
         let driver = Driver::new(session, handler, outbox, kind, rx, ws, self.inner.registry.clone());
         tokio::spawn(driver);

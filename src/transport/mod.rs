@@ -1,6 +1,7 @@
 //! The I/O side of Engine.IO: the HTTP endpoint (polling and WebSocket upgrades on hyper/axum),
 //! one driver task per session, and per-connection outbound queues.
 
+mod admission;
 mod body;
 pub mod conn;
 pub mod cors;
@@ -8,6 +9,7 @@ mod driver;
 pub mod endpoint;
 mod mailbox;
 pub mod outbox;
+pub mod proxy;
 mod registry;
 
 pub use conn::{ConnHandler, EngineConn, EngineHandler, RequestInfo};
@@ -15,3 +17,4 @@ pub use cors::Cors;
 pub use driver::Ws;
 pub use endpoint::{Engine, EngineOptions};
 pub use outbox::{Outbox, Pushed};
+pub use proxy::TrustedProxies;

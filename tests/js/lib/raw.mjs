@@ -1,6 +1,7 @@
 // Raw protocol clients for the protocol suites: a WebSocket that queues every message, and a
 // bounded fetch. Every socket opened here is tracked so a suite can terminate them all.
 import WebSocket from "ws";
+import http from "node:http";
 import { sleep } from "./server.mjs";
 
 const sockets = new Set();
@@ -111,4 +112,22 @@ export async function request(url, init = {}) {
   const res = await fetch(url, { signal: AbortSignal.timeout(4000), ...init });
   const body = await res.text();
   return { status: res.status, body, headers: res.headers };
+}
+
+/**
+ * An HTTP request from a chosen local address (`localAddress`, e.g. "127.0.0.2": fetch cannot
+ * pick one), bounded in time; resolves to { status, body, headers }.
+ */
+export function requestFrom(url, { localAddress = "127.0.0.1", method = "GET", headers = {}, body, timeoutMs = 4000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, localAddress, agent: false }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (data += d));
+      res.on("end", () => resolve({ status: res.statusCode, body: data, headers: res.headers }));
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end(body);
+  });
 }
