@@ -382,8 +382,8 @@ describe("nginx configuration", () => {
 
   test("the map routes sio-N. sid prefixes to the upstream holding socketio-N only", () => {
     const text = conf().replace(/#[^\n]*/g, "");
-    const map = text.match(/map\s+\$arg_sid\s+\$(\w+)\s*\{([^}]*)\}/);
-    assert.ok(map, "a map on $arg_sid");
+    const map = text.match(/map\s+\$sio_sid\s+\$(\w+)\s*\{([^}]*)\}/);
+    assert.ok(map, "a map on $sio_sid");
     const [, variable, body] = map;
     const entries = [...body.matchAll(/^\s*("[^"]*"|\S+)\s+(\S+)\s*;/gm)].map((m) => [m[1].replace(/^"|"$/g, ""), m[2]]);
     const routes = Object.fromEntries(entries);
@@ -435,9 +435,41 @@ describe("nginx configuration", () => {
     assert.match(read("nginx/nginx.conf"), /include\s+conf\.d\/\*\.conf\s*;/);
   });
 
+  test("$sio_sid is the sid as sio-server reads it: the last parameter named exactly sid", () => {
+    const body = conf().replace(/#[^\n]*/g, "").match(/map\s+\$args\s+\$sio_sid\s*\{([^}]*)\}/)?.[1];
+    assert.ok(body, "map $args $sio_sid");
+    const [, source, value] = body.match(/"~([^"]+)"\s+\$(\w+)\s*;/);
+    assert.match(body, /default\s+""\s*;/);
+    const re = new RegExp(source); // PCRE and JS agree on this syntax (named groups, (?:…))
+    const nginxSid = (args) => re.exec(args)?.groups?.[value] ?? "";
+    // sio-server's Query::parse: split on &, the key before the first =, the last sid wins.
+    const serverSid = (args) => {
+      let sid = "";
+      for (const pair of args.split("&")) {
+        const i = pair.indexOf("=");
+        if ((i < 0 ? pair : pair.slice(0, i)) === "sid") sid = i < 0 ? "" : pair.slice(i + 1);
+      }
+      return sid;
+    };
+    const cases = [
+      "EIO=4&transport=polling",
+      "EIO=4&transport=polling&sid=sio-2.AbC",
+      "sid=sio-2.AbC&EIO=4&transport=polling",
+      "EIO=4&transport=polling&SID=sio-1.x",
+      "sid=sio-1.x&EIO=4&transport=polling&sid",
+      "sid=sio-1.x&EIO=4&transport=polling&sid=",
+      "sid=&sid=sio-3.y",
+      "xsid=sio-1.x&sidx=sio-2.y&EIO=4",
+      "sid=sio-1.a=b&t=1",
+      "sid",
+      "",
+    ];
+    for (const args of cases) assert.equal(nginxSid(args), serverSid(args), `?${args}`);
+  });
+
   test("new sessions: round-robin in a shared zone, on an upstream of their own (issue #14)", () => {
     const text = conf().replace(/#[^\n]*/g, "");
-    const routes = Object.fromEntries([...text.match(/map\s+\$arg_sid\s+\$\w+\s*\{([^}]*)\}/)[1].matchAll(/^\s*("[^"]*"|\S+)\s+(\S+)\s*;/gm)].map((m) => [m[1], m[2]]));
+    const routes = Object.fromEntries([...text.match(/map\s+\$sio_sid\s+\$sio_upstream\s*\{([^}]*)\}/)[1].matchAll(/^\s*("[^"]*"|\S+)\s+(\S+)\s*;/gm)].map((m) => [m[1], m[2]]));
     const ups = upstreams(text);
     const handshakes = ups[routes.default];
     assert.match(handshakes, /^\s*zone\s+\S+\s+\d+k\s*;/m, "a zone: one rotation shared by every worker");
@@ -490,8 +522,8 @@ describe("nginx configuration", () => {
     const zone = text.match(new RegExp(`limit_req_zone\\s+\\$(\\w+)\\s+zone=${req[1]}:\\S+\\s+rate=(\\d+)r/s`));
     assert.ok(zone, "the limit_req zone");
     // The key is the address for sid-less requests (handshakes) only; an empty key is not limited.
-    const keyMap = text.match(new RegExp(`map\\s+\\$arg_sid\\s+\\$${zone[1]}\\s*\\{([^}]*)\\}`));
-    assert.ok(keyMap, `$${zone[1]} is a map on $arg_sid`);
+    const keyMap = text.match(new RegExp(`map\\s+\\$sio_sid\\s+\\$${zone[1]}\\s*\\{([^}]*)\\}`));
+    assert.ok(keyMap, `$${zone[1]} is a map on $sio_sid`);
     assert.match(keyMap[1], /""\s+\$binary_remote_addr\s*;/);
     assert.match(keyMap[1], /default\s+""\s*;/);
   });

@@ -81,6 +81,38 @@ function get(port, urlPath, headers = {}, from = "127.0.0.1", agent = false) {
 }
 
 const HANDSHAKE = "/socket.io/?EIO=4&transport=polling";
+// Requests sio-server reads as handshakes (it takes the last parameter named exactly "sid"), while
+// nginx's $arg_sid (first match, any case) would see sio-1's sid.
+const DISGUISED = [
+  "/socket.io/?EIO=4&transport=polling&SID=sio-1.x",
+  "/socket.io/?sid=sio-1.x&EIO=4&transport=polling&sid=",
+  "/socket.io/?sid=sio-1.x&EIO=4&transport=polling&sid",
+];
+
+/**
+ * Sends BURST + 10 s worth of requests (cycling over `paths`) from `from`, 50 at a time, and
+ * checks the limit_req arithmetic: every answer 200 or 429, at least the burst passed (less the
+ * `already` handshakes that address just made), no more than burst + rate × elapsed. Resolves to
+ * { ok, limited: [responses] }.
+ */
+async function flood(port, paths, from, already = 0) {
+  const n = BURST + 10 * RATE;
+  const started = Date.now();
+  const statuses = [];
+  for (let k = 0; k < n; k += 50) {
+    const batch = await Promise.all(Array.from({ length: Math.min(50, n - k) }, (_, j) => get(port, paths[(k + j) % paths.length], {}, from)));
+    statuses.push(...batch);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const ok = statuses.filter((r) => r.status === 200).length;
+  const limited = statuses.filter((r) => r.status === 429);
+  console.log(`${n} handshakes from ${from} in ${seconds.toFixed(1)} s: ${ok} passed, ${limited.length} answered 429`);
+  assert.equal(ok + limited.length, n, `every answer is 200 or 429: ${JSON.stringify(statuses.find((r) => r.status !== 200 && r.status !== 429))}`);
+  assert.ok(ok >= BURST - already, `at least the burst passed (${ok})`);
+  assert.ok(ok <= BURST + Math.ceil(RATE * seconds) + 2, `no more than burst + rate × time passed (${ok})`);
+  assert.ok(limited.length > 0, "some were refused");
+  return { ok, limited };
+}
 
 describe("nginx/conf.d/socketio.conf in front of three fake instances", () => {
   let work, nginx, port, ports;
@@ -187,26 +219,21 @@ describe("nginx/conf.d/socketio.conf in front of three fake instances", () => {
   });
 
   test(`limit_req: handshakes past a burst of ${BURST} (${RATE}/s) → 429 JSON; requests with a sid are not limited`, { timeout: 120_000 }, async () => {
-    const n = BURST + 10 * RATE;
-    const started = Date.now();
-    const statuses = [];
-    for (let k = 0; k < n; k += 50) {
-      const batch = await Promise.all(Array.from({ length: Math.min(50, n - k) }, () => get(port, HANDSHAKE, {}, "127.0.0.2")));
-      statuses.push(...batch);
-    }
-    const seconds = (Date.now() - started) / 1000;
-    const ok = statuses.filter((r) => r.status === 200).length;
-    const limited = statuses.filter((r) => r.status === 429);
-    console.log(`${n} handshakes in ${seconds.toFixed(1)} s: ${ok} passed, ${limited.length} answered 429`);
-    assert.equal(ok + limited.length, n, "every answer is 200 or 429");
-    assert.ok(ok >= BURST, `at least the burst passed (${ok})`);
-    assert.ok(ok <= BURST + Math.ceil(RATE * seconds) + 2, `no more than burst + rate × time passed (${ok})`);
-    assert.ok(limited.length > 0, "some were refused");
+    const { ok, limited } = await flood(port, [HANDSHAKE], "127.0.0.2");
     assert.equal(limited[0].json?.code, "too_many_requests", limited[0].body);
     assert.ok(limited[0].headers["retry-after"], "Retry-After");
     const withSid = await get(port, "/socket.io/?EIO=4&transport=polling&sid=sio-3.x", {}, "127.0.0.2");
     assert.equal(withSid.status, 200, "requests of existing sessions pass while handshakes are limited");
     assert.equal((await get(port, HANDSHAKE)).status, 200, "another address still opens sessions");
+    assert.ok(ok >= BURST);
+  });
+
+  test("handshakes in disguise (SID=…, a first sid=sio-1.… then an empty sid) rotate and are rate-limited like any", { timeout: 120_000 }, async () => {
+    const rotated = [];
+    for (const p of DISGUISED) for (let k = 0; k < 3; k++) rotated.push((await get(port, p, {}, "127.0.0.4")).json?.instance);
+    console.log(`disguised handshakes: ${rotated.join(" ")}`);
+    for (const p of DISGUISED) assert.ok(rotated.filter((x) => x !== "sio-1").length >= 2, `${p} is not pinned to sio-1: ${rotated.join(" ")}`);
+    await flood(port, DISGUISED, "127.0.0.4", rotated.length);
   });
 });
 
