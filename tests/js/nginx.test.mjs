@@ -7,6 +7,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import net from "node:net";
 import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -196,6 +197,23 @@ describe("nginx/conf.d/socketio.conf in front of three fake instances", () => {
     } finally {
       fakes[2] = await fakeInstance(2, ports[2]);
     }
+  });
+
+  test("a client that never finishes its request headers is cut within 15 s (slowloris)", { timeout: 30_000 }, async () => {
+    const started = Date.now();
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(`GET ${HANDSHAKE} HTTP/1.1\r\nHost: x\r\n`));
+    socket.on("data", () => {});
+    const closed = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 15_000);
+      socket.on("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      socket.on("error", () => {});
+    });
+    socket.destroy();
+    console.log(`incomplete request headers: connection closed by nginx after ${Date.now() - started} ms`);
+    assert.ok(closed, "nginx closed the connection (client_header_timeout)");
   });
 
   test(`limit_conn: past ${LIMIT_CONN} open /socket.io/ requests from one address → 503 JSON`, { timeout: 120_000 }, async () => {
