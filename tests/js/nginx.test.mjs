@@ -194,6 +194,7 @@ describe("nginx/conf.d/socketio.conf in front of three fake instances", () => {
       assert.ok(seen.includes("sio-1") && seen.includes("sio-3"), seen.join(" "));
       const stale = await get(port, "/socket.io/?EIO=4&transport=polling&sid=sio-2.gone");
       assert.equal(stale.status, 502, "a dead instance's sid is refused, so the client opens a new session");
+      assert.equal(stale.json?.code, "instance_unavailable", stale.body);
     } finally {
       fakes[2] = await fakeInstance(2, ports[2]);
     }
