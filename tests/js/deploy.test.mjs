@@ -435,6 +435,13 @@ describe("nginx configuration", () => {
     assert.match(read("nginx/nginx.conf"), /include\s+conf\.d\/\*\.conf\s*;/);
   });
 
+  test("scripts/cluster runs the same nginx files as docker compose (no configuration of its own)", () => {
+    const script = read("scripts/cluster");
+    assert.match(script, /nginx\/conf\.d\/socketio\.conf/);
+    assert.match(script, /nginx\/nginx\.conf/);
+    assert.doesNotMatch(script, /\bupstream\s+\w+\s*\{|\bproxy_pass\b|\blimit_(req|conn)\b/, "no nginx directives written by the script itself");
+  });
+
   test("$sio_sid is the sid as sio-server reads it: the last parameter named exactly sid", () => {
     const body = conf().replace(/#[^\n]*/g, "").match(/map\s+\$args\s+\$sio_sid\s*\{([^}]*)\}/)?.[1];
     assert.ok(body, "map $args $sio_sid");
