@@ -230,7 +230,12 @@ async fn webhook(State(state): State<Arc<WebhookState>>, event: String, req: Req
     res
 }
 
-async fn answer(state: &WebhookState, controller: Arc<dyn MessageController>, payload: Value) -> (StatusCode, Value) {
+async fn answer(
+    state: &WebhookState,
+    controller: Arc<dyn MessageController>,
+    mut payload: Value,
+) -> (StatusCode, Value) {
+    mark_via_webhook(&mut payload);
     let room = payload.get("roomId").and_then(Value::as_str).unwrap_or("").to_owned();
     match state.delivery.deliver(controller.clone(), payload).await {
         Ok(id) => {
@@ -248,6 +253,18 @@ async fn answer(state: &WebhookState, controller: Arc<dyn MessageController>, pa
                 error_body("unavailable", &format!("not delivered: {reason}"), None),
             )
         }
+    }
+}
+
+/// Sets `metadata.via = "webhook"` so receivers (the demo page) can tell where a message came from.
+/// A `via` the caller sent is kept; a `metadata` that is not an object is left for validation to refuse.
+fn mark_via_webhook(payload: &mut Value) {
+    let Some(fields) = payload.as_object_mut() else { return };
+    let metadata = fields
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Some(metadata) = metadata.as_object_mut() {
+        metadata.entry("via").or_insert_with(|| Value::String("webhook".into()));
     }
 }
 

@@ -7,21 +7,22 @@
 // (which stops its processes by PID) runs in after(), whatever happened.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, chmodSync, readFileSync, readdirSync, existsSync, realpathSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync, existsSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
-import { freePort, sleep } from "./lib/server.mjs";
+import { sleep } from "./lib/server.mjs";
+import { CLUSTER, INSTANCES, run as runCommand, startCluster } from "./lib/cluster.mjs";
 import { CHROMIUM, CHROMIUM_ARGS } from "../browser/chromium.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const CLUSTER = path.join(root, "scripts/cluster");
 const CLIENTS = 30;
 const ROOM = `cluster-${process.pid}-${Date.now()}`;
-const INSTANCES = ["sio-1", "sio-2", "sio-3"];
+// Issue #14: new sessions through nginx spread evenly over the instances.
+const SPREAD_CLIENTS = 300;
+const SPREAD_TOLERANCE = 0.1;
 const RECONNECT_LIMIT_MS = 10_000;
 const STATS_LIMIT_MS = 10_000;
 const WEBHOOK_RECOVERY_MS = 5_000;
@@ -29,57 +30,15 @@ const WEBHOOK_INTERVAL_MS = 200;
 
 // --- the cluster ---------------------------------------------------------------------------------
 
-let dir; // CLUSTER_DIR
+let cluster; // startCluster()
 let env; // environment for scripts/cluster
 let ports; // { nginx, webhook, redis, sio: [..] }
 let nginxUrl, webhookUrl;
 let clusterUp = false;
-let downDone = false;
 let failed = false;
 const clients = [];
 
-/** Distinct free loopback ports. */
-async function freePorts(n) {
-  const set = new Set();
-  while (set.size < n) set.add(await freePort());
-  return [...set];
-}
-
-function run(cmd, args, { timeout = 60_000 } = {}) {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { env, timeout, maxBuffer: 64 << 20, killSignal: "SIGTERM" }, (error, stdout, stderr) =>
-      resolve({ code: error ? (error.code ?? error.signal ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) }),
-    );
-  });
-}
-
-/** The last `lines` lines of every log in CLUSTER_DIR/logs. */
-function logTails(lines = 40) {
-  const logs = path.join(dir ?? "", "logs");
-  if (!dir || !existsSync(logs)) return "(no logs)";
-  return readdirSync(logs)
-    .map((f) => {
-      const text = readFileSync(path.join(logs, f), "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-      return `--- ${f} ---\n${text}`;
-    })
-    .join("\n");
-}
-
-/** Stops the cluster synchronously (exit and signal paths, where nothing async may run). */
-function downSync() {
-  if (downDone || !env) return;
-  downDone = true;
-  try {
-    execFileSync(CLUSTER, ["down"], { env, timeout: 60_000, stdio: "ignore" });
-  } catch {}
-}
-process.once("exit", downSync);
-for (const sig of ["SIGINT", "SIGTERM"]) {
-  process.once(sig, () => {
-    downSync();
-    process.exit(130);
-  });
-}
+const run = (cmd, args, opts = {}) => runCommand(cmd, args, { env, ...opts });
 
 /** Runs `fn`, remembering a failure so after() keeps CLUSTER_DIR and prints the logs. */
 async function tracked(fn) {
@@ -196,26 +155,13 @@ describe("cluster: nginx + sio-1..3 + redis + webhook (scripts/cluster)", () => 
 
   before(
     async () => {
-      dir = mkdtempSync(path.join(tmpdir(), "sio-cluster-test-"));
-      chmodSync(dir, 0o755); // nginx workers run as nobody and use temp dirs under it
-      const [nginx, webhook, redis, a, b, c] = await freePorts(6);
-      ports = { nginx, webhook, redis, sio: [a, b, c] };
-      env = {
-        ...process.env,
-        NGINX_PORT: String(nginx),
-        WEBHOOK_PORT: String(webhook),
-        REDIS_PORT: String(redis),
-        SIO_PORTS: `${a} ${b} ${c}`,
-        CLUSTER_DIR: dir,
-        CLUSTER_PROFILE: "debug",
-      };
-      nginxUrl = `http://127.0.0.1:${nginx}`;
-      webhookUrl = `http://127.0.0.1:${webhook}`;
-      const res = await run(CLUSTER, ["up"], { timeout: 240_000 });
-      if (res.code !== 0) {
+      try {
+        cluster = await startCluster();
+      } catch (e) {
         failed = true;
-        throw new Error(`scripts/cluster up failed (${res.code}):\n${res.stdout}\n${res.stderr}\n${logTails()}`);
+        throw e;
       }
+      ({ env, ports, nginxUrl, webhookUrl } = cluster);
       clusterUp = true;
     },
     { timeout: 260_000 },
@@ -224,16 +170,7 @@ describe("cluster: nginx + sio-1..3 + redis + webhook (scripts/cluster)", () => 
   after(
     async () => {
       for (const c of clients) c.sock.disconnect();
-      if (env && !downDone) {
-        const res = await run(CLUSTER, ["down"], { timeout: 90_000 });
-        downDone = true;
-        if (res.code !== 0) console.log(`scripts/cluster down: ${res.code}\n${res.stdout}${res.stderr}`);
-      }
-      if (failed) {
-        console.log(`cluster logs kept in ${dir}/logs\n${logTails(60)}`);
-      } else if (dir) {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      await cluster?.down({ keep: failed });
     },
     { timeout: 120_000 },
   );
@@ -274,7 +211,44 @@ describe("cluster: nginx + sio-1..3 + redis + webhook (scripts/cluster)", () => 
     }),
   );
 
-  test(`${CLIENTS} stock clients through nginx land on at least two instances and upgrade to websocket`, { timeout: 120_000 }, () =>
+  test(`${SPREAD_CLIENTS} stock clients at once, half default transports and half WebSocket-only, put each instance within ±${SPREAD_TOLERANCE * 100}% of ${SPREAD_CLIENTS / 3}`, { timeout: 240_000 }, () =>
+    tracked(async () => {
+      assert.ok(clusterUp);
+      const socks = [];
+      const welcomed = new Map(); // index -> instanceId
+      const errors = [];
+      try {
+        for (let i = 0; i < SPREAD_CLIENTS; i++) {
+          const s = io(nginxUrl, { forceNew: true, reconnection: false, transports: i % 2 ? ["websocket"] : ["polling", "websocket"] });
+          s.once("welcome", (w) => welcomed.set(i, w.instanceId));
+          s.on("connect_error", (e) => errors.push(`#${i}: ${e.message}`));
+          socks.push(s);
+        }
+        await until(`${SPREAD_CLIENTS} welcomes`, () => welcomed.size === SPREAD_CLIENTS || errors.length > 0, 180_000);
+        assert.deepEqual(errors, [], "every client connected (none refused by nginx's limits)");
+        const count = (pred) => Object.fromEntries(INSTANCES.map((id) => [id, [...welcomed].filter(([i, w]) => w === id && pred(i)).length]));
+        const spread = count(() => true);
+        console.log(
+          `${SPREAD_CLIENTS} clients per instance: ${JSON.stringify(spread)} (default transports ${JSON.stringify(count((i) => i % 2 === 0))}, WebSocket-only ${JSON.stringify(count((i) => i % 2 === 1))})`,
+        );
+        const even = SPREAD_CLIENTS / INSTANCES.length;
+        for (const id of INSTANCES) {
+          assert.ok(Math.abs(spread[id] - even) <= even * SPREAD_TOLERANCE, `${id}: ${spread[id]} clients, expected ${even} ± ${even * SPREAD_TOLERANCE}: ${JSON.stringify(spread)}`);
+        }
+      } finally {
+        for (const s of socks) s.disconnect();
+      }
+      // Gone from the instances (only the webhook's session stays), so later counts are exact.
+      const sessions = async () => {
+        let n = 0;
+        for (const p of ports.sio) n += (await getJson(`http://127.0.0.1:${p}/health`)).body.connections;
+        return n;
+      };
+      await until("the clients' sessions to close", async () => (await sessions()) === 1, 30_000, 200);
+    }),
+  );
+
+  test(`${CLIENTS} stock clients through nginx land ${CLIENTS / 3} on each instance and upgrade to websocket`, { timeout: 120_000 }, () =>
     tracked(async () => {
       assert.ok(clusterUp);
       const firstTransport = new Map();
@@ -300,7 +274,8 @@ describe("cluster: nginx + sio-1..3 + redis + webhook (scripts/cluster)", () => 
       }
       const spread = Object.fromEntries(INSTANCES.map((id) => [id, clients.filter((c) => c.instance === id).length]));
       console.log(`clients per instance: ${JSON.stringify(spread)}`);
-      assert.ok(Object.values(spread).filter((n) => n > 0).length >= 2, `spread ${JSON.stringify(spread)}`);
+      // Consecutive handshakes take the instances in turn (round-robin in nginx's shared zone).
+      assert.deepEqual(spread, Object.fromEntries(INSTANCES.map((id) => [id, CLIENTS / INSTANCES.length])));
     }),
   );
 

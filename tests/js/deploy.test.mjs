@@ -3,16 +3,15 @@
 // on a temporary copy in which the compose service names point at loopback ports.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, existsSync, statSync, mkdtempSync, rmSync, cpSync, writeFileSync, readdirSync, mkdirSync } from "node:fs";
+import { readFileSync, existsSync, statSync, mkdtempSync, rmSync, readdirSync } from "node:fs";
 import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { freePort } from "./lib/server.mjs";
+import { NGINX, prepareNginx, nginxTest as runNginxTest } from "./lib/nginx.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const NGINX = process.env.NGINX_BIN ?? "/usr/sbin/nginx";
 const read = (rel) => readFileSync(path.join(root, rel), "utf8");
 
 // --- helpers ---------------------------------------------------------------------------------------
@@ -359,46 +358,16 @@ describe("nginx configuration", () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  /**
-   * Copies nginx/ into a fresh directory with the compose service names mapped to loopback ports,
-   * the pid, error log and temp paths inside it and, for `alternative`, conf.d/socketio.conf
-   * replaced by that file. Returns the directory.
-   */
+  /** Copies nginx/ (or with `alternative` as conf.d/socketio.conf) into work/label. */
   async function prepare(label, alternative) {
-    const dir = path.join(work, label);
-    cpSync(path.join(root, "nginx"), dir, { recursive: true });
-    if (alternative) {
-      writeFileSync(path.join(dir, "conf.d/socketio.conf"), readFileSync(path.join(root, "nginx", alternative), "utf8"));
-    }
-    let main = readFileSync(path.join(dir, "nginx.conf"), "utf8");
-    assert.match(main, /^pid\s/m);
-    assert.match(main, /^error_log\s/m);
-    main = main
-      .replace(/^pid\s+[^;]+;/m, `pid ${dir}/nginx.pid;`)
-      .replace(/^error_log\s+[^;\s]+/m, `error_log ${dir}/error.log`)
-      .replaceAll("/tmp/nginx-", `${dir}/tmp-`);
-    assert.ok(!main.includes("/tmp/nginx"), "every /tmp path was moved");
-    writeFileSync(path.join(dir, "nginx.conf"), main);
-    const ports = { listen: await freePort() };
-    for (const i of INSTANCES) ports[i] = await freePort();
-    for (const f of readdirSync(path.join(dir, "conf.d"))) {
-      const p = path.join(dir, "conf.d", f);
-      let text = readFileSync(p, "utf8");
-      for (const i of INSTANCES) text = text.replaceAll(`socketio-${i}:3000`, `127.0.0.1:${ports[i]}`);
-      assert.ok(!/socketio-\d/.test(text.replace(/#[^\n]*/g, "")), `${f}: every service name was mapped`);
-      text = text.replace(/listen\s+3000\s*;/g, `listen 127.0.0.1:${ports.listen};`);
-      writeFileSync(p, text);
-    }
-    mkdirSync(path.join(dir, "logs"), { recursive: true }); // nginx -t opens <prefix>/logs/error.log first
-    return dir;
+    return (await prepareNginx(path.join(work, label), { alternative })).dir;
   }
 
   async function nginxTest(dir) {
-    const res = await run(NGINX, ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")]);
-    const out = res.stdout + res.stderr;
-    assert.equal(res.code, 0, `nginx -t failed:\n${out}`);
-    assert.match(out, /syntax is ok/);
-    assert.match(out, /test is successful/);
+    const res = await runNginxTest(dir);
+    assert.equal(res.code, 0, `nginx -t failed:\n${res.out}`);
+    assert.match(res.out, /syntax is ok/);
+    assert.match(res.out, /test is successful/);
   }
 
   test("nginx -t passes on conf.d/socketio.conf", { timeout: 120_000 }, async () => {
@@ -413,8 +382,8 @@ describe("nginx configuration", () => {
 
   test("the map routes sio-N. sid prefixes to the upstream holding socketio-N only", () => {
     const text = conf().replace(/#[^\n]*/g, "");
-    const map = text.match(/map\s+\$arg_sid\s+\$(\w+)\s*\{([^}]*)\}/);
-    assert.ok(map, "a map on $arg_sid");
+    const map = text.match(/map\s+\$sio_sid\s+\$(\w+)\s*\{([^}]*)\}/);
+    assert.ok(map, "a map on $sio_sid");
     const [, variable, body] = map;
     const entries = [...body.matchAll(/^\s*("[^"]*"|\S+)\s+(\S+)\s*;/gm)].map((m) => [m[1].replace(/^"|"$/g, ""), m[2]]);
     const routes = Object.fromEntries(entries);
@@ -444,9 +413,14 @@ describe("nginx configuration", () => {
     const loc = text.match(/location\s+\/socket\.io\/\s*\{([^}]*)\}/);
     assert.ok(loc, "location /socket.io/");
     assert.match(loc[1], new RegExp(`proxy_pass\\s+http://\\$${variable}\\s*;`));
-    assert.match(loc[1], /proxy_http_version\s+1\.1/);
-    assert.match(loc[1], /proxy_set_header\s+Upgrade\s+\$http_upgrade/);
-    assert.match(loc[1], /proxy_set_header\s+Connection\s+\$connection_upgrade/);
+    // Headers are set once at server level: a location with a proxy_set_header of its own would
+    // drop all of them (nginx inherits the directive only when a level sets none).
+    const locations = [...text.matchAll(/location\s+[^{]*\{([^}]*)\}/g)].map((m) => m[1]);
+    assert.ok(locations.every((l) => !/proxy_set_header/.test(l)), "no proxy_set_header inside a location");
+    const serverLevel = text.replace(/location\s+[^{]*\{[^}]*\}/g, "");
+    assert.match(serverLevel, /proxy_http_version\s+1\.1/);
+    assert.match(serverLevel, /proxy_set_header\s+Upgrade\s+\$http_upgrade/);
+    assert.match(serverLevel, /proxy_set_header\s+Connection\s+\$connection_upgrade/);
     assert.match(loc[1], /proxy_buffering\s+off/);
     const readTimeout = Number(loc[1].match(/proxy_read_timeout\s+(\d+)s/)?.[1]);
     assert.ok(readTimeout > 45, `proxy_read_timeout ${readTimeout}s exceeds pingInterval + pingTimeout (45 s)`);
@@ -459,5 +433,105 @@ describe("nginx configuration", () => {
       assert.match(text, /location\s+=\s+\/nginx-health/, f);
     }
     assert.match(read("nginx/nginx.conf"), /include\s+conf\.d\/\*\.conf\s*;/);
+  });
+
+  test("scripts/cluster runs the same nginx files as docker compose (no configuration of its own)", () => {
+    const script = read("scripts/cluster");
+    assert.match(script, /nginx\/conf\.d\/socketio\.conf/);
+    assert.match(script, /nginx\/nginx\.conf/);
+    assert.doesNotMatch(script, /\bupstream\s+\w+\s*\{|\bproxy_pass\b|\blimit_(req|conn)\b/, "no nginx directives written by the script itself");
+  });
+
+  test("$sio_sid is the sid as sio-server reads it: the last parameter named exactly sid", () => {
+    const body = conf().replace(/#[^\n]*/g, "").match(/map\s+\$args\s+\$sio_sid\s*\{([^}]*)\}/)?.[1];
+    assert.ok(body, "map $args $sio_sid");
+    const [, source, value] = body.match(/"~([^"]+)"\s+\$(\w+)\s*;/);
+    assert.match(body, /default\s+""\s*;/);
+    const re = new RegExp(source); // PCRE and JS agree on this syntax (named groups, (?:…))
+    const nginxSid = (args) => re.exec(args)?.groups?.[value] ?? "";
+    // sio-server's Query::parse: split on &, the key before the first =, the last sid wins.
+    const serverSid = (args) => {
+      let sid = "";
+      for (const pair of args.split("&")) {
+        const i = pair.indexOf("=");
+        if ((i < 0 ? pair : pair.slice(0, i)) === "sid") sid = i < 0 ? "" : pair.slice(i + 1);
+      }
+      return sid;
+    };
+    const cases = [
+      "EIO=4&transport=polling",
+      "EIO=4&transport=polling&sid=sio-2.AbC",
+      "sid=sio-2.AbC&EIO=4&transport=polling",
+      "EIO=4&transport=polling&SID=sio-1.x",
+      "sid=sio-1.x&EIO=4&transport=polling&sid",
+      "sid=sio-1.x&EIO=4&transport=polling&sid=",
+      "sid=&sid=sio-3.y",
+      "xsid=sio-1.x&sidx=sio-2.y&EIO=4",
+      "sid=sio-1.a=b&t=1",
+      "sid",
+      "",
+    ];
+    for (const args of cases) assert.equal(nginxSid(args), serverSid(args), `?${args}`);
+  });
+
+  test("new sessions: round-robin in a shared zone, on an upstream of their own (issue #14)", () => {
+    const text = conf().replace(/#[^\n]*/g, "");
+    const routes = Object.fromEntries([...text.match(/map\s+\$sio_sid\s+\$sio_upstream\s*\{([^}]*)\}/)[1].matchAll(/^\s*("[^"]*"|\S+)\s+(\S+)\s*;/gm)].map((m) => [m[1], m[2]]));
+    const ups = upstreams(text);
+    const handshakes = ups[routes.default];
+    assert.match(handshakes, /^\s*zone\s+\S+\s+\d+k\s*;/m, "a zone: one rotation shared by every worker");
+    assert.doesNotMatch(handshakes, /\b(least_conn|ip_hash|hash|random)\b/, "round-robin (least_conn cannot see the sid-routed connections)");
+    const pass = (re) => text.match(re)?.[1]?.match(/proxy_pass\s+http:\/\/([^\s;]+)\s*;/)?.[1];
+    const pages = pass(/location\s+\/\s*\{([^}]*)\}/);
+    assert.ok(pages && pages !== routes.default, `the page goes to its own upstream (${pages}), not ${routes.default}`);
+    assert.deepEqual(upstreamServers(ups[pages]).sort(), INSTANCES.map((i) => `socketio-${i}:3000`));
+    // The client bundle too: every file name sio-server serves is caught by a regex location to
+    // the page upstream, so it never takes a turn in the handshake rotation.
+    const bundle = [...text.matchAll(/location\s+~\s+(\S+)\s*\{([^}]*)\}/g)].find((m) => new RegExp(m[1]).test("/socket.io/socket.io.min.js"));
+    assert.ok(bundle, "a regex location for the client bundle");
+    assert.match(bundle[2], new RegExp(`proxy_pass\\s+http://${pages}\\s*;`));
+    const names = [...read("build.rs").matchAll(/"(socket\.io[^"]*\.js(?:\.map)?)"/g)].map((m) => m[1]);
+    assert.ok(names.length >= 4, `bundle names from build.rs: ${names}`);
+    for (const n of names) assert.match(`/socket.io/${n}`, new RegExp(bundle[1]), n);
+    for (const p of ["/socket.io/", "/socket.io/socket.io", "/socket.io/other.js"]) assert.doesNotMatch(p, new RegExp(bundle[1]), p);
+  });
+
+  test("X-Forwarded-For is the address nginx saw, not appended to the client's (issue #13)", () => {
+    for (const f of ["nginx/conf.d/socketio.conf", "nginx/alternatives/ip-hash.conf"]) {
+      const text = read(f).replace(/#[^\n]*/g, "");
+      assert.doesNotMatch(text, /\$proxy_add_x_forwarded_for/, f);
+      const xff = [...text.matchAll(/proxy_set_header\s+X-Forwarded-For\s+(\S+?);/g)].map((m) => m[1]);
+      assert.ok(xff.length >= 1 && xff.every((v) => v === "$remote_addr"), `${f}: ${xff}`);
+    }
+  });
+
+  test("/metrics only from loopback and private networks", () => {
+    for (const f of ["nginx/conf.d/socketio.conf", "nginx/alternatives/ip-hash.conf"]) {
+      const body = read(f).replace(/#[^\n]*/g, "").match(/location\s+=\s+\/metrics\s*\{([^}]*)\}/)?.[1];
+      assert.ok(body, `${f}: location = /metrics`);
+      const rules = [...body.matchAll(/^\s*(allow|deny)\s+(\S+)\s*;/gm)].map((m) => `${m[1]} ${m[2]}`);
+      assert.deepEqual(rules, ["allow 127.0.0.0/8", "allow 10.0.0.0/8", "allow 172.16.0.0/12", "allow 192.168.0.0/16", "allow ::1", "deny all"], f);
+    }
+  });
+
+  test("/socket.io/ has per-address limit_conn (503) and a handshake limit_req (429)", () => {
+    const text = conf().replace(/#[^\n]*/g, "");
+    const loc = text.match(/location\s+\/socket\.io\/\s*\{([^}]*)\}/)[1];
+    const conn = loc.match(/limit_conn\s+(\S+)\s+(\d+)\s*;/);
+    assert.ok(conn, "limit_conn in /socket.io/");
+    assert.match(text, new RegExp(`limit_conn_zone\\s+\\$binary_remote_addr\\s+zone=${conn[1]}:`));
+    assert.ok(Number(conn[2]) >= 600, `limit_conn ${conn[2]} leaves room for 300 clients (up to 2 connections each)`);
+    assert.match(loc, /limit_conn_status\s+503\s*;/);
+    const req = loc.match(/limit_req\s+zone=(\S+)\s+burst=(\d+)\s+nodelay\s*;/);
+    assert.ok(req, "limit_req … nodelay in /socket.io/");
+    assert.ok(Number(req[2]) >= 300, `burst ${req[2]} lets 300 clients connect at once`);
+    assert.match(loc, /limit_req_status\s+429\s*;/);
+    const zone = text.match(new RegExp(`limit_req_zone\\s+\\$(\\w+)\\s+zone=${req[1]}:\\S+\\s+rate=(\\d+)r/s`));
+    assert.ok(zone, "the limit_req zone");
+    // The key is the address for sid-less requests (handshakes) only; an empty key is not limited.
+    const keyMap = text.match(new RegExp(`map\\s+\\$sio_sid\\s+\\$${zone[1]}\\s*\\{([^}]*)\\}`));
+    assert.ok(keyMap, `$${zone[1]} is a map on $sio_sid`);
+    assert.match(keyMap[1], /""\s+\$binary_remote_addr\s*;/);
+    assert.match(keyMap[1], /default\s+""\s*;/);
   });
 });

@@ -197,7 +197,7 @@ function assertMessage(m, route, payload, room, id) {
   assert.equal(m.sender, route.sender);
   assert.match(m.timestamp, ISO);
   assert.ok(Math.abs(Date.parse(m.timestamp) - Date.now()) < 60_000, `timestamp ${m.timestamp} is now`);
-  const meta = { ...route.meta, ...(route.metaFrom?.(payload) ?? {}) };
+  const meta = { via: "webhook", ...route.meta, ...(route.metaFrom?.(payload) ?? {}) };
   for (const [k, v] of Object.entries(meta)) {
     assert.deepEqual(m.metadata[k], v, `metadata.${k} in ${JSON.stringify(m.metadata)}`);
   }
