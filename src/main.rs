@@ -153,10 +153,12 @@ async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatAp
     };
     let options = WebhookOptions {
         secret: config.webhook_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+        body_timeout: config.limits.header_read_timeout,
         ..WebhookOptions::default()
     };
     let router = sio_server::webhook::router(Delivery::InProcess { io, app }, options, &config.instance_id);
     tracing::info!(%addr, "webhook listening (in-process delivery)");
+    sio_server::webhook::warn_if_exposed(addr, config.webhook_secret.is_some());
     let header_timeout = config.limits.header_read_timeout;
     tokio::spawn(async move {
         // The webhook lives as long as the process; its stop channel never fires.
