@@ -303,6 +303,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_ack_id_goes_after_the_type_digit() {
+        let args = vec![serde_json::json!({"roomId": "r", "message": "hi"})];
+        let mut queued = String::new();
+        Packet::event("/", "message", args.clone()).encode_text_into(&mut queued);
+        let (ty, data) = queued.split_at(1);
+        let spliced = format!("{ty}{}{data}", 17);
+        assert_eq!(spliced, Packet::event("/", "message", args).with_id(17).encode_text());
+    }
+
+    #[test]
     fn websocket_urls() {
         assert_eq!(
             websocket_url("http://127.0.0.1:3000"),

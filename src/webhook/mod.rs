@@ -60,14 +60,17 @@ struct WebhookState {
     replays: ReplayGuard,
 }
 
-/// Logs a warning when the webhook at `addr` is reachable beyond loopback without a secret.
-pub fn warn_if_exposed(addr: SocketAddr, signed: bool) {
-    if !signed && !addr.ip().is_loopback() {
+/// Logs a warning when the webhook at `addr` is reachable beyond loopback without a secret;
+/// returns whether it warned.
+pub fn warn_if_exposed(addr: SocketAddr, signed: bool) -> bool {
+    let exposed = !signed && !addr.ip().is_loopback();
+    if exposed {
         tracing::warn!(
             %addr,
             "the webhook accepts unsigned requests from the network: anyone who can reach it can post into any room; set WEBHOOK_SECRET (at least 32 bytes) or HOST=127.0.0.1"
         );
     }
+    exposed
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -157,5 +160,21 @@ async fn health(State(state): State<Arc<WebhookState>>, method: Method) -> Respo
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"status": "unavailable", "mode": state.delivery.mode(), "error": e}),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_only_when_unsigned_beyond_loopback() {
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(warn_if_exposed(at("0.0.0.0:4000"), false));
+        assert!(warn_if_exposed(at("[::]:4000"), false));
+        assert!(warn_if_exposed(at("10.1.2.3:4000"), false));
+        assert!(!warn_if_exposed(at("0.0.0.0:4000"), true));
+        assert!(!warn_if_exposed(at("127.0.0.1:4000"), false));
+        assert!(!warn_if_exposed(at("[::1]:4000"), false));
     }
 }
