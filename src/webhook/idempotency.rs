@@ -49,6 +49,12 @@ struct Entry {
     state: State,
 }
 
+impl Entry {
+    fn expired(&self, now: Instant) -> bool {
+        matches!(self.state, State::Done { at, .. } if now.saturating_duration_since(at) >= TTL)
+    }
+}
+
 fn cost(key: &str, reply: Option<&Reply>) -> usize {
     key.len() + reply.map_or(0, |r| r.1.len()) + ENTRY_OVERHEAD
 }
@@ -109,8 +115,7 @@ impl Store {
     /// Drops expired answers from the old end, then least recently used ones until within limits.
     fn trim(&mut self, limits: &Limits, now: Instant) {
         while let Some((_, key)) = self.lru.first_key_value() {
-            let expired =
-                matches!(self.map.get(key), Some(Entry { state: State::Done { at, .. }, .. }) if now - *at >= TTL);
+            let expired = self.map.get(key).is_some_and(|e| e.expired(now));
             let over = self.map.len() > limits.max_keys || self.bytes > limits.max_bytes;
             if !expired && !over {
                 break;
@@ -247,12 +252,15 @@ impl IdempotencyCache {
                 let mut store = self.lock();
                 let now = Instant::now();
                 store.trim(&self.limits, now);
+                if store.map.get(key).is_some_and(|e| e.expired(now)) {
+                    store.remove(key);
+                }
                 match store.map.get(key) {
                     Some(e) if e.fingerprint != fingerprint => return Begin::Mismatch,
                     Some(Entry {
-                        state: State::Done { reply, at, tick },
+                        state: State::Done { reply, tick, .. },
                         ..
-                    }) if now - *at < TTL => {
+                    }) => {
                         let (reply, old) = (reply.clone(), *tick);
                         let new = store.tick();
                         if let Some(k) = store.lru.remove(&old) {
@@ -271,13 +279,6 @@ impl IdempotencyCache {
                         state: State::InFlight(rx),
                         ..
                     }) => rx.clone(),
-                    Some(_) => {
-                        store.remove(key);
-                        match self.start(&mut store, key, fingerprint, allow_new, now) {
-                            Ok(slot) => return Begin::New(slot),
-                            Err(b) => return b,
-                        }
-                    }
                     None => match self.start(&mut store, key, fingerprint, allow_new, now) {
                         Ok(slot) => return Begin::New(slot),
                         Err(b) => return b,
