@@ -217,7 +217,7 @@ impl Config {
             log_format,
             webhook_port,
             redis: redis_config(env)?,
-            webhook_secret: (env.0)("WEBHOOK_SECRET").filter(|s| !s.is_empty()),
+            webhook_secret: webhook_secret(env)?,
             shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
             limits: Limits {
                 max_connections,
@@ -241,6 +241,19 @@ impl Config {
             },
             trusted_proxies,
         })
+    }
+}
+
+/// `WEBHOOK_SECRET`: unset or empty for none; otherwise at least 32 bytes (the value is never echoed).
+fn webhook_secret<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<String>, ConfigError> {
+    let secret = (env.0)("WEBHOOK_SECRET").filter(|s| !s.is_empty());
+    match &secret {
+        Some(s) if s.len() < crate::webhook::signature::MIN_SECRET_LEN => Err(ConfigError {
+            var: "WEBHOOK_SECRET",
+            value: format!("<{} bytes, hidden>", s.len()),
+            reason: "must be at least 32 bytes (e.g. `openssl rand -hex 32`)".into(),
+        }),
+        _ => Ok(secret),
     }
 }
 
@@ -403,6 +416,20 @@ mod tests {
             r#"invalid MAX_HTTP_BUFFER_SIZE="-1": expected a size in bytes"#
         );
         assert_eq!(cfg(&[("WEBHOOK_PORT", "off")]).unwrap().webhook_port, WebhookPort::Off);
+        assert_eq!(cfg(&[("WEBHOOK_SECRET", "short")]).unwrap_err().var, "WEBHOOK_SECRET");
+        assert!(
+            !cfg(&[("WEBHOOK_SECRET", "short")])
+                .unwrap_err()
+                .to_string()
+                .contains("short")
+        );
+        assert_eq!(
+            cfg(&[("WEBHOOK_SECRET", &"k".repeat(32))])
+                .unwrap()
+                .webhook_secret
+                .map(|s| s.len()),
+            Some(32)
+        );
         assert_eq!(cfg(&[("SOCKETIO_PATH", "io")]).unwrap_err().var, "SOCKETIO_PATH");
         assert_eq!(cfg(&[("REDIS_MODE", "sentinel")]).unwrap_err().var, "REDIS_MODE");
         assert_eq!(cfg(&[("REDIS_MODE", "cluster")]).unwrap_err().var, "REDIS_NODES");

@@ -11,8 +11,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-/// Most TCP connections the webhook listener keeps open at once.
-const WEBHOOK_MAX_CONNECTIONS: usize = 1024;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -159,14 +157,16 @@ async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatAp
     };
     let options = WebhookOptions {
         secret: config.webhook_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+        body_timeout: config.limits.header_read_timeout,
         ..WebhookOptions::default()
     };
     let router = sio_server::webhook::router(Delivery::InProcess { io, app }, options, &config.instance_id);
     tracing::info!(%addr, "webhook listening (in-process delivery)");
+    sio_server::webhook::warn_if_exposed(addr, config.webhook_secret.is_some());
     let serve_options = ServeOptions {
         header_read_timeout: config.limits.header_read_timeout,
         write_timeout: config.limits.write_timeout,
-        max_connections: Some(WEBHOOK_MAX_CONNECTIONS),
+        max_connections: Some(sio_server::webhook::MAX_CONNECTIONS),
     };
     tokio::spawn(async move {
         // The webhook lives as long as the process; its stop channel never fires.

@@ -29,6 +29,10 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `HEADER_READ_TIMEOUT_MS` (10000): for request headers, and again for the body.
+    pub header_read_timeout: Duration,
+    /// `SHUTDOWN_GRACE_MS` (10000): how long a graceful stop may take.
+    pub shutdown_grace: Duration,
     /// The id logged as this process's instance.
     pub instance_id: String,
 }
@@ -90,6 +94,8 @@ impl WebhookConfig {
             mode,
             timeout: Duration::from_millis(ms),
             log_format: base.log_format,
+            header_read_timeout: base.limits.header_read_timeout,
+            shutdown_grace: base.shutdown_grace,
             instance_id: base.instance_id,
         })
     }

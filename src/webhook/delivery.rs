@@ -1,5 +1,9 @@
 //! Where validated webhook messages go: straight into the local server (in-process), through one
 //! persistent Socket.IO client connection (with the server's ack), or into Redis like the emitter.
+//!
+//! Outcomes are honest: [`DeliveryError::Unavailable`] means "not delivered" (a Socket.IO emit not
+//! yet written when the answer is due is cancelled), [`DeliveryError::Unknown`] means it was sent
+//! but not acknowledged in time, so it may still arrive.
 
 use crate::adapter::redis::emitter::Emitter;
 use crate::app::{ChatApp, MessageController, ValidationError, controller};
@@ -7,7 +11,7 @@ use crate::client::{ClientError, SioClient};
 use crate::server::Server;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// Why a message was not delivered.
@@ -16,9 +20,12 @@ pub enum DeliveryError {
     /// The payload is invalid (answer 400).
     #[error("{}", .0.message)]
     Invalid(ValidationError),
-    /// Delivery is not possible right now (answer 503 with `Retry-After`).
+    /// Not delivered: delivery is not possible right now (answer 503 with `Retry-After`).
     #[error("{0}")]
     Unavailable(String),
+    /// Sent but not acknowledged: it may or may not have been delivered (answer 504).
+    #[error("{0}")]
+    Unknown(String),
 }
 
 /// A delivery route.
@@ -35,7 +42,8 @@ pub enum Delivery {
     SocketIo {
         /// The client.
         client: SioClient,
-        /// How long to wait for the server's ack.
+        /// How long to keep waiting for the server's ack after the answer was due (the delivery's
+        /// hard deadline is the answer's deadline plus this).
         timeout: Duration,
     },
     /// Into Redis as an emitter.
@@ -70,11 +78,16 @@ impl Delivery {
         }
     }
 
-    /// Validates `payload` for `controller` and delivers it; returns the message id.
+    /// Validates `payload` for `controller` and delivers it; returns the message id. `answer_at` is
+    /// when the caller must answer: a Socket.IO emit not written by then is cancelled (not
+    /// delivered); one written but not acknowledged calls `interim` with the unknown outcome and
+    /// keeps waiting for the ack until the hard deadline, so the final outcome can be recorded.
     pub async fn deliver(
         &self,
         controller: Arc<dyn MessageController>,
         payload: Value,
+        answer_at: Instant,
+        interim: impl FnOnce(&DeliveryError),
     ) -> Result<String, DeliveryError> {
         let message = controller::prepare(controller.as_ref(), &payload).map_err(DeliveryError::Invalid)?;
         match self {
@@ -85,20 +98,40 @@ impl Delivery {
                 Ok(delivered.id)
             }
             Delivery::SocketIo { client, timeout } => {
-                let reply = client
-                    .emit_with_ack(controller.event(), vec![payload], *timeout)
-                    .await
-                    .map_err(|e| match e {
-                        ClientError::NotConnected | ClientError::Timeout(_) | ClientError::ConnectionLost => {
-                            DeliveryError::Unavailable(e.to_string())
-                        }
-                    })?;
+                let mut pending = client
+                    .emit(controller.event(), vec![payload])
+                    .map_err(|e| DeliveryError::Unavailable(e.to_string()))?;
+                let early = tokio::time::timeout_at(answer_at.into(), pending.wait()).await;
+                let reply = match early {
+                    Ok(r) => r,
+                    Err(_) if pending.cancel() => {
+                        return Err(DeliveryError::Unavailable(
+                            "not sent to the Socket.IO server before the answer was due (cancelled)".into(),
+                        ));
+                    }
+                    Err(_) => {
+                        interim(&DeliveryError::Unknown(
+                            "sent to the Socket.IO server but not acknowledged yet; it may still arrive".into(),
+                        ));
+                        let hard = answer_at + *timeout;
+                        tokio::time::timeout_at(hard.into(), pending.wait())
+                            .await
+                            .unwrap_or(Err(ClientError::NoAck(*timeout * 2)))
+                    }
+                };
+                let reply = reply.map_err(|e| {
+                    if e.maybe_sent() {
+                        DeliveryError::Unknown(format!("{e}; it may or may not have been delivered"))
+                    } else {
+                        DeliveryError::Unavailable(e.to_string())
+                    }
+                })?;
                 let ack = reply.into_iter().next().unwrap_or(Value::Null);
                 match ack.get("ok").and_then(Value::as_bool) {
                     Some(true) => Ok(ack.get("id").and_then(Value::as_str).unwrap_or(&message.id).to_owned()),
                     _ => match serde_json::from_value::<ValidationErrorOwned>(ack["error"].clone()) {
                         Ok(e) => Err(DeliveryError::Invalid(e.into())),
-                        Err(_) => Err(DeliveryError::Unavailable(format!("unexpected acknowledgement {ack}"))),
+                        Err(_) => Err(DeliveryError::Unknown(format!("unexpected acknowledgement {ack}"))),
                     },
                 }
             }

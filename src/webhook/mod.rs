@@ -1,23 +1,30 @@
 //! The webhook service: `POST /webhook` and `POST /webhook/{zalo,image,file,location,audio}` take
 //! JSON from outside (optionally HMAC-signed, optionally idempotent), validate it with the chat
-//! app's controllers and deliver it into rooms, answering 200 only once delivered.
+//! app's controllers and deliver it into rooms, answering 200 only once delivered. This module
+//! holds the router and the informational routes; `handler` the POST flow.
 
 pub mod config;
 pub mod delivery;
+mod handler;
 pub mod idempotency;
 pub mod signature;
 
-use crate::app::{ChatApp, MessageController};
+use crate::app::ChatApp;
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 pub use delivery::{Delivery, DeliveryError, error_body};
-use idempotency::{Begin, IdempotencyCache};
+use idempotency::IdempotencyCache;
 use serde_json::{Value, json};
+use signature::ReplayGuard;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Most TCP connections a webhook listener keeps open at once; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Largest accepted body by default (1 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -25,10 +32,16 @@ pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 /// Webhook settings.
 #[derive(Clone)]
 pub struct WebhookOptions {
-    /// `WEBHOOK_SECRET`: when set, requests must carry a valid `X-Webhook-Signature`.
+    /// `WEBHOOK_SECRET`: when set, requests must carry a valid `X-Webhook-Timestamp` and
+    /// `X-Webhook-Signature`.
     pub secret: Option<Arc<[u8]>>,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// How long a client may take to send the body once its headers are in (then 408).
+    pub body_timeout: Duration,
+    /// How long after its body arrived a request is answered (`WEBHOOK_TIMEOUT_MS`): a delivery
+    /// not done by then is answered 503 (not sent, cancelled) or 504 (sent, outcome unknown).
+    pub timeout: Duration,
 }
 
 impl Default for WebhookOptions {
@@ -36,6 +49,8 @@ impl Default for WebhookOptions {
         WebhookOptions {
             secret: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
         }
     }
 }
@@ -45,6 +60,20 @@ struct WebhookState {
     options: WebhookOptions,
     app: ChatApp,
     idempotency: IdempotencyCache,
+    replays: ReplayGuard,
+}
+
+/// Logs a warning when the webhook at `addr` is reachable beyond loopback without a secret;
+/// returns whether it warned.
+pub fn warn_if_exposed(addr: SocketAddr, signed: bool) -> bool {
+    let exposed = !signed && !addr.ip().is_loopback();
+    if exposed {
+        tracing::warn!(
+            %addr,
+            "the webhook accepts unsigned requests from the network: anyone who can reach it can post into any room; set WEBHOOK_SECRET (at least 32 bytes) or HOST=127.0.0.1"
+        );
+    }
+    exposed
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -65,18 +94,19 @@ pub fn router(delivery: Delivery, options: WebhookOptions, instance_id: &str) ->
         options,
         app: ChatApp::new(instance_id),
         idempotency: IdempotencyCache::default(),
+        replays: ReplayGuard::default(),
     });
     Router::new()
         .route("/", any(index))
         .route("/health", any(health))
         .route(
             "/webhook",
-            any(|s: State<Arc<WebhookState>>, req: Request| webhook(s, "message".into(), req)),
+            any(|s: State<Arc<WebhookState>>, req: Request| handler::webhook(s, "message".into(), req)),
         )
         .route(
             "/webhook/{kind}",
             any(|s: State<Arc<WebhookState>>, Path(kind): Path<String>, req: Request| {
-                webhook(s, format!("message:{kind}"), req)
+                handler::webhook(s, format!("message:{kind}"), req)
             }),
         )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route; see GET /", None) })
@@ -114,10 +144,11 @@ async fn index(method: Method) -> Response {
             },
             "headers": {
                 "Content-Type": "application/json (required)",
-                "X-Webhook-Signature": "sha256=<hex HMAC-SHA256 of the raw body> (required when WEBHOOK_SECRET is set)",
-                "Idempotency-Key": "optional; a retry with the same key within 10 minutes is not delivered twice"
+                "X-Webhook-Timestamp": "unix seconds, within 5 minutes of the server's clock (required when WEBHOOK_SECRET is set)",
+                "X-Webhook-Signature": "sha256=<hex HMAC-SHA256 of \"<timestamp>.<raw body>\"> (required when WEBHOOK_SECRET is set)",
+                "Idempotency-Key": "optional; a retry with the same key and body within 10 minutes is not delivered twice"
             },
-            "answers": {"200": "{ok:true, id}", "400": "{ok:false, error:{code, field, message}}", "401": "bad signature", "413": "body too large", "415": "not JSON", "503": "not delivered; retry later"}
+            "answers": {"200": "{ok:true, id}", "400": "{ok:false, error:{code, field, message}}", "401": "missing, stale, replayed or wrong signature", "408": "body not received in time", "409": "a request with this Idempotency-Key is still in flight", "413": "body too large", "415": "not JSON", "422": "Idempotency-Key reused with another body", "503": "not delivered; retry later", "504": "sent but not acknowledged in time: may still arrive; retry with the same Idempotency-Key to learn the outcome"}
         }),
     )
 }
@@ -135,161 +166,18 @@ async fn health(State(state): State<Arc<WebhookState>>, method: Method) -> Respo
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn webhook(State(state): State<Arc<WebhookState>>, event: String, req: Request) -> Response {
-    let Some(controller) = state.app.controller(&event) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "unknown message type; see GET /",
-            None,
-        );
-    };
-    if req.method() != Method::POST {
-        return method_not_allowed("POST");
-    }
-    let headers = req.headers().clone();
-    if !is_json(&headers) {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Content-Type must be application/json",
-            None,
-        );
-    }
-    let body = match read_body(req.into_body(), state.options.body_limit).await {
-        Ok(b) => b,
-        Err(res) => return res,
-    };
-    if let Some(secret) = &state.options.secret {
-        let sig = headers.get("x-webhook-signature").and_then(|v| v.to_str().ok());
-        if !signature::verify(secret, &body, sig) {
-            tracing::info!("webhook request with a missing or wrong signature refused");
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_signature",
-                "X-Webhook-Signature is missing or wrong",
-                Some("X-Webhook-Signature"),
-            );
-        }
-    }
-    let payload: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                &format!("body is not valid JSON: {e}"),
-                Some("body"),
-            );
-        }
-    };
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let slot = match &key {
-        None => None,
-        Some(k) if k.is_empty() || k.len() > 256 => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_header",
-                "Idempotency-Key must be 1 to 256 characters",
-                Some("Idempotency-Key"),
-            );
-        }
-        Some(k) => match state.idempotency.begin(k).await {
-            Begin::Replay((status, body)) => {
-                let mut res = json_response(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                    &serde_json::from_str(&body).unwrap_or(Value::Null),
-                );
-                res.headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                return res;
-            }
-            Begin::New(slot) => Some(slot),
-        },
-    };
-    let (status, body) = answer(&state, controller, payload).await;
-    if let Some(slot) = slot {
-        slot.finish((status.as_u16(), body.to_string()));
-    }
-    let mut res = json_response(status, &body);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    }
-    res
-}
-
-async fn answer(
-    state: &WebhookState,
-    controller: Arc<dyn MessageController>,
-    mut payload: Value,
-) -> (StatusCode, Value) {
-    mark_via_webhook(&mut payload);
-    let room = payload.get("roomId").and_then(Value::as_str).unwrap_or("").to_owned();
-    match state.delivery.deliver(controller.clone(), payload).await {
-        Ok(id) => {
-            tracing::info!(event = controller.event(), %room, %id, "webhook message delivered");
-            (StatusCode::OK, json!({"ok": true, "id": id}))
-        }
-        Err(DeliveryError::Invalid(e)) => {
-            crate::metrics::inc(&crate::metrics::METRICS.invalid_messages);
-            (StatusCode::BAD_REQUEST, json!({"ok": false, "error": e}))
-        }
-        Err(DeliveryError::Unavailable(reason)) => {
-            tracing::warn!(event = controller.event(), %room, %reason, "webhook message not delivered");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                error_body("unavailable", &format!("not delivered: {reason}"), None),
-            )
-        }
-    }
-}
-
-/// Sets `metadata.via = "webhook"` so receivers (the demo page) can tell where a message came from.
-/// A `via` the caller sent is kept; a `metadata` that is not an object is left for validation to refuse.
-fn mark_via_webhook(payload: &mut Value) {
-    let Some(fields) = payload.as_object_mut() else { return };
-    let metadata = fields
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(serde_json::Map::new()));
-    if let Some(metadata) = metadata.as_object_mut() {
-        metadata.entry("via").or_insert_with(|| Value::String("webhook".into()));
-    }
-}
-
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let inner = e.into_inner();
-            let too_large = inner.downcast_ref::<http_body_util::LengthLimitError>().is_some();
-            if too_large {
-                let message = format!("body is larger than {limit} bytes");
-                Err(error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    &message,
-                    Some("body"),
-                ))
-            } else {
-                Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    "the request body could not be read",
-                    Some("body"),
-                ))
-            }
-        }
+    #[test]
+    fn warns_only_when_unsigned_beyond_loopback() {
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(warn_if_exposed(at("0.0.0.0:4000"), false));
+        assert!(warn_if_exposed(at("[::]:4000"), false));
+        assert!(warn_if_exposed(at("10.1.2.3:4000"), false));
+        assert!(!warn_if_exposed(at("0.0.0.0:4000"), true));
+        assert!(!warn_if_exposed(at("127.0.0.1:4000"), false));
+        assert!(!warn_if_exposed(at("[::1]:4000"), false));
     }
 }

@@ -8,10 +8,9 @@
 // Every describe starts and stops its own processes (by PID).
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
-import { io } from "socket.io-client";
-import { startServer, startWebhook, freePort, sleep, once, waitFor, fresh } from "./lib/server.mjs";
+import { startServer, startWebhook, freePort, sleep, waitFor, fresh } from "./lib/server.mjs";
 import { startRedis } from "./lib/redis.mjs";
+import { request, post, get, show, group, eventsNamed, messageEvents, signed } from "./lib/webhook.mjs";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** How long to watch for deliveries that must not happen (duplicates, outsiders). */
@@ -19,72 +18,6 @@ const QUIET_MS = 300;
 const MESSAGE_KEYS = ["id", "metadata", "roomId", "sender", "text", "timestamp"];
 
 
-
-/** A JSON answer: {status, headers, text, json}. */
-async function request(base, path, { method = "POST", body, raw, headers = {}, contentType = "application/json" } = {}) {
-  const init = { method, headers: { ...headers } };
-  if (contentType) init.headers["content-type"] = contentType;
-  if (raw !== undefined) init.body = raw;
-  else if (body !== undefined) init.body = JSON.stringify(body);
-  // fetch labels a string body text/plain; bytes go out without a Content-Type.
-  if (!contentType && init.body !== undefined) init.body = Buffer.from(init.body);
-  if (method === "GET") delete init.headers["content-type"];
-  const res = await fetch(base + path, init);
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, json };
-}
-
-const post = (base, path, body, opts = {}) => request(base, path, { body, ...opts });
-const get = (base, path) => request(base, path, { method: "GET" });
-const show = (r) => `${r.status} ${r.text}`;
-
-/** Clients and processes with one cleanup. */
-function group() {
-  const clients = [];
-  const procs = [];
-  return {
-    procs,
-    /** Connects a stock client, records every event in `s.events`, resolves once connected. */
-    async client(url, opts = {}) {
-      const s = io(url, { forceNew: true, reconnection: false, ...opts });
-      clients.push(s);
-      s.events = [];
-      s.onAny((event, ...args) => s.events.push([event, ...args]));
-      await once(s, "connect", 5000);
-      return s;
-    },
-    /** A client that joined `room`. */
-    async member(url, room, opts = {}) {
-      const s = await this.client(url, opts);
-      const res = await s.emitWithAck("join", room);
-      assert.equal(res.ok, true, `join ${room}: ${JSON.stringify(res)}`);
-      return s;
-    },
-    track(proc) {
-      procs.push(proc);
-      return proc;
-    },
-    async close() {
-      for (const c of clients) c.disconnect();
-      await Promise.all(procs.map((p) => p.stop()));
-    },
-    logs(lines = 30) {
-      return procs
-        .map((p) => `--- :${p.port}\n${p.logs().split("\n").slice(-lines).join("\n")}`)
-        .join("\n");
-    },
-  };
-}
-
-/** The events of `s` named `name` (their first argument). */
-const eventsNamed = (s, name) => s.events.filter(([e]) => e === name).map(([, a]) => a);
-const messageEvents = (s) => s.events.filter(([e]) => e === "message" || e.startsWith("message:"));
 
 /**
  * Every route with a payload and what the delivered Message must look like. `payload(room, tag)`;
@@ -566,9 +499,8 @@ describe("bad input, routes and idempotency (in-process)", () => {
   });
 });
 
-describe("WEBHOOK_SECRET: HMAC-SHA256 signatures (in-process)", () => {
-  const SECRET = "s3cret-for-tests";
-  const sign = (raw, secret = SECRET) => `sha256=${createHmac("sha256", secret).update(raw).digest("hex")}`;
+describe("WEBHOOK_SECRET: HMAC-SHA256 signatures with timestamps (in-process)", () => {
+  const SECRET = "a-test-secret-of-at-least-32-bytes!";
   const g = group();
   let server;
   let hook;
@@ -579,39 +511,59 @@ describe("WEBHOOK_SECRET: HMAC-SHA256 signatures (in-process)", () => {
   });
   after(() => g.close());
 
-  const refused = (res, what) => {
+  const refused = (res, what, code = "invalid_signature", field = "X-Webhook-Signature") => {
     assert.equal(res.status, 401, `${what}: ${show(res)}`);
     assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
     assert.equal(res.json?.ok, false, res.text);
-    assert.equal(res.json.error?.field, "X-Webhook-Signature", res.text);
+    assert.equal(res.json.error?.code, code, `${what}: ${res.text}`);
+    assert.equal(res.json.error?.field, field, `${what}: ${res.text}`);
   };
 
-  test("missing or wrong signatures → 401 field X-Webhook-Signature, nothing delivered", async () => {
+  test("missing, wrong and stale signatures → 401 naming why, nothing delivered", async () => {
     const room = fresh("sig-bad");
     const member = await g.member(server.url, room, { transports: ["websocket"] });
     const raw = JSON.stringify({ roomId: room, message: "unsigned" });
-    refused(await post(hook.url, "/webhook", undefined, { raw }), "no signature");
-    refused(await post(hook.url, "/webhook", undefined, { raw, headers: { "X-Webhook-Signature": sign(raw, "other-secret") } }), "signed with another secret");
-    refused(await post(hook.url, "/webhook", undefined, { raw, headers: { "X-Webhook-Signature": sign(`${raw} `) } }), "signature of another body");
-    refused(await post(hook.url, "/webhook", undefined, { raw, headers: { "X-Webhook-Signature": sign(raw).slice("sha256=".length) } }), "hex without sha256= prefix");
-    refused(await post(hook.url, "/webhook", undefined, { raw, headers: { "X-Webhook-Signature": "sha256=zz" } }), "not hex");
+    const now = Math.floor(Date.now() / 1000);
+    const good = signed(SECRET, raw);
+    refused(await post(hook.url, "/webhook", undefined, { raw }), "nothing", "missing_timestamp", "X-Webhook-Timestamp");
+    refused(
+      await post(hook.url, "/webhook", undefined, { raw, headers: { "X-Webhook-Signature": good["X-Webhook-Signature"] } }),
+      "no timestamp",
+      "missing_timestamp",
+      "X-Webhook-Timestamp",
+    );
+    refused(await post(hook.url, "/webhook", undefined, { raw, headers: { "X-Webhook-Timestamp": good["X-Webhook-Timestamp"] } }), "no signature");
+    refused(await post(hook.url, "/webhook", undefined, { raw, headers: signed("another-secret-of-at-least-32-bytes", raw) }), "signed with another secret");
+    refused(await post(hook.url, "/webhook", undefined, { raw, headers: signed(SECRET, `${raw} `) }), "signature of another body");
+    refused(
+      await post(hook.url, "/webhook", undefined, { raw, headers: { ...signed(SECRET, raw, now - 10), "X-Webhook-Timestamp": String(now) } }),
+      "timestamp changed after signing",
+    );
+    refused(
+      await post(hook.url, "/webhook", undefined, { raw, headers: { ...good, "X-Webhook-Signature": good["X-Webhook-Signature"].slice(7) } }),
+      "hex without sha256= prefix",
+    );
+    refused(await post(hook.url, "/webhook", undefined, { raw, headers: { ...good, "X-Webhook-Signature": "sha256=zz" } }), "not hex");
+    refused(await post(hook.url, "/webhook", undefined, { raw, headers: signed(SECRET, raw, now - 600) }), "10 minutes old", "stale_timestamp", "X-Webhook-Timestamp");
+    refused(await post(hook.url, "/webhook", undefined, { raw, headers: signed(SECRET, raw, now + 600) }), "10 minutes ahead", "stale_timestamp", "X-Webhook-Timestamp");
     const typedRaw = JSON.stringify({ roomId: room, imageUrl: "https://x.test/a.png" });
-    refused(await post(hook.url, "/webhook/image", undefined, { raw: typedRaw }), "typed route without signature");
+    refused(await post(hook.url, "/webhook/image", undefined, { raw: typedRaw }), "typed route without signature", "missing_timestamp", "X-Webhook-Timestamp");
     await sleep(QUIET_MS);
     assert.deepEqual(messageEvents(member), []);
     member.disconnect();
   });
 
-  test("a correct signature of the raw body → 200 and delivered", async () => {
+  test("a correct timestamped signature of the raw body → 200 and delivered; 4 minutes of clock skew pass", async () => {
     const room = fresh("sig-ok");
     const member = await g.member(server.url, room, { transports: ["websocket"] });
     // Deliberately unusual formatting: the HMAC covers the raw bytes, not a re-serialisation.
     const raw = `{ "roomId" : "${room}",\n  "message": "signed ✓" }`;
-    const res = await post(hook.url, "/webhook", undefined, { raw, headers: { "X-Webhook-Signature": sign(raw) } });
+    const res = await post(hook.url, "/webhook", undefined, { raw, headers: signed(SECRET, raw) });
     assert.equal(res.status, 200, show(res));
     assert.deepEqual(res.json, { ok: true, id: res.json.id });
     const typedRaw = JSON.stringify({ roomId: room, latitude: 1, longitude: 2 });
-    const typed = await post(hook.url, "/webhook/location", undefined, { raw: typedRaw, headers: { "X-Webhook-Signature": sign(typedRaw) } });
+    const skewed = signed(SECRET, typedRaw, Math.floor(Date.now() / 1000) - 240);
+    const typed = await post(hook.url, "/webhook/location", undefined, { raw: typedRaw, headers: skewed });
     assert.equal(typed.status, 200, show(typed));
     await waitFor(() => eventsNamed(member, "message").length >= 2, 5000, () => JSON.stringify(member.events));
     const [m1, m2] = eventsNamed(member, "message");
@@ -622,9 +574,49 @@ describe("WEBHOOK_SECRET: HMAC-SHA256 signatures (in-process)", () => {
     member.disconnect();
   });
 
+  test("a replayed request is refused (401 replayed_signature) and not delivered again", async () => {
+    const room = fresh("sig-replay");
+    const member = await g.member(server.url, room, { transports: ["websocket"] });
+    const raw = JSON.stringify({ roomId: room, message: "pay once" });
+    const headers = signed(SECRET, raw);
+    const first = await post(hook.url, "/webhook", undefined, { raw, headers });
+    assert.equal(first.status, 200, show(first));
+    for (let i = 0; i < 3; i++) {
+      refused(await post(hook.url, "/webhook", undefined, { raw, headers }), `replay #${i + 1}`, "replayed_signature");
+    }
+    // The sender's own retry is signed afresh (a new timestamp) and is a new request.
+    const again = await post(hook.url, "/webhook", undefined, { raw, headers: signed(SECRET, raw, Number(headers["X-Webhook-Timestamp"]) + 1) });
+    assert.equal(again.status, 200, show(again));
+    await waitFor(() => eventsNamed(member, "message").length >= 2, 5000, () => JSON.stringify(member.events));
+    await sleep(QUIET_MS);
+    assert.deepEqual(eventsNamed(member, "message").map((m) => m.id), [first.json.id, again.json.id]);
+    member.disconnect();
+  });
+
+  test("with an Idempotency-Key, a byte-identical replay only gets the remembered answer", async () => {
+    const room = fresh("sig-key");
+    const member = await g.member(server.url, room, { transports: ["websocket"] });
+    const raw = JSON.stringify({ roomId: room, message: "keyed" });
+    const headers = { ...signed(SECRET, raw), "Idempotency-Key": fresh("sk") };
+    const first = await post(hook.url, "/webhook", undefined, { raw, headers });
+    assert.equal(first.status, 200, show(first));
+    const replay = await post(hook.url, "/webhook", undefined, { raw, headers });
+    assert.equal(replay.status, 200, show(replay));
+    assert.deepEqual(replay.json, first.json);
+    assert.equal(replay.headers.get("idempotent-replayed"), "true");
+    // A captured request replayed under a key the server never handled cannot deliver.
+    const raw2 = JSON.stringify({ roomId: room, message: "captured" });
+    const h2 = signed(SECRET, raw2);
+    assert.equal((await post(hook.url, "/webhook", undefined, { raw: raw2, headers: h2 })).status, 200);
+    refused(await post(hook.url, "/webhook", undefined, { raw: raw2, headers: { ...h2, "Idempotency-Key": fresh("new") } }), "replay under a new key", "replayed_signature");
+    await sleep(QUIET_MS);
+    assert.equal(eventsNamed(member, "message").length, 2, JSON.stringify(member.events));
+    member.disconnect();
+  });
+
   test("with a secret, a signed but invalid payload is still a 400, not a 401", async () => {
     const raw = JSON.stringify({ roomId: fresh("sig-invalid") });
-    const res = await post(hook.url, "/webhook", undefined, { raw, headers: { "X-Webhook-Signature": sign(raw) } });
+    const res = await post(hook.url, "/webhook", undefined, { raw, headers: signed(SECRET, raw) });
     assert.equal(res.status, 400, show(res));
     assert.equal(res.json.error.field, "message");
   });

@@ -6,6 +6,7 @@ use sio_server::adapter::redis::RedisService;
 use sio_server::adapter::redis::emitter::Emitter;
 use sio_server::client::SioClient;
 use sio_server::config::Env;
+use sio_server::serve::ServeOptions;
 use sio_server::webhook::config::{WebhookConfig, WebhookMode};
 use sio_server::webhook::{Delivery, WebhookOptions};
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ async fn main() -> ExitCode {
     };
     let options = WebhookOptions {
         secret: config.secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+        body_timeout: config.header_read_timeout,
+        timeout: config.timeout,
         ..WebhookOptions::default()
     };
     let router = sio_server::webhook::router(delivery, options, &config.instance_id);
@@ -68,22 +71,45 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(%addr, "sio-webhook listening");
-    let shutdown = async {
+    sio_server::webhook::warn_if_exposed(addr, config.secret.is_some());
+    // The same accept loop as sio-server: header read timeout (slowloris), TCP_NODELAY, graceful stop.
+    let serve_options = ServeOptions {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: Some(sio_server::webhook::MAX_CONNECTIONS),
+        ..ServeOptions::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(sio_server::serve::serve(listener, router, serve_options, stop_rx));
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = &mut server => {
+            tracing::error!("webhook server stopped unexpectedly");
+            return ExitCode::from(1);
+        }
+    }
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(config.shutdown_grace, server).await.is_err() {
+        tracing::warn!("grace period over with webhook requests still open");
+    }
+    tracing::info!("shut down");
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
-    let shutdown = async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return shutdown.await,
-        };
-        tokio::select! { _ = shutdown => {}, _ = term.recv() => {} }
-    };
-    match axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "webhook server failed");
-            ExitCode::from(1)
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
         }
-    }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
