@@ -80,7 +80,8 @@ impl ChatRate {
 
     /// A new socket's budget, full; `None` when rate limiting is off.
     pub fn budget(&self, now: Instant) -> Option<ChatBudget> {
-        let bucket = |rate: u64| (rate > 0).then(|| TokenBucket::new(rate, rate * u64::from(BURST_SECONDS), now));
+        let bucket =
+            |rate: u64| (rate > 0).then(|| TokenBucket::new(rate, rate.saturating_mul(u64::from(BURST_SECONDS)), now));
         self.is_on().then(|| ChatBudget {
             messages: bucket(u64::from(self.messages_per_sec)),
             bytes: bucket(self.bytes_per_sec),
@@ -272,6 +273,18 @@ mod tests {
         let refused = b.charge(50, t0).unwrap_err();
         assert_eq!(refused.limit, RateLimit::Messages);
         assert_eq!(refused.retry_after, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn extreme_settings_do_not_overflow() {
+        let t0 = Instant::now();
+        let rate = ChatRate {
+            messages_per_sec: u32::MAX,
+            bytes_per_sec: u64::MAX,
+        };
+        let mut b = rate.budget(t0).unwrap();
+        assert_eq!(b.charge(u64::MAX, t0), Ok(()));
+        assert_eq!(b.charge(1, t0 + Duration::from_secs(1)), Ok(()));
     }
 
     #[test]
