@@ -24,7 +24,7 @@ test("fetch_sockets runs concurrently with joins and leaves and always completes
     const fetchers = clients.slice(CLIENTS / 2);
     let fetched = 0;
     let churned = 0;
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000; // a bound, not a speed assertion
     const churn = churners.map(async (c, i) => {
       for (let r = 0; r < ROUNDS && Date.now() < deadline; r++) {
         const room = `r${(i + r) % 7}`;
