@@ -100,6 +100,10 @@ pub struct Limits {
     /// `WRITE_TIMEOUT_MS` (20000): how long a write may wait for a peer that reads nothing before
     /// its connection is reset.
     pub write_timeout: Duration,
+    /// `CHAT_RATE_MESSAGES` (0 = off): chat messages per second per socket, burst 2 s worth.
+    pub chat_rate_messages: u32,
+    /// `CHAT_RATE_BYTES` (0 = off): bytes of chat messages per second per socket, burst 2 s worth.
+    pub chat_rate_bytes: u64,
 }
 
 /// Reads variables through `get`, so tests need not touch the process environment.
@@ -238,6 +242,8 @@ impl Config {
                 outbound_queue_bytes: env.parse("OUTBOUND_QUEUE_BYTES", 8 << 20, "a size in bytes")?,
                 header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
                 write_timeout: env.millis("WRITE_TIMEOUT_MS", 20_000)?,
+                chat_rate_messages: env.parse("CHAT_RATE_MESSAGES", 0, "messages per second (0 = off)")?,
+                chat_rate_bytes: env.parse("CHAT_RATE_BYTES", 0, "bytes per second (0 = off)")?,
             },
             trusted_proxies,
         })
@@ -370,6 +376,11 @@ mod tests {
         assert_eq!(c.engine.max_payload, 1_000_000);
         assert_eq!(c.connect_timeout, Duration::from_millis(45_000));
         assert_eq!(c.webhook_port, WebhookPort::Default(4000));
+        assert_eq!(
+            (c.limits.chat_rate_messages, c.limits.chat_rate_bytes),
+            (0, 0),
+            "chat rate limit off"
+        );
         assert!(!c.instance_id.is_empty());
     }
 
@@ -449,6 +460,11 @@ mod tests {
             "REDIS_PORT"
         );
         assert_eq!(cfg(&[("SOCKETIO_PATH", "/chat/io/")]).unwrap().path, "/chat/io");
+        assert_eq!(
+            cfg(&[("CHAT_RATE_MESSAGES", "-1")]).unwrap_err().var,
+            "CHAT_RATE_MESSAGES"
+        );
+        assert_eq!(cfg(&[("CHAT_RATE_BYTES", "1k")]).unwrap_err().var, "CHAT_RATE_BYTES");
     }
 
     #[test]

@@ -91,7 +91,10 @@ async fn main() -> ExitCode {
             )
         }
     };
-    let app = sio_server::app::ChatApp::new(&config.instance_id);
+    let app = sio_server::app::ChatApp::new(&config.instance_id).with_chat_rate(sio_server::app::ChatRate {
+        messages_per_sec: config.limits.chat_rate_messages,
+        bytes_per_sec: config.limits.chat_rate_bytes,
+    });
     app.attach(&io);
     let options = EngineOptions {
         cors: config.cors_origin.as_deref().map(Cors::parse),

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub limit_event_name: AtomicU64,
     /// Emits refused by `MAX_PENDING_ACKS`.
     pub limit_acks: AtomicU64,
+    /// Chat messages refused by `CHAT_RATE_MESSAGES` / `CHAT_RATE_BYTES`.
+    pub limit_chat_rate: AtomicU64,
     /// Connections closed because their outbound queue stayed full (a client that does not read).
     pub slow_client_disconnects: AtomicU64,
     /// Connections reset because the peer read nothing within the write timeout.
@@ -91,6 +93,7 @@ pub static METRICS: Metrics = Metrics {
     limit_rooms: AtomicU64::new(0),
     limit_event_name: AtomicU64::new(0),
     limit_acks: AtomicU64::new(0),
+    limit_chat_rate: AtomicU64::new(0),
     slow_client_disconnects: AtomicU64::new(0),
     write_timeouts: AtomicU64::new(0),
     close_deadline_resets: AtomicU64::new(0),
@@ -274,6 +277,7 @@ pub fn render(g: Gauges) -> String {
         ("max_event_name_length", &m.limit_event_name),
         ("max_pending_acks", &m.limit_acks),
         ("max_tcp_connections", &m.limit_tcp_connections),
+        ("chat_rate", &m.limit_chat_rate),
     ] {
         let _ = writeln!(
             out,

@@ -7,6 +7,7 @@ pub mod file;
 pub mod image;
 pub mod location;
 pub mod message;
+pub mod rate;
 pub mod registry;
 pub mod text;
 pub mod validate;
@@ -14,5 +15,6 @@ pub mod zalo;
 
 pub use controller::{Draft, MessageController};
 pub use message::Message;
+pub use rate::ChatRate;
 pub use registry::ChatApp;
 pub use validate::ValidationError;

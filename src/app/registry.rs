@@ -7,12 +7,14 @@ use super::file::FileController;
 use super::image::ImageController;
 use super::location::LocationController;
 use super::message::Message;
+use super::rate::{ChatBudget, ChatRate, RateLimited, message_size};
 use super::text::TextController;
 use super::validate::{Fields, ValidationError};
 use super::zalo::ZaloController;
-use crate::server::{AckSender, Server, Socket};
+use crate::server::{AckSender, Event, Server, Socket};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Every message type the app handles. Adding a type: one controller file, one line here.
 pub fn default_controllers() -> Vec<Arc<dyn MessageController>> {
@@ -31,6 +33,7 @@ pub fn default_controllers() -> Vec<Arc<dyn MessageController>> {
 pub struct ChatApp {
     instance_id: Arc<str>,
     controllers: Arc<Vec<Arc<dyn MessageController>>>,
+    rate: ChatRate,
 }
 
 fn error_json(e: &ValidationError) -> Value {
@@ -43,7 +46,14 @@ impl ChatApp {
         ChatApp {
             instance_id: Arc::from(instance_id),
             controllers: Arc::new(default_controllers()),
+            rate: ChatRate::default(),
         }
+    }
+
+    /// The app with a per-socket inbound budget for chat messages (off when both rates are 0).
+    pub fn with_chat_rate(mut self, rate: ChatRate) -> ChatApp {
+        self.rate = rate;
+        self
     }
 
     /// The controller handling `event`.
@@ -114,12 +124,22 @@ impl ChatApp {
                 let _ = ack.send_args(ev.args, ev.binary);
             }
         });
+        // One budget per socket, shared by its message events; its handlers run on the
+        // connection's task, so the lock is never contended.
+        let budget = self.rate.budget(Instant::now()).map(|b| Arc::new(Mutex::new(b)));
         for controller in self.controllers.iter() {
             let controller = controller.clone();
             let app = self.clone();
             let io = io.clone();
+            let budget = budget.clone();
             let event = controller.event();
             socket.on(event, move |s, ev, ack| {
+                if let Some(budget) = &budget
+                    && let Err(limited) = charge(budget, &ev)
+                {
+                    refuse_rate_limited(s, controller.event(), limited, ack);
+                    return;
+                }
                 let payload = ev.args.first().cloned().unwrap_or(Value::Null);
                 match app.send(&io, controller.as_ref(), &payload) {
                     Ok(message) => answer(ack, json!({"ok": true, "id": message.id})),
@@ -146,6 +166,38 @@ fn room_arg(v: Option<&Value>) -> Result<String, ValidationError> {
         }
     };
     Ok(Fields::of(obj)?.name("roomId")?.to_owned())
+}
+
+/// Charges one message event against the socket's budget.
+fn charge(budget: &Mutex<ChatBudget>, ev: &Event) -> Result<(), RateLimited> {
+    let mut budget = budget.lock().unwrap_or_else(|e| e.into_inner());
+    let size = if budget.counts_bytes() {
+        message_size(&ev.args, &ev.binary)
+    } else {
+        0
+    };
+    budget.charge(size, Instant::now())
+}
+
+/// Refuses a message over the sender's budget: not broadcast, `message:error` and the ack say
+/// `rate_limited`, the socket stays connected. Logged at info once per run of refusals.
+fn refuse_rate_limited(s: &Socket, event: &'static str, limited: RateLimited, ack: Option<AckSender>) {
+    crate::metrics::inc(&crate::metrics::METRICS.limit_chat_rate);
+    let limit = limited.limit.as_str();
+    let retry_after_ms = limited.retry_after.as_millis() as u64;
+    if limited.refused_in_row == 1 {
+        tracing::info!(sid = %s.id(), event, limit, retry_after_ms, "rate limited: chat messages refused until the socket is under its budget");
+    } else {
+        tracing::debug!(sid = %s.id(), event, limit, retry_after_ms, refused = limited.refused_in_row, "rate limited");
+    }
+    let error = json!({
+        "code": "rate_limited",
+        "message": format!("too many chat messages ({limit} per second budget); retry in {retry_after_ms} ms"),
+        "field": null,
+        "retryAfterMs": retry_after_ms,
+    });
+    let _ = s.emit("message:error", json!({"event": event, "error": &error}));
+    answer(ack, json!({"ok": false, "error": error}));
 }
 
 fn answer(ack: Option<AckSender>, value: Value) {

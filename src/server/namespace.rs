@@ -242,10 +242,23 @@ impl Namespace {
         self.sockets_read().len()
     }
 
-    /// Calls `f` for each local socket matching `opts`.
+    /// This server's sockets matching `opts`, collected under the rooms read lock and returned
+    /// after it is released.
+    pub(crate) fn local_targets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
+        let mut targets = Vec::new();
+        self.rooms_read()
+            .for_each_target(&opts.rooms, &opts.except, |_, m| targets.push(m.socket.clone()));
+        targets
+    }
+
+    /// Calls `f` for each local socket matching `opts`. The sockets are collected first and `f`
+    /// runs without the rooms lock, so it may call back into anything that takes it
+    /// (`Socket::rooms`, `join`, `leave`, `disconnect`): a second read of std's `RwLock` while a
+    /// writer waits would deadlock.
     pub(crate) fn for_each_local(&self, opts: &BroadcastOptions, mut f: impl FnMut(&Socket)) {
-        let rooms = self.rooms_read();
-        rooms.for_each_target(&opts.rooms, &opts.except, |_, m| f(&m.socket));
+        for socket in self.local_targets(opts) {
+            f(&socket);
+        }
     }
 
     /// Delivers a packet to this server's matching sockets, encoded once (Node's
@@ -297,29 +310,23 @@ impl Namespace {
 
     /// Makes this server's matching sockets join `rooms`.
     pub fn local_add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
-        let mut ids = Vec::new();
-        self.for_each_local(opts, |s| ids.push(s.0.id.clone()));
-        for id in ids {
-            self.join_rooms(&id, rooms.iter().cloned());
+        for s in self.local_targets(opts) {
+            self.join_rooms(&s.0.id, rooms.iter().cloned());
         }
     }
 
     /// Makes this server's matching sockets leave `rooms`.
     pub fn local_del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
-        let mut ids = Vec::new();
-        self.for_each_local(opts, |s| ids.push(s.0.id.clone()));
-        for id in ids {
+        for s in self.local_targets(opts) {
             for room in rooms {
-                self.leave_room(&id, room);
+                self.leave_room(&s.0.id, room);
             }
         }
     }
 
     /// Disconnects this server's matching sockets.
     pub fn local_disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
-        let mut targets = Vec::new();
-        self.for_each_local(opts, |s| targets.push(s.clone()));
-        for s in targets {
+        for s in self.local_targets(opts) {
             s.disconnect(close);
         }
     }

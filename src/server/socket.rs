@@ -311,17 +311,13 @@ impl Socket {
         }
         let rooms: Vec<Room> = rooms.into_iter().map(Room::from).collect();
         let max = self.0.client.max_rooms;
-        let current = self.nsp().rooms_read().rooms_of(&self.0.id).map_or(0, |r| r.len());
-        let new = rooms
-            .iter()
-            .filter(|r| {
-                !self
-                    .nsp()
-                    .rooms_read()
-                    .rooms_of(&self.0.id)
-                    .is_some_and(|s| s.contains(*r))
-            })
-            .count();
+        // One read of the index for both counts, released before `join_rooms` takes the write lock.
+        let (current, new) = {
+            let idx = self.nsp().rooms_read();
+            let joined = idx.rooms_of(&self.0.id);
+            let new = rooms.iter().filter(|r| !joined.is_some_and(|s| s.contains(*r))).count();
+            (joined.map_or(0, |r| r.len()), new)
+        };
         if current + new > max {
             crate::metrics::inc(&crate::metrics::METRICS.limit_rooms);
             tracing::info!(sid = %self.0.id, max, "room limit reached; join refused");
