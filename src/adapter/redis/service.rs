@@ -361,7 +361,9 @@ impl RedisService {
         let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, Some(ResponsePolicy::Special)));
         let result = self.timed(async move { conn.route_command(&cmd, routing).await }).await;
         Ok(match result? {
-            Value::Map(per_node) => per_node.iter().map(|(_, v)| numsub_count(v)).sum(),
+            Value::Map(per_node) => per_node
+                .iter()
+                .fold(0usize, |total, (_, v)| total.saturating_add(numsub_count(v))),
             other => numsub_count(&other),
         })
     }
@@ -397,7 +399,7 @@ fn numsub_count(v: &Value) -> usize {
         Value::Map(pairs) => pairs
             .iter()
             .filter_map(|(_, n)| redis::from_redis_value::<usize>(n).ok())
-            .sum(),
+            .fold(0usize, usize::saturating_add),
         _ => 0,
     }
 }
@@ -438,5 +440,11 @@ mod tests {
         assert_eq!(numsub_count(&arr), 3);
         let map = Value::Map(vec![(Value::BulkString(b"c".to_vec()), Value::Int(2))]);
         assert_eq!(numsub_count(&map), 2);
+        let huge = Value::Map(vec![
+            (Value::BulkString(b"a".to_vec()), Value::Int(i64::MAX)),
+            (Value::BulkString(b"b".to_vec()), Value::Int(i64::MAX)),
+            (Value::BulkString(b"c".to_vec()), Value::Int(i64::MAX)),
+        ]);
+        assert_eq!(numsub_count(&huge), usize::MAX, "peer counts saturate");
     }
 }

@@ -4,7 +4,7 @@
 //! one channel per public room (`prefix#nsp#room#`, the default "dynamic" mode) and responses on
 //! `prefix#nsp#<requester uid>#`.
 
-use super::classic::{local_sockets_json, lock, opts_json, rooms_json, socket_infos};
+use super::classic::{client_count, local_sockets_json, lock, opts_json, rooms_json, socket_infos};
 use super::codec::{CodecError, decode_mp, json_to_mp, mp_to_json, opts_from_json, opts_to_json};
 use super::hub::{FetchTable, Outgoing, Publisher, Routed};
 use super::service::{PubSubMessage, RedisService};
@@ -288,9 +288,7 @@ impl ShardedAdapter {
         match msg.get("type").and_then(Value::as_u64) {
             Some(mt::BROADCAST_CLIENT_COUNT) => {
                 if let Some(tx) = lock(&self.ack_requests).get(id) {
-                    let _ = tx.send(RemoteAck::ClientCount(
-                        data.get("clientCount").and_then(Value::as_u64).unwrap_or(0) as usize,
-                    ));
+                    let _ = tx.send(RemoteAck::ClientCount(client_count(&data)));
                 }
             }
             Some(mt::BROADCAST_ACK) => {
