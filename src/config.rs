@@ -1,6 +1,7 @@
 //! Server configuration from the environment (ARCHITECTURE.md, "Configuration"), with Node's
 //! defaults. A bad value is a startup error naming the variable, never a silent default.
 
+use crate::adapter::redis::service::redact;
 use crate::adapter::redis::{AdapterKind, RedisConfig, RedisTarget};
 use crate::engineio::EngineConfig;
 use std::net::IpAddr;
@@ -243,7 +244,7 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
         "standalone" => match (url, host) {
             (Some(u), _) => {
                 if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
-                    return Err(bad("REDIS_URL", &u, "expected redis://[:password@]host:port"));
+                    return Err(bad("REDIS_URL", &redact(&u), "expected redis://[:password@]host:port"));
                 }
                 RedisTarget::Standalone(u)
             }
@@ -376,6 +377,13 @@ mod tests {
             "REDIS_NODES"
         );
         assert_eq!(cfg(&[("REDIS_URL", "http://x")]).unwrap_err().var, "REDIS_URL");
+        let e = cfg(&[("REDIS_URL", "http://:hunter2@x")]).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let r = cfg(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "hunter2")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert!(!format!("{r:?}").contains("hunter2"), "{r:?}");
         assert_eq!(
             cfg(&[("REDIS_HOST", "h"), ("REDIS_ADAPTER", "x")]).unwrap_err().var,
             "REDIS_ADAPTER"

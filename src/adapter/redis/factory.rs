@@ -2,7 +2,7 @@
 
 use super::classic::ClassicAdapter;
 use super::hub::{Hub, Publisher, spawn_resubscriber};
-use super::service::{RedisService, RedisTarget};
+use super::service::{Redacted, RedisService, RedisTarget};
 use super::sharded::ShardedAdapter;
 use crate::adapter::{Adapter, AdapterFactory};
 use std::sync::Arc;
@@ -70,7 +70,7 @@ impl RedisAdapterFactory {
                     return f;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, target = ?config.target, "cannot connect to redis; retrying");
+                    tracing::error!(error = %Redacted(&e), target = ?config.target, "cannot connect to redis; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }

@@ -15,13 +15,57 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Where Redis is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where Redis is. Its `Debug` hides the passwords of the URLs.
+#[derive(Clone, PartialEq, Eq)]
 pub enum RedisTarget {
     /// One server (`redis://[:password@]host:port`).
     Standalone(String),
     /// Cluster seed nodes (`redis://host:port` each), with an optional password.
     Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisTarget::Standalone(url) => f.debug_tuple("Standalone").field(&redact(url)).finish(),
+            RedisTarget::Cluster(urls) => f
+                .debug_tuple("Cluster")
+                .field(&urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// `text` with the credentials of every URL in it (`scheme://user:password@host`) replaced by
+/// `***`, for logs and error messages.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Displays a value (an error) with [`redact`] applied.
+pub struct Redacted<T>(pub T);
+
+impl<T: std::fmt::Display> std::fmt::Display for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0.to_string()))
+    }
 }
 
 /// A message received on a subscription.
@@ -208,7 +252,7 @@ impl RedisService {
                 "command timed out",
             )))
         });
-        self.record(started, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        self.record(started, result.as_ref().map(|_| ()).map_err(|e| redact(&e.to_string())));
         result
     }
 
@@ -446,5 +490,26 @@ mod tests {
             (Value::BulkString(b"c".to_vec()), Value::Int(i64::MAX)),
         ]);
         assert_eq!(numsub_count(&huge), usize::MAX, "peer counts saturate");
+    }
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(redact("redis://:s3cret@cache:6379"), "redis://***@cache:6379");
+        assert_eq!(redact("rediss://user:p%40ss@h:1/0"), "rediss://***@h:1/0");
+        assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact("cannot reach redis://a:b@x:1 nor \"redis://:c@y:2\""),
+            "cannot reach redis://***@x:1 nor \"redis://***@y:2\""
+        );
+        assert_eq!(redact("no url @ all"), "no url @ all");
+        let t = RedisTarget::Cluster(vec!["redis://:pw@a:7000".into(), "redis://b:7001".into()]);
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("pw") && shown.contains("a:7000") && shown.contains("b:7001"),
+            "{shown}"
+        );
+        let t = RedisTarget::Standalone("redis://:hunter2@a:1".into());
+        assert_eq!(format!("{t:?}"), r#"Standalone("redis://***@a:1")"#);
+        assert_eq!(Redacted("x redis://u:p@h").to_string(), "x redis://***@h");
     }
 }
