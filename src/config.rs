@@ -1,6 +1,7 @@
 //! Server configuration from the environment (ARCHITECTURE.md, "Configuration"), with Node's
 //! defaults. A bad value is a startup error naming the variable, never a silent default.
 
+use crate::adapter::redis::queue::DEFAULT_QUEUE_BYTES;
 use crate::adapter::redis::service::redact;
 use crate::adapter::redis::{AdapterKind, RedisConfig, RedisTarget};
 use crate::engineio::EngineConfig;
@@ -290,6 +291,10 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
         kind,
         key_prefix: env.raw("REDIS_KEY_PREFIX").unwrap_or_else(|| "socket.io".into()),
         requests_timeout: Duration::from_millis(5_000),
+        queue_bytes: match env.parse("REDIS_QUEUE_BYTES", DEFAULT_QUEUE_BYTES, "a size in bytes")? {
+            0 => return Err(bad("REDIS_QUEUE_BYTES", "0", "must be greater than 0")),
+            n => n,
+        },
     }))
 }
 
@@ -379,10 +384,19 @@ mod tests {
         assert_eq!(cfg(&[("REDIS_URL", "http://x")]).unwrap_err().var, "REDIS_URL");
         let e = cfg(&[("REDIS_URL", "http://:hunter2@x")]).unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        let r = cfg(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "hunter2")])
-            .unwrap()
-            .redis
-            .unwrap();
+        assert_eq!(
+            cfg(&[("REDIS_HOST", "h"), ("REDIS_QUEUE_BYTES", "0")]).unwrap_err().var,
+            "REDIS_QUEUE_BYTES"
+        );
+        let r = cfg(&[
+            ("REDIS_HOST", "h"),
+            ("REDIS_PASSWORD", "hunter2"),
+            ("REDIS_QUEUE_BYTES", "1048576"),
+        ])
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(r.queue_bytes, 1 << 20);
         assert!(!format!("{r:?}").contains("hunter2"), "{r:?}");
         assert_eq!(
             cfg(&[("REDIS_HOST", "h"), ("REDIS_ADAPTER", "x")]).unwrap_err().var,

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import { io } from "socket.io-client";
 import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
@@ -782,5 +783,76 @@ describe("Redis killed and restarted under two sio-server instances", () => {
     }
     assert.ok(alive(S1) && alive(S2), "both server processes are still running");
     for (const s of [x1, x2, l1, l2]) assert.equal(s.connected, true, `${s.label} stayed connected`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/** Resident memory of a process, in MiB (Linux /proc). */
+function rssMiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]) / 1024;
+}
+
+/** The value of one sample line of a /metrics text (0 when absent). */
+async function metric(srv, line) {
+  const text = await (await fetch(`${srv.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const hit = text.split("\n").find((l) => l.startsWith(`${line} `));
+  return hit ? Number(hit.slice(line.length + 1)) : 0;
+}
+
+describe("Redis stalled (SIGSTOP) under a large-message publisher", () => {
+  const g = group();
+  let redis, S1, S2;
+  const QUEUE = 4 << 20;
+
+  before(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, REDIS_QUEUE_BYTES: String(QUEUE), RUST_LOG: "sio_server=warn" };
+    [S1, S2] = await Promise.all([
+      g.server({ env: { ...env, INSTANCE_ID: "stall-1" } }),
+      g.server({ env: { ...env, INSTANCE_ID: "stall-2" } }),
+    ]);
+    await requestSubscribers(redis, 2);
+  });
+
+  after(async () => {
+    try {
+      process.kill(redis.pid(), "SIGCONT");
+    } catch {}
+    await g.close();
+    await redis?.stop();
+  });
+
+  test("the publish queue stays within REDIS_QUEUE_BYTES, drops the oldest (counted, logged), and heals", async () => {
+    const room = fresh("stall");
+    const tx = await g.client(S1);
+    const rx = await g.client(S2);
+    await join(room, tx, rx);
+    const rssBefore = rssMiB(S1.child.pid);
+    process.kill(redis.pid(), "SIGSTOP");
+    // 150 messages of 400 KB, each published twice (typed event + message): ~120 MB for a 4 MiB queue.
+    const big = "x".repeat(400_000);
+    for (let i = 0; i < 150; i++) {
+      const ack = await tx.timeout(5000).emitWithAck("message", { roomId: room, message: `${i}:${big}` });
+      assert.equal(ack.ok, true, JSON.stringify(ack).slice(0, 200));
+    }
+    const dropped = await metric(S1, 'sio_redis_queue_dropped_total{queue="publish"}');
+    const rss = rssMiB(S1.child.pid);
+    console.log(`Redis stalled: RSS ${rssBefore.toFixed(0)} -> ${rss.toFixed(0)} MiB after ~120 MB of publishes; ${dropped} publishes dropped`);
+    assert.ok(dropped > 0, "the oldest publishes are dropped and counted");
+    assert.ok(rss - rssBefore < 60, `memory stays bounded while Redis stalls: ${rssBefore} -> ${rss} MiB`);
+    await waitFor(() => S1.logs().includes("redis queue full"), 3000, () => `no drop warning logged:\n${g.logs()}`);
+    const warnings = S1.logs().split("\n").filter((l) => l.includes("redis queue full")).length;
+    assert.ok(warnings <= 2, `drop warnings are rate-limited, got ${warnings}`);
+
+    process.kill(redis.pid(), "SIGCONT");
+    const healed = `after the stall ${Date.now()}`;
+    await waitFor(async () => {
+      tx.emit("message", { roomId: room, message: healed });
+      await sleep(300);
+      return got(rx, "message").some(([m]) => m.text === healed);
+    }, 20000, () => `no cross-instance delivery after SIGCONT\n${g.logs()}`);
+    assert.ok(alive(S1) && alive(S2));
   });
 });

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod factory;
 pub mod hub;
 pub mod presence;
+pub mod queue;
 pub mod sharded;
 
 pub use factory::{AdapterKind, RedisAdapterFactory, RedisConfig};

@@ -2,6 +2,7 @@
 //! sharded publish, subscriptions, subscriber counts, presence hashes), with command timeouts,
 //! latency metrics and a health flag. Subscribed messages arrive on a channel as [`PubSubMessage`].
 
+use super::queue::QueueSender;
 use crate::metrics::{self, METRICS};
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -152,11 +153,37 @@ impl RedisService {
         messages: mpsc::UnboundedSender<PubSubMessage>,
         disconnects: mpsc::UnboundedSender<()>,
     ) -> RedisResult<RedisService> {
+        let on_message = move |m| {
+            let _ = messages.send(m);
+        };
+        Self::connect_with(target, timeout, on_message, disconnects).await
+    }
+
+    /// Connects like [`RedisService::connect`], subscribed messages going to a queue bounded in
+    /// bytes (the oldest dropped first while the consumer lags).
+    pub async fn connect_bounded(
+        target: &RedisTarget,
+        timeout: Duration,
+        messages: QueueSender<PubSubMessage>,
+        disconnects: mpsc::UnboundedSender<()>,
+    ) -> RedisResult<RedisService> {
+        let on_message = move |m| {
+            messages.push(m);
+        };
+        Self::connect_with(target, timeout, on_message, disconnects).await
+    }
+
+    async fn connect_with(
+        target: &RedisTarget,
+        timeout: Duration,
+        on_message: impl Fn(PubSubMessage) + Send + Sync + 'static,
+        disconnects: mpsc::UnboundedSender<()>,
+    ) -> RedisResult<RedisService> {
         let push = move |info: PushInfo| {
             if info.kind == PushKind::Disconnection {
                 let _ = disconnects.send(());
             } else if let Some(m) = pubsub_message(info) {
-                let _ = messages.send(m);
+                on_message(m);
             }
             Ok::<(), redis::aio::SendError>(())
         };
