@@ -125,6 +125,26 @@ async function shardSubscribers(cluster, channel, n, ms = 5000) {
   }, ms, () => `SHARDNUMSUB ${channel} per node: ${JSON.stringify(counts)}, expected ${n} in all`);
 }
 
+/** SSUBSCRIBE + SUNSUBSCRIBE calls so far, summed over the cluster's nodes (INFO commandstats). */
+async function shardCommandCalls(cluster) {
+  let total = 0;
+  for (const p of cluster.ports) {
+    const stats = await redisCli(["-p", String(p), "info", "commandstats"]);
+    for (const m of stats.matchAll(/^cmdstat_s(?:un)?subscribe:calls=(\d+)/gm)) total += Number(m[1]);
+  }
+  return total;
+}
+
+/** The shard channels matching `pattern` on every node of the cluster (PUBSUB SHARDCHANNELS). */
+async function shardChannels(cluster, pattern) {
+  const all = [];
+  for (const p of cluster.ports) {
+    const out = await redisCli(["-p", String(p), "pubsub", "shardchannels", pattern]);
+    all.push(...out.split("\n").filter((l) => l.trim() !== ""));
+  }
+  return all;
+}
+
 async function getJson(url, ms = 7000) {
   const res = await fetch(url, { signal: AbortSignal.timeout(ms) });
   return { status: res.status, body: await res.json() };
@@ -666,6 +686,61 @@ describe("Redis Cluster (3 masters)", () => {
       await notReceived([a], "sh-news", "a->b");
       assert.deepEqual(await a.timeout(6000).emitWithAck("fetch", room), [a.id, b.id].sort());
       assert.deepEqual(await b.timeout(6000).emitWithAck("fetch", room), [a.id, b.id].sort());
+    });
+
+    test("join/leave storms end in the right subscriptions; id-rooms are never (un)subscribed", async () => {
+      const a = await g.client(A);
+      const b = await g.client(B);
+      a.label = "a";
+      b.label = "b";
+      await serverCount(a, 2);
+      const rooms = [fresh("storm"), fresh("storm"), fresh("storm")];
+      for (const room of rooms) await join(room, a);
+      for (const room of rooms) await shardSubscribers(cluster, `socket.io#/#${room}#`, 1);
+      const before = await shardCommandCalls(cluster);
+      // 50 join/leave pairs per room, fired without waiting, then a last join: B must end subscribed.
+      for (let i = 0; i < 50; i++) {
+        for (const room of rooms) {
+          b.emit("join", room);
+          b.emit("leave", room);
+        }
+      }
+      await join(rooms[0], b);
+      await join(rooms[1], b);
+      await join(rooms[2], b);
+      for (const room of rooms) await shardSubscribers(cluster, `socket.io#/#${room}#`, 2);
+      await sleep(QUIET_MS);
+      for (const room of rooms) await shardSubscribers(cluster, `socket.io#/#${room}#`, 2, 100);
+      for (const room of rooms) {
+        await a.emitWithAck("to-room", { room, event: "storm-news", data: room });
+        await received(b, "storm-news", room);
+      }
+      const storm = (await shardCommandCalls(cluster)) - before;
+      console.log(`(S)SUBSCRIBE/SUNSUBSCRIBE commands for 3 rooms x 50 join/leave pairs: ${storm}`);
+      assert.ok(storm <= 3 * 20, `a storm is coalesced into few commands, got ${storm}`);
+      // A storm ending in a leave leaves B unsubscribed; once A leaves too, nothing is left.
+      for (let i = 0; i < 20; i++) {
+        b.emit("leave", rooms[0]);
+        b.emit("join", rooms[0]);
+      }
+      await b.timeout(3000).emitWithAck("leave", rooms[0]);
+      await shardSubscribers(cluster, `socket.io#/#${rooms[0]}#`, 1);
+      for (const room of rooms) {
+        await b.timeout(3000).emitWithAck("leave", room);
+        await a.timeout(3000).emitWithAck("leave", room);
+      }
+      for (const room of rooms) await shardSubscribers(cluster, `socket.io#/#${room}#`, 0);
+      let leaked;
+      await waitFor(async () => (leaked = await shardChannels(cluster, "socket.io#/#storm-*")).length === 0, 5000, () => `room channels left after everyone left: ${leaked}`);
+      // Socket ids are rooms but never channels: connecting and disconnecting sends no (un)subscribe.
+      const quiet = await shardCommandCalls(cluster);
+      const extra = [];
+      for (let i = 0; i < 10; i++) extra.push(await g.client(i % 2 ? A : B));
+      assert.deepEqual(await shardChannels(cluster, `socket.io#/#${"?".repeat(20)}#`), [], "no id-room channel");
+      for (const s of extra) s.disconnect();
+      await sleep(QUIET_MS);
+      assert.equal((await shardCommandCalls(cluster)) - quiet, 0, "connects and disconnects send no SSUBSCRIBE/SUNSUBSCRIBE");
+      assert.deepEqual(await shardChannels(cluster, `socket.io#/#${"?".repeat(20)}#`), [], "no id-room channel");
     });
   });
 

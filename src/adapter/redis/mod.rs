@@ -11,6 +11,7 @@ pub mod hub;
 pub mod presence;
 pub mod queue;
 pub mod sharded;
+pub mod subs;
 
 pub use factory::{AdapterKind, RedisAdapterFactory, RedisConfig};
 pub use presence::{InstanceStats, PresenceTracker};

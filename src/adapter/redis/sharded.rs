@@ -8,6 +8,7 @@ use super::classic::{client_count, local_sockets_json, lock, opts_json, rooms_js
 use super::codec::{CodecError, decode_mp, json_to_mp, mp_to_json, opts_from_json, opts_to_json};
 use super::hub::{FetchTable, Outgoing, Publisher, Routed};
 use super::service::{PubSubMessage, RedisService};
+use super::subs::RoomSubscriptions;
 use crate::adapter::{Adapter, BoxFuture, BroadcastOptions, RemoteAck, SocketInfo};
 use crate::metrics::{self, METRICS};
 use crate::server::namespace::WeakNamespace;
@@ -79,6 +80,7 @@ pub struct ShardedAdapter {
     nsp: OnceLock<WeakNamespace>,
     fetches: FetchTable,
     ack_requests: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<RemoteAck>>>>,
+    room_subs: RoomSubscriptions,
 }
 
 impl ShardedAdapter {
@@ -97,6 +99,7 @@ impl ShardedAdapter {
             response_channel: format!("{channel}{uid}#"),
             channel,
             uid,
+            room_subs: RoomSubscriptions::spawn(service.clone()),
             service,
             publisher,
             requests_timeout,
@@ -329,22 +332,16 @@ impl Adapter for ShardedAdapter {
     }
 
     fn on_room_created(&self, room: &Room) {
+        // A socket's own room (its id) is never a channel, as in Node's sharded adapter.
         let public = self.namespace().is_some_and(|n| !n.is_local_socket_room(room));
         if public {
-            let (service, channel) = (self.service.clone(), self.dynamic_channel(room));
-            tokio::spawn(async move {
-                if let Err(e) = service.ssubscribe(&[channel]).await {
-                    tracing::warn!(error = %e, "cannot SSUBSCRIBE a room channel");
-                }
-            });
+            self.room_subs.acquire(self.dynamic_channel(room));
         }
     }
 
     fn on_room_deleted(&self, room: &Room) {
-        let (service, channel) = (self.service.clone(), self.dynamic_channel(room));
-        tokio::spawn(async move {
-            let _ = service.sunsubscribe(&[channel]).await;
-        });
+        // A no-op for rooms never subscribed (socket ids).
+        self.room_subs.release(&self.dynamic_channel(room));
     }
 
     fn is_healthy(&self) -> bool {
