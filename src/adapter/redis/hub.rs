@@ -5,6 +5,7 @@ use super::queue::{MESSAGE_OVERHEAD, QueueReceiver, QueueSender, Weighed, byte_q
 use super::service::{PubSubMessage, RedisService};
 use crate::metrics::{self, METRICS};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Most messages sent in one pipeline.
@@ -12,6 +13,11 @@ const BATCH: usize = 256;
 /// Most bytes sent in one pipeline (one larger message still goes alone): what a publish in
 /// flight holds on top of the queue while Redis is slow.
 const BATCH_BYTES: usize = 1 << 20;
+
+/// Pause after a failed pipeline before the next one; doubles up to [`FAILURE_PAUSE_MAX`].
+const FAILURE_PAUSE_MIN: Duration = Duration::from_millis(50);
+/// Longest pause between pipelines while publishes keep failing.
+const FAILURE_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// One message to publish.
 #[derive(Debug)]
@@ -55,13 +61,22 @@ impl Publisher {
         let (tx, mut rx) = byte_queue::<Outgoing>("publish", limit, &METRICS.redis_publish_dropped);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
+            let mut pause = FAILURE_PAUSE_MIN;
             while rx.recv_many(&mut batch, BATCH, BATCH_BYTES).await > 0 {
                 let n = batch.len() as u64;
-                if let Err(e) = service.publish_batch(&batch).await {
-                    metrics::add(&METRICS.publish_failures, n);
-                    tracing::debug!(error = %e, messages = n, "publish failed");
-                }
+                let failed = service.publish_batch(&batch).await.err();
                 batch.clear();
+                match failed {
+                    None => pause = FAILURE_PAUSE_MIN,
+                    Some(e) => {
+                        metrics::add(&METRICS.publish_failures, n);
+                        tracing::debug!(error = %e, messages = n, "publish failed");
+                        // Redis is down or stalled: let the queue (bounded, dropping the oldest)
+                        // absorb publishes rather than piling pipelines up in the connection.
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(FAILURE_PAUSE_MAX);
+                    }
+                }
             }
         });
         Publisher { tx }
