@@ -41,8 +41,8 @@ pub enum WebhookPort {
     Explicit(u16),
 }
 
-/// Everything `sio-server` reads from its environment.
-#[derive(Clone, Debug)]
+/// Everything `sio-server` reads from its environment. Its `Debug` hides the secrets.
+#[derive(Clone)]
 pub struct Config {
     /// `HOST` (0.0.0.0).
     pub host: IpAddr,
@@ -71,6 +71,27 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Limits against abuse.
     pub limits: Limits,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("instance_id", &self.instance_id)
+            .field("path", &self.path)
+            .field("cors_origin", &self.cors_origin)
+            .field("engine", &self.engine)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("log_format", &self.log_format)
+            .field("webhook_port", &self.webhook_port)
+            // RedisTarget's Debug redacts the URLs' passwords.
+            .field("redis", &self.redis)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Limits against abuse; each has an environment variable.
@@ -398,6 +419,12 @@ mod tests {
         .unwrap();
         assert_eq!(r.queue_bytes, 1 << 20);
         assert!(!format!("{r:?}").contains("hunter2"), "{r:?}");
+        let c = cfg(&[("REDIS_URL", "redis://:hunter2@h:1"), ("WEBHOOK_SECRET", "hunter3")]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3") && shown.contains("h:1"),
+            "{shown}"
+        );
         assert_eq!(
             cfg(&[("REDIS_HOST", "h"), ("REDIS_ADAPTER", "x")]).unwrap_err().var,
             "REDIS_ADAPTER"
