@@ -934,3 +934,33 @@ describe("Redis stalled (SIGSTOP) under a large-message publisher", () => {
     assert.ok(alive(S1) && alive(S2));
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+
+describe("hostile counts from Redis peers", () => {
+  const g = group();
+  let redis, S;
+
+  before(async () => {
+    redis = await startRedis();
+    S = await g.server({ env: { REDIS_URL: redis.url, INSTANCE_ID: "sat-1" } });
+  });
+
+  after(async () => {
+    await g.close();
+    await redis?.stop();
+  });
+
+  test("presence counts of u64::MAX from two 'instances' saturate in /stats instead of overflowing", async () => {
+    const now = String(Date.now() + 60_000);
+    const max = "18446744073709551615";
+    const cli = (...args) => redisCli(["-p", String(redis.port), ...args]);
+    await cli("hset", "socket:clients:counts", "evil-1", max, "evil-2", max);
+    await cli("hset", "socket:clients:lastUpdate", "evil-1", now, "evil-2", now);
+    const { status, body } = await getJson(`${S.url}/stats`);
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.totalConnections, Number(max), JSON.stringify(body));
+    assert.ok(alive(S));
+    assert.equal((await getJson(`${S.url}/health`)).status, 200);
+  });
+});

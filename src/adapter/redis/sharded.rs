@@ -468,4 +468,16 @@ mod tests {
         assert!(has_binary(&json!([{"a": crate::socketio::placeholder(0)}])));
         assert!(!has_binary(&json!([{"a": 1}])));
     }
+
+    #[test]
+    fn peer_client_counts_are_checked() {
+        assert_eq!(client_count(&json!({"clientCount": 3})), 3);
+        assert_eq!(
+            client_count(&json!({"clientCount": u64::MAX})),
+            usize::try_from(u64::MAX).unwrap_or(usize::MAX)
+        );
+        assert_eq!(client_count(&json!({"clientCount": -1})), 0);
+        assert_eq!(client_count(&json!({"clientCount": "many"})), 0);
+        assert_eq!(client_count(&json!({})), 0);
+    }
 }
