@@ -1,6 +1,8 @@
 //! Server configuration from the environment (ARCHITECTURE.md, "Configuration"), with Node's
 //! defaults. A bad value is a startup error naming the variable, never a silent default.
 
+use crate::adapter::redis::queue::DEFAULT_QUEUE_BYTES;
+use crate::adapter::redis::service::redact;
 use crate::adapter::redis::{AdapterKind, RedisConfig, RedisTarget};
 use crate::engineio::EngineConfig;
 use crate::transport::TrustedProxies;
@@ -40,8 +42,8 @@ pub enum WebhookPort {
     Explicit(u16),
 }
 
-/// Everything `sio-server` reads from its environment.
-#[derive(Clone, Debug)]
+/// Everything `sio-server` reads from its environment. Its `Debug` hides the secrets.
+#[derive(Clone)]
 pub struct Config {
     /// `HOST` (0.0.0.0).
     pub host: IpAddr,
@@ -72,6 +74,27 @@ pub struct Config {
     pub limits: Limits,
     /// `TRUSTED_PROXIES` (empty): proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("instance_id", &self.instance_id)
+            .field("path", &self.path)
+            .field("cors_origin", &self.cors_origin)
+            .field("engine", &self.engine)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("log_format", &self.log_format)
+            .field("webhook_port", &self.webhook_port)
+            // RedisTarget's Debug redacts the URLs' passwords.
+            .field("redis", &self.redis)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Limits against abuse; each has an environment variable.
@@ -299,7 +322,7 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
         "standalone" => match (url, host) {
             (Some(u), _) => {
                 if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
-                    return Err(bad("REDIS_URL", &u, "expected redis://[:password@]host:port"));
+                    return Err(bad("REDIS_URL", &redact(&u), "expected redis://[:password@]host:port"));
                 }
                 RedisTarget::Standalone(u)
             }
@@ -345,6 +368,10 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
         kind,
         key_prefix: env.raw("REDIS_KEY_PREFIX").unwrap_or_else(|| "socket.io".into()),
         requests_timeout: Duration::from_millis(5_000),
+        queue_bytes: match env.parse("REDIS_QUEUE_BYTES", DEFAULT_QUEUE_BYTES, "a size in bytes")? {
+            0 => return Err(bad("REDIS_QUEUE_BYTES", "0", "must be greater than 0")),
+            n => n,
+        },
     }))
 }
 
@@ -451,6 +478,28 @@ mod tests {
             "REDIS_NODES"
         );
         assert_eq!(cfg(&[("REDIS_URL", "http://x")]).unwrap_err().var, "REDIS_URL");
+        let e = cfg(&[("REDIS_URL", "http://:hunter2@x")]).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert_eq!(
+            cfg(&[("REDIS_HOST", "h"), ("REDIS_QUEUE_BYTES", "0")]).unwrap_err().var,
+            "REDIS_QUEUE_BYTES"
+        );
+        let r = cfg(&[
+            ("REDIS_HOST", "h"),
+            ("REDIS_PASSWORD", "hunter2"),
+            ("REDIS_QUEUE_BYTES", "1048576"),
+        ])
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(r.queue_bytes, 1 << 20);
+        assert!(!format!("{r:?}").contains("hunter2"), "{r:?}");
+        let c = cfg(&[("REDIS_URL", "redis://:hunter2@h:1"), ("WEBHOOK_SECRET", "hunter3")]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3") && shown.contains("h:1"),
+            "{shown}"
+        );
         assert_eq!(
             cfg(&[("REDIS_HOST", "h"), ("REDIS_ADAPTER", "x")]).unwrap_err().var,
             "REDIS_ADAPTER"

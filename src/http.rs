@@ -125,7 +125,7 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response<Body> {
     };
     match redis.presence.read().await {
         Ok(instances) => {
-            let total: u64 = instances.iter().filter(|i| i.alive).map(|i| i.connections).sum();
+            let total = crate::adapter::redis::presence::total_connections(&instances);
             Json(json!({"instances": instances, "totalConnections": total})).into_response()
         }
         Err(e) => {

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub violations: AtomicU64,
     /// Adapter publishes that failed (Redis unreachable, …).
     pub publish_failures: AtomicU64,
+    /// Redis publishes dropped (oldest first) because the publish queue was over its byte limit.
+    pub redis_publish_dropped: AtomicU64,
+    /// Messages from Redis dropped (oldest first) because the incoming queue was over its byte limit.
+    pub redis_incoming_dropped: AtomicU64,
     /// Chat messages rejected by validation.
     pub invalid_messages: AtomicU64,
     /// Redis commands sent.
@@ -79,6 +83,8 @@ pub static METRICS: Metrics = Metrics {
     dropped_volatile: AtomicU64::new(0),
     violations: AtomicU64::new(0),
     publish_failures: AtomicU64::new(0),
+    redis_publish_dropped: AtomicU64::new(0),
+    redis_incoming_dropped: AtomicU64::new(0),
     invalid_messages: AtomicU64::new(0),
     redis_commands: AtomicU64::new(0),
     redis_command_errors: AtomicU64::new(0),
@@ -223,6 +229,20 @@ pub fn render(g: Gauges) -> String {
         "Adapter publishes that failed.",
         &m.publish_failures,
     );
+    let _ = writeln!(
+        out,
+        "# HELP sio_redis_queue_dropped_total Redis messages dropped, oldest first, by a full queue (REDIS_QUEUE_BYTES).\n# TYPE sio_redis_queue_dropped_total counter"
+    );
+    for (queue, v) in [
+        ("publish", &m.redis_publish_dropped),
+        ("incoming", &m.redis_incoming_dropped),
+    ] {
+        let _ = writeln!(
+            out,
+            "sio_redis_queue_dropped_total{{queue=\"{queue}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
     counter(
         &mut out,
         "sio_invalid_messages_total",

@@ -135,7 +135,8 @@ impl BroadcastOperator {
                     },
                     r = recv_remote(&mut remote), if remote.is_some() => match r {
                         Some(RemoteAck::ClientCount(n)) => {
-                            expected += n;
+                            // A peer's count: saturate rather than overflow on a hostile value.
+                            expected = expected.saturating_add(n);
                             servers_left = servers_left.saturating_sub(1);
                         }
                         Some(RemoteAck::Ack(v)) => responses.push(v),

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import { io } from "socket.io-client";
 import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
@@ -122,6 +123,26 @@ async function shardSubscribers(cluster, channel, n, ms = 5000) {
     );
     return counts.reduce((x, y) => x + y, 0) === n;
   }, ms, () => `SHARDNUMSUB ${channel} per node: ${JSON.stringify(counts)}, expected ${n} in all`);
+}
+
+/** SSUBSCRIBE + SUNSUBSCRIBE calls so far, summed over the cluster's nodes (INFO commandstats). */
+async function shardCommandCalls(cluster) {
+  let total = 0;
+  for (const p of cluster.ports) {
+    const stats = await redisCli(["-p", String(p), "info", "commandstats"]);
+    for (const m of stats.matchAll(/^cmdstat_s(?:un)?subscribe:calls=(\d+)/gm)) total += Number(m[1]);
+  }
+  return total;
+}
+
+/** The shard channels matching `pattern` on every node of the cluster (PUBSUB SHARDCHANNELS). */
+async function shardChannels(cluster, pattern) {
+  const all = [];
+  for (const p of cluster.ports) {
+    const out = await redisCli(["-p", String(p), "pubsub", "shardchannels", pattern]);
+    all.push(...out.split("\n").filter((l) => l.trim() !== ""));
+  }
+  return all;
 }
 
 async function getJson(url, ms = 7000) {
@@ -666,6 +687,62 @@ describe("Redis Cluster (3 masters)", () => {
       assert.deepEqual(await a.timeout(6000).emitWithAck("fetch", room), [a.id, b.id].sort());
       assert.deepEqual(await b.timeout(6000).emitWithAck("fetch", room), [a.id, b.id].sort());
     });
+
+    test("join/leave storms end in the right subscriptions; id-rooms are never (un)subscribed", async () => {
+      const a = await g.client(A);
+      const b = await g.client(B);
+      a.label = "a";
+      b.label = "b";
+      await serverCount(a, 2);
+      const rooms = [fresh("storm"), fresh("storm"), fresh("storm")];
+      for (const room of rooms) await join(room, a);
+      for (const room of rooms) await shardSubscribers(cluster, `socket.io#/#${room}#`, 1);
+      const before = await shardCommandCalls(cluster);
+      // 50 join/leave pairs per room, fired without waiting, then a last join: B must end subscribed.
+      for (let i = 0; i < 50; i++) {
+        for (const room of rooms) {
+          b.emit("join", room);
+          b.emit("leave", room);
+        }
+      }
+      await join(rooms[0], b);
+      await join(rooms[1], b);
+      await join(rooms[2], b);
+      for (const room of rooms) await shardSubscribers(cluster, `socket.io#/#${room}#`, 2);
+      await sleep(QUIET_MS);
+      for (const room of rooms) await shardSubscribers(cluster, `socket.io#/#${room}#`, 2, 100);
+      for (const room of rooms) {
+        await a.emitWithAck("to-room", { room, event: "storm-news", data: room });
+        await received(b, "storm-news", room);
+      }
+      const storm = (await shardCommandCalls(cluster)) - before;
+      console.log(`(S)SUBSCRIBE/SUNSUBSCRIBE commands for 3 rooms x 50 join/leave pairs: ${storm}`);
+      // One command per change would be 300 (the count before coalescing); typically 5-25 now.
+      assert.ok(storm < 150, `a storm is coalesced into few commands, got ${storm}`);
+      // A storm ending in a leave leaves B unsubscribed; once A leaves too, nothing is left.
+      for (let i = 0; i < 20; i++) {
+        b.emit("leave", rooms[0]);
+        b.emit("join", rooms[0]);
+      }
+      await b.timeout(3000).emitWithAck("leave", rooms[0]);
+      await shardSubscribers(cluster, `socket.io#/#${rooms[0]}#`, 1);
+      for (const room of rooms) {
+        await b.timeout(3000).emitWithAck("leave", room);
+        await a.timeout(3000).emitWithAck("leave", room);
+      }
+      for (const room of rooms) await shardSubscribers(cluster, `socket.io#/#${room}#`, 0);
+      let leaked;
+      await waitFor(async () => (leaked = await shardChannels(cluster, "socket.io#/#storm-*")).length === 0, 5000, () => `room channels left after everyone left: ${leaked}`);
+      // Socket ids are rooms but never channels: connecting and disconnecting sends no (un)subscribe.
+      const quiet = await shardCommandCalls(cluster);
+      const extra = [];
+      for (let i = 0; i < 10; i++) extra.push(await g.client(i % 2 ? A : B));
+      assert.deepEqual(await shardChannels(cluster, `socket.io#/#${"?".repeat(20)}#`), [], "no id-room channel");
+      for (const s of extra) s.disconnect();
+      await sleep(QUIET_MS);
+      assert.equal((await shardCommandCalls(cluster)) - quiet, 0, "connects and disconnects send no SSUBSCRIBE/SUNSUBSCRIBE");
+      assert.deepEqual(await shardChannels(cluster, `socket.io#/#${"?".repeat(20)}#`), [], "no id-room channel");
+    });
   });
 
   describe("sio-server x2 in cluster mode", () => {
@@ -782,5 +859,108 @@ describe("Redis killed and restarted under two sio-server instances", () => {
     }
     assert.ok(alive(S1) && alive(S2), "both server processes are still running");
     for (const s of [x1, x2, l1, l2]) assert.equal(s.connected, true, `${s.label} stayed connected`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/** Resident memory of a process, in MiB (Linux /proc). */
+function rssMiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]) / 1024;
+}
+
+/** The value of one sample line of a /metrics text (0 when absent). */
+async function metric(srv, line) {
+  const text = await (await fetch(`${srv.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const hit = text.split("\n").find((l) => l.startsWith(`${line} `));
+  return hit ? Number(hit.slice(line.length + 1)) : 0;
+}
+
+describe("Redis stalled (SIGSTOP) under a large-message publisher", () => {
+  const g = group();
+  let redis, S1, S2;
+  const QUEUE = 4 << 20;
+
+  before(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, REDIS_QUEUE_BYTES: String(QUEUE), RUST_LOG: "sio_server=warn" };
+    [S1, S2] = await Promise.all([
+      g.server({ env: { ...env, INSTANCE_ID: "stall-1" } }),
+      g.server({ env: { ...env, INSTANCE_ID: "stall-2" } }),
+    ]);
+    await requestSubscribers(redis, 2);
+  });
+
+  after(async () => {
+    try {
+      process.kill(redis.pid(), "SIGCONT");
+    } catch {}
+    await g.close();
+    await redis?.stop();
+  });
+
+  test("the publish queue stays within REDIS_QUEUE_BYTES, drops the oldest (counted, logged), and heals", async () => {
+    const room = fresh("stall");
+    const tx = await g.client(S1);
+    const rx = await g.client(S2);
+    await join(room, tx, rx);
+    const rssBefore = rssMiB(S1.child.pid);
+    process.kill(redis.pid(), "SIGSTOP");
+    const stalledAt = Date.now();
+    // 150 messages of 400 KB, each published twice (typed event + message): ~120 MB for a 4 MiB queue.
+    const big = "x".repeat(400_000);
+    for (let i = 0; i < 150; i++) {
+      const ack = await tx.timeout(5000).emitWithAck("message", { roomId: room, message: `${i}:${big}` });
+      assert.equal(ack.ok, true, JSON.stringify(ack).slice(0, 200));
+    }
+    const dropped = await metric(S1, 'sio_redis_queue_dropped_total{queue="publish"}');
+    const rss = rssMiB(S1.child.pid);
+    console.log(`Redis stalled: RSS ${rssBefore.toFixed(0)} -> ${rss.toFixed(0)} MiB after ~120 MB of publishes; ${dropped} publishes dropped`);
+    assert.ok(dropped > 0, "the oldest publishes are dropped and counted");
+    assert.ok(rss - rssBefore < 60, `memory stays bounded while Redis stalls: ${rssBefore} -> ${rss} MiB`);
+    await waitFor(() => S1.logs().includes("redis queue full"), 3000, () => `no drop warning logged:\n${g.logs()}`);
+    const warnings = S1.logs().split("\n").filter((l) => l.includes("redis queue full")).length;
+    const allowed = 1 + Math.floor((Date.now() - stalledAt) / 10_000);
+    assert.ok(warnings <= allowed && warnings < dropped, `drop warnings are rate-limited (one per 10 s): ${warnings} for ${dropped} drops`);
+
+    process.kill(redis.pid(), "SIGCONT");
+    const healed = `after the stall ${Date.now()}`;
+    await waitFor(async () => {
+      tx.emit("message", { roomId: room, message: healed });
+      await sleep(300);
+      return got(rx, "message").some(([m]) => m.text === healed);
+    }, 20000, () => `no cross-instance delivery after SIGCONT\n${g.logs()}`);
+    assert.ok(alive(S1) && alive(S2));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("hostile counts from Redis peers", () => {
+  const g = group();
+  let redis, S;
+
+  before(async () => {
+    redis = await startRedis();
+    S = await g.server({ env: { REDIS_URL: redis.url, INSTANCE_ID: "sat-1" } });
+  });
+
+  after(async () => {
+    await g.close();
+    await redis?.stop();
+  });
+
+  test("presence counts of u64::MAX from two 'instances' saturate in /stats instead of overflowing", async () => {
+    const now = String(Date.now() + 60_000);
+    const max = "18446744073709551615";
+    const cli = (...args) => redisCli(["-p", String(redis.port), ...args]);
+    await cli("hset", "socket:clients:counts", "evil-1", max, "evil-2", max);
+    await cli("hset", "socket:clients:lastUpdate", "evil-1", now, "evil-2", now);
+    const { status, body } = await getJson(`${S.url}/stats`);
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.totalConnections, Number(max), JSON.stringify(body));
+    assert.ok(alive(S));
+    assert.equal((await getJson(`${S.url}/health`)).status, 200);
   });
 });

@@ -97,6 +97,13 @@ pub(super) fn local_sockets_json(nsp: &crate::server::Namespace, opts: &Broadcas
     sockets
 }
 
+/// The `clientCount` a peer reported (0 when missing or not a count; capped at `usize::MAX`).
+pub(super) fn client_count(v: &Value) -> usize {
+    v.get("clientCount")
+        .and_then(Value::as_u64)
+        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 pub(super) fn opts_json(opts: &BroadcastOptions) -> Value {
     let mut v = opts_to_json(opts);
     if let Some(o) = v.as_object_mut() {
@@ -352,8 +359,7 @@ impl ClassicAdapter {
         if let Some(tx) = lock(&self.ack_requests).get(request_id) {
             match resp.get("type").and_then(Value::as_u64) {
                 Some(rt::BROADCAST_CLIENT_COUNT) => {
-                    let n = resp.get("clientCount").and_then(Value::as_u64).unwrap_or(0) as usize;
-                    let _ = tx.send(RemoteAck::ClientCount(n));
+                    let _ = tx.send(RemoteAck::ClientCount(client_count(&resp)));
                 }
                 Some(rt::BROADCAST_ACK) => {
                     let _ = tx.send(RemoteAck::Ack(resp.get("packet").cloned().unwrap_or(Value::Null)));

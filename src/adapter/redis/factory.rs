@@ -1,8 +1,8 @@
 //! Connects to Redis and builds each namespace's Redis adapter (classic or sharded).
 
 use super::classic::ClassicAdapter;
-use super::hub::{Hub, Publisher, spawn_resubscriber};
-use super::service::{RedisService, RedisTarget};
+use super::hub::{Hub, Publisher, incoming_queue, spawn_resubscriber};
+use super::service::{Redacted, RedisService, RedisTarget};
 use super::sharded::ShardedAdapter;
 use crate::adapter::{Adapter, AdapterFactory};
 use std::sync::Arc;
@@ -31,6 +31,9 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Timeout of requests to other servers (5 s, like Node's `requestsTimeout`).
     pub requests_timeout: Duration,
+    /// `REDIS_QUEUE_BYTES` (64 MiB): byte limit of the publish queue and of the incoming queue
+    /// each; past it the oldest messages are dropped.
+    pub queue_bytes: usize,
 }
 
 /// Builds Redis adapters sharing one pair of connections.
@@ -44,13 +47,13 @@ pub struct RedisAdapterFactory {
 impl RedisAdapterFactory {
     /// Connects to Redis and starts the publisher, the dispatcher and the resubscriber.
     pub async fn connect(config: RedisConfig) -> redis::RedisResult<RedisAdapterFactory> {
-        let (messages, messages_rx) = mpsc::unbounded_channel();
+        let (messages, messages_rx) = incoming_queue(config.queue_bytes);
         let (disconnects, disconnects_rx) = mpsc::unbounded_channel();
-        let service = RedisService::connect(&config.target, config.timeout, messages, disconnects).await?;
+        let service = RedisService::connect_bounded(&config.target, config.timeout, messages, disconnects).await?;
         let hub = Hub::default();
         hub.spawn_dispatcher(messages_rx);
         spawn_resubscriber(service.clone(), disconnects_rx);
-        let publisher = Publisher::spawn(service.clone());
+        let publisher = Publisher::spawn(service.clone(), config.queue_bytes);
         Ok(RedisAdapterFactory {
             service,
             publisher,
@@ -70,7 +73,7 @@ impl RedisAdapterFactory {
                     return f;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, target = ?config.target, "cannot connect to redis; retrying");
+                    tracing::error!(error = %Redacted(&e), target = ?config.target, "cannot connect to redis; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }

@@ -1,17 +1,23 @@
 //! Shared plumbing of the Redis adapters: the publisher task (batched, bounded, off the emitting
 //! task's path) and the dispatcher that routes subscribed messages to each namespace's adapter.
 
+use super::queue::{MESSAGE_OVERHEAD, QueueReceiver, QueueSender, Weighed, byte_queue};
 use super::service::{PubSubMessage, RedisService};
 use crate::metrics::{self, METRICS};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Messages waiting to be published, at most; past this, publishes fail (counted) rather than
-/// grow memory while Redis is slow or down.
-const PUBLISH_QUEUE: usize = 65_536;
 /// Most messages sent in one pipeline.
 const BATCH: usize = 256;
+/// Most bytes sent in one pipeline (one larger message still goes alone): what a publish in
+/// flight holds on top of the queue while Redis is slow.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Pause after a failed pipeline before the next one; doubles up to [`FAILURE_PAUSE_MAX`].
+const FAILURE_PAUSE_MIN: Duration = Duration::from_millis(50);
+/// Longest pause between pipelines while publishes keep failing.
+const FAILURE_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// One message to publish.
 #[derive(Debug)]
@@ -24,41 +30,64 @@ pub struct Outgoing {
     pub sharded: bool,
 }
 
+impl Weighed for Outgoing {
+    fn weight(&self) -> usize {
+        self.channel.len() + self.payload.len() + MESSAGE_OVERHEAD
+    }
+}
+
+impl Weighed for PubSubMessage {
+    fn weight(&self) -> usize {
+        self.channel.len() + self.payload.len() + MESSAGE_OVERHEAD
+    }
+}
+
+/// The queue of messages received from Redis, bounded to `limit` bytes (oldest dropped first,
+/// counted in `sio_redis_queue_dropped_total{queue="incoming"}`).
+pub fn incoming_queue(limit: usize) -> (QueueSender<PubSubMessage>, QueueReceiver<PubSubMessage>) {
+    byte_queue("incoming", limit, &METRICS.redis_incoming_dropped)
+}
+
 /// Queues publishes for the publisher task.
 #[derive(Clone)]
 pub struct Publisher {
-    tx: mpsc::Sender<Outgoing>,
-    dropped: Arc<AtomicU64>,
+    tx: QueueSender<Outgoing>,
 }
 
 impl Publisher {
-    /// Starts the publisher task.
-    pub fn spawn(service: RedisService) -> Publisher {
-        let (tx, mut rx) = mpsc::channel::<Outgoing>(PUBLISH_QUEUE);
+    /// Starts the publisher task, its queue holding at most `limit` bytes: while Redis is slow or
+    /// down, the oldest publishes are dropped (counted) rather than memory growing.
+    pub fn spawn(service: RedisService, limit: usize) -> Publisher {
+        let (tx, mut rx) = byte_queue::<Outgoing>("publish", limit, &METRICS.redis_publish_dropped);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let mut pause = FAILURE_PAUSE_MIN;
+            while rx.recv_many(&mut batch, BATCH, BATCH_BYTES).await > 0 {
                 let n = batch.len() as u64;
-                if let Err(e) = service.publish_batch(&batch).await {
-                    metrics::add(&METRICS.publish_failures, n);
-                    tracing::debug!(error = %e, messages = n, "publish failed");
-                }
+                let failed = service.publish_batch(&batch).await.err();
                 batch.clear();
+                match failed {
+                    None => pause = FAILURE_PAUSE_MIN,
+                    Some(e) => {
+                        metrics::add(&METRICS.publish_failures, n);
+                        tracing::debug!(error = %e, messages = n, "publish failed");
+                        // Redis is down or stalled: let the queue (bounded, dropping the oldest)
+                        // absorb publishes rather than piling pipelines up in the connection.
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(FAILURE_PAUSE_MAX);
+                    }
+                }
             }
         });
-        Publisher {
-            tx,
-            dropped: Arc::default(),
-        }
+        Publisher { tx }
     }
 
-    /// Queues a publish; counts it as failed when the queue is full.
+    /// Queues a publish; when that pushes the queue over its byte limit, the oldest publishes are
+    /// dropped and counted as failed.
     pub fn send(&self, msg: Outgoing) {
-        if self.tx.try_send(msg).is_err() {
-            metrics::inc(&METRICS.publish_failures);
-            if self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(10_000) {
-                tracing::warn!("redis publish queue full: publishes are failing");
-            }
+        let dropped = self.tx.push(msg);
+        if dropped > 0 {
+            metrics::add(&METRICS.publish_failures, dropped);
         }
     }
 }
@@ -84,7 +113,7 @@ impl Hub {
     }
 
     /// Routes messages until the channel closes.
-    pub fn spawn_dispatcher(&self, mut rx: mpsc::UnboundedReceiver<PubSubMessage>) {
+    pub fn spawn_dispatcher(&self, mut rx: QueueReceiver<PubSubMessage>) {
         let hub = self.clone();
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {

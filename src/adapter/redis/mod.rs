@@ -9,7 +9,9 @@ pub mod codec;
 pub mod factory;
 pub mod hub;
 pub mod presence;
+pub mod queue;
 pub mod sharded;
+pub mod subs;
 
 pub use factory::{AdapterKind, RedisAdapterFactory, RedisConfig};
 pub use presence::{InstanceStats, PresenceTracker};

@@ -122,6 +122,14 @@ pub fn merge(
         .collect()
 }
 
+/// The connections of the instances up, summed with saturation (the counts come from peers).
+pub fn total_connections(instances: &[InstanceStats]) -> u64 {
+    instances
+        .iter()
+        .filter(|i| i.alive)
+        .fold(0u64, |total, i| total.saturating_add(i.connections))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +146,20 @@ mod tests {
         assert_eq!((s[0].connections, s[0].alive, s[0].status), (3, true, "up"));
         assert_eq!((s[1].connections, s[1].alive, s[1].status), (5, false, "down"));
         assert_eq!((s[2].connections, s[2].alive), (0, true));
+        assert_eq!(total_connections(&s), 3);
+    }
+
+    #[test]
+    fn hostile_counts_saturate() {
+        let max = u64::MAX.to_string();
+        let counts: HashMap<String, String> = [("a", max.as_str()), ("b", max.as_str()), ("c", "x")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
+        let updates: HashMap<String, String> = [("a", "10000"), ("b", "10000"), ("c", "10000")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
+        let s = merge(&counts, &updates, 10_000);
+        assert_eq!(s[2].connections, 0, "a count that is not a number counts 0");
+        assert_eq!(total_connections(&s), u64::MAX);
     }
 }

@@ -2,6 +2,7 @@
 //! sharded publish, subscriptions, subscriber counts, presence hashes), with command timeouts,
 //! latency metrics and a health flag. Subscribed messages arrive on a channel as [`PubSubMessage`].
 
+use super::queue::QueueSender;
 use crate::metrics::{self, METRICS};
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -15,13 +16,57 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Where Redis is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where Redis is. Its `Debug` hides the passwords of the URLs.
+#[derive(Clone, PartialEq, Eq)]
 pub enum RedisTarget {
     /// One server (`redis://[:password@]host:port`).
     Standalone(String),
     /// Cluster seed nodes (`redis://host:port` each), with an optional password.
     Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisTarget::Standalone(url) => f.debug_tuple("Standalone").field(&redact(url)).finish(),
+            RedisTarget::Cluster(urls) => f
+                .debug_tuple("Cluster")
+                .field(&urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// `text` with the credentials of every URL in it (`scheme://user:password@host`) replaced by
+/// `***`, for logs and error messages.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Displays a value (an error) with [`redact`] applied.
+pub struct Redacted<T>(pub T);
+
+impl<T: std::fmt::Display> std::fmt::Display for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0.to_string()))
+    }
 }
 
 /// A message received on a subscription.
@@ -108,11 +153,37 @@ impl RedisService {
         messages: mpsc::UnboundedSender<PubSubMessage>,
         disconnects: mpsc::UnboundedSender<()>,
     ) -> RedisResult<RedisService> {
+        let on_message = move |m| {
+            let _ = messages.send(m);
+        };
+        Self::connect_with(target, timeout, on_message, disconnects).await
+    }
+
+    /// Connects like [`RedisService::connect`], subscribed messages going to a queue bounded in
+    /// bytes (the oldest dropped first while the consumer lags).
+    pub async fn connect_bounded(
+        target: &RedisTarget,
+        timeout: Duration,
+        messages: QueueSender<PubSubMessage>,
+        disconnects: mpsc::UnboundedSender<()>,
+    ) -> RedisResult<RedisService> {
+        let on_message = move |m| {
+            messages.push(m);
+        };
+        Self::connect_with(target, timeout, on_message, disconnects).await
+    }
+
+    async fn connect_with(
+        target: &RedisTarget,
+        timeout: Duration,
+        on_message: impl Fn(PubSubMessage) + Send + Sync + 'static,
+        disconnects: mpsc::UnboundedSender<()>,
+    ) -> RedisResult<RedisService> {
         let push = move |info: PushInfo| {
             if info.kind == PushKind::Disconnection {
                 let _ = disconnects.send(());
             } else if let Some(m) = pubsub_message(info) {
-                let _ = messages.send(m);
+                on_message(m);
             }
             Ok::<(), redis::aio::SendError>(())
         };
@@ -208,7 +279,7 @@ impl RedisService {
                 "command timed out",
             )))
         });
-        self.record(started, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        self.record(started, result.as_ref().map(|_| ()).map_err(|e| redact(&e.to_string())));
         result
     }
 
@@ -361,7 +432,9 @@ impl RedisService {
         let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, Some(ResponsePolicy::Special)));
         let result = self.timed(async move { conn.route_command(&cmd, routing).await }).await;
         Ok(match result? {
-            Value::Map(per_node) => per_node.iter().map(|(_, v)| numsub_count(v)).sum(),
+            Value::Map(per_node) => per_node
+                .iter()
+                .fold(0usize, |total, (_, v)| total.saturating_add(numsub_count(v))),
             other => numsub_count(&other),
         })
     }
@@ -397,7 +470,7 @@ fn numsub_count(v: &Value) -> usize {
         Value::Map(pairs) => pairs
             .iter()
             .filter_map(|(_, n)| redis::from_redis_value::<usize>(n).ok())
-            .sum(),
+            .fold(0usize, usize::saturating_add),
         _ => 0,
     }
 }
@@ -438,5 +511,32 @@ mod tests {
         assert_eq!(numsub_count(&arr), 3);
         let map = Value::Map(vec![(Value::BulkString(b"c".to_vec()), Value::Int(2))]);
         assert_eq!(numsub_count(&map), 2);
+        let huge = Value::Map(vec![
+            (Value::BulkString(b"a".to_vec()), Value::Int(i64::MAX)),
+            (Value::BulkString(b"b".to_vec()), Value::Int(i64::MAX)),
+            (Value::BulkString(b"c".to_vec()), Value::Int(i64::MAX)),
+        ]);
+        assert_eq!(numsub_count(&huge), usize::MAX, "peer counts saturate");
+    }
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(redact("redis://:s3cret@cache:6379"), "redis://***@cache:6379");
+        assert_eq!(redact("rediss://user:p%40ss@h:1/0"), "rediss://***@h:1/0");
+        assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact("cannot reach redis://a:b@x:1 nor \"redis://:c@y:2\""),
+            "cannot reach redis://***@x:1 nor \"redis://***@y:2\""
+        );
+        assert_eq!(redact("no url @ all"), "no url @ all");
+        let t = RedisTarget::Cluster(vec!["redis://:pw@a:7000".into(), "redis://b:7001".into()]);
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("pw") && shown.contains("a:7000") && shown.contains("b:7001"),
+            "{shown}"
+        );
+        let t = RedisTarget::Standalone("redis://:hunter2@a:1".into());
+        assert_eq!(format!("{t:?}"), r#"Standalone("redis://***@a:1")"#);
+        assert_eq!(Redacted("x redis://u:p@h").to_string(), "x redis://***@h");
     }
 }

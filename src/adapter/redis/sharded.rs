@@ -4,10 +4,11 @@
 //! one channel per public room (`prefix#nsp#room#`, the default "dynamic" mode) and responses on
 //! `prefix#nsp#<requester uid>#`.
 
-use super::classic::{local_sockets_json, lock, opts_json, rooms_json, socket_infos};
+use super::classic::{client_count, local_sockets_json, lock, opts_json, rooms_json, socket_infos};
 use super::codec::{CodecError, decode_mp, json_to_mp, mp_to_json, opts_from_json, opts_to_json};
 use super::hub::{FetchTable, Outgoing, Publisher, Routed};
 use super::service::{PubSubMessage, RedisService};
+use super::subs::RoomSubscriptions;
 use crate::adapter::{Adapter, BoxFuture, BroadcastOptions, RemoteAck, SocketInfo};
 use crate::metrics::{self, METRICS};
 use crate::server::namespace::WeakNamespace;
@@ -79,6 +80,7 @@ pub struct ShardedAdapter {
     nsp: OnceLock<WeakNamespace>,
     fetches: FetchTable,
     ack_requests: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<RemoteAck>>>>,
+    room_subs: RoomSubscriptions,
 }
 
 impl ShardedAdapter {
@@ -97,6 +99,7 @@ impl ShardedAdapter {
             response_channel: format!("{channel}{uid}#"),
             channel,
             uid,
+            room_subs: RoomSubscriptions::spawn(service.clone()),
             service,
             publisher,
             requests_timeout,
@@ -288,9 +291,7 @@ impl ShardedAdapter {
         match msg.get("type").and_then(Value::as_u64) {
             Some(mt::BROADCAST_CLIENT_COUNT) => {
                 if let Some(tx) = lock(&self.ack_requests).get(id) {
-                    let _ = tx.send(RemoteAck::ClientCount(
-                        data.get("clientCount").and_then(Value::as_u64).unwrap_or(0) as usize,
-                    ));
+                    let _ = tx.send(RemoteAck::ClientCount(client_count(&data)));
                 }
             }
             Some(mt::BROADCAST_ACK) => {
@@ -331,22 +332,16 @@ impl Adapter for ShardedAdapter {
     }
 
     fn on_room_created(&self, room: &Room) {
+        // A socket's own room (its id) is never a channel, as in Node's sharded adapter.
         let public = self.namespace().is_some_and(|n| !n.is_local_socket_room(room));
         if public {
-            let (service, channel) = (self.service.clone(), self.dynamic_channel(room));
-            tokio::spawn(async move {
-                if let Err(e) = service.ssubscribe(&[channel]).await {
-                    tracing::warn!(error = %e, "cannot SSUBSCRIBE a room channel");
-                }
-            });
+            self.room_subs.acquire(self.dynamic_channel(room));
         }
     }
 
     fn on_room_deleted(&self, room: &Room) {
-        let (service, channel) = (self.service.clone(), self.dynamic_channel(room));
-        tokio::spawn(async move {
-            let _ = service.sunsubscribe(&[channel]).await;
-        });
+        // A no-op for rooms never subscribed (socket ids).
+        self.room_subs.release(&self.dynamic_channel(room));
     }
 
     fn is_healthy(&self) -> bool {
@@ -472,5 +467,17 @@ mod tests {
         assert_eq!(random_hex().len(), 16);
         assert!(has_binary(&json!([{"a": crate::socketio::placeholder(0)}])));
         assert!(!has_binary(&json!([{"a": 1}])));
+    }
+
+    #[test]
+    fn peer_client_counts_are_checked() {
+        assert_eq!(client_count(&json!({"clientCount": 3})), 3);
+        assert_eq!(
+            client_count(&json!({"clientCount": u64::MAX})),
+            usize::try_from(u64::MAX).unwrap_or(usize::MAX)
+        );
+        assert_eq!(client_count(&json!({"clientCount": -1})), 0);
+        assert_eq!(client_count(&json!({"clientCount": "many"})), 0);
+        assert_eq!(client_count(&json!({})), 0);
     }
 }

@@ -50,7 +50,9 @@ async function spawnRedis(port, dir, extra = []) {
       spawnError,
       waitUntil(`redis-server on port ${port} did not answer PING`, async () => {
         if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited (${child.exitCode}):\n${output}`);
-        return (await redisCli(["-p", String(port), "ping"], 1000)) === "PONG";
+        const i = extra.indexOf("--requirepass");
+        const auth = i >= 0 ? ["-a", extra[i + 1], "--no-auth-warning"] : [];
+        return (await redisCli(["-p", String(port), ...auth, "ping"], 1000)) === "PONG";
       }, 10000),
     ]);
   } catch (e) {
@@ -77,28 +79,30 @@ async function killChild(child, signal = "SIGKILL") {
 }
 
 /**
- * A standalone redis-server on a free port. Resolves to {port, url, stop(), restart(), kill()}:
- * kill() stops it by PID (leaving it down), restart() kills it and starts it again on the same port.
+ * A standalone redis-server on a free port, with `extra` redis-server arguments (e.g.
+ * ["--requirepass", pw]). Resolves to {port, url, pid(), stop(), restart(), kill()}: kill() stops it
+ * by PID (leaving it down), restart() kills it and starts it again on the same port.
  */
-export async function startRedis() {
+export async function startRedis(extra = []) {
   findBinary("redis-server");
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), "sio-redis-"));
-  let child = await spawnRedis(port, dir);
+  let child = await spawnRedis(port, dir, extra);
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
     logs: () => child.logs(),
+    pid: () => child.pid,
     async kill() {
       await killChild(child);
     },
     async start() {
       if (child.exitCode === null && child.signalCode === null) return;
-      child = await spawnRedis(port, dir);
+      child = await spawnRedis(port, dir, extra);
     },
     async restart() {
       await killChild(child);
-      child = await spawnRedis(port, dir);
+      child = await spawnRedis(port, dir, extra);
     },
     async stop() {
       await killChild(child);
