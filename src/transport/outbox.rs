@@ -237,12 +237,29 @@ mod tests {
             "bytes: 5 + 5 < 11, so a third frame"
         );
         assert!(o.over_limit_since().is_none(), "back under the soft limit");
-        o.set_in_transport(15);
+    }
+
+    #[test]
+    fn bytes_the_transport_holds_count_against_the_limits() {
+        let o = Outbox::with_limits(OutboxLimits { soft: 10, hard: 20 });
+        let f = Frame::Text(Str::from("4xxxx")); // 5 bytes
+        o.set_in_transport(12);
+        assert_eq!(o.queued_bytes(), 12);
         assert_eq!(
-            o.queued_bytes(),
-            20,
-            "bytes the transport holds count against the limits"
+            o.push(std::slice::from_ref(&f), true),
+            Pushed::DroppedVolatile,
+            "over the soft limit"
         );
-        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Overflow);
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert!(o.over_limit_since().is_some());
+        assert_eq!(
+            o.push(std::slice::from_ref(&f), false),
+            Pushed::Overflow,
+            "12 + 5 + 5 > 20"
+        );
+        o.set_in_transport(0);
+        let mut out = Vec::new();
+        o.drain(&mut Context::from_waker(noop_waker_ref()), &mut out, usize::MAX);
+        assert!(o.over_limit_since().is_none(), "back under the soft limit once written");
     }
 }
