@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod app;
 pub mod client;
 pub mod client_bundle;
+pub mod client_suite;
 pub mod config;
 pub mod conformance;
 pub mod engineio;

@@ -1,4 +1,5 @@
-//! `sio-server`: the Socket.IO server binary. `sio-server conformance` runs the protocol test servers.
+//! `sio-server`: the Socket.IO server binary. `sio-server conformance` runs the protocol test servers;
+//! `sio-server client-suite` runs the server of the stock client's own test suite.
 
 use sio_server::adapter::redis::{PresenceTracker, RedisAdapterFactory};
 use sio_server::config::{Config, Env, WebhookPort};
@@ -14,18 +15,31 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: sio-server [conformance] [--port N] [--host ADDR] [--<variable> VALUE]…
+const USAGE: &str = "usage: sio-server [conformance | client-suite] [--port N] [--host ADDR] [--<variable> VALUE]…
 Every environment variable of the configuration table can also be given as a flag:
 --ping-interval 25000 sets PING_INTERVAL, and so on. See README.md.";
 
+/// Which server the binary runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The product.
+    Product,
+    /// The protocol test servers (`conformance`).
+    Conformance,
+    /// The server of the stock client's test suite (`client-suite`).
+    ClientSuite,
+}
+
 /// Turns `--some-name value` / `--some-name=value` into `SOME_NAME=value` overrides.
-fn parse_args(args: &[String]) -> Result<(bool, HashMap<String, String>), String> {
-    let mut conformance = false;
+fn parse_args(args: &[String]) -> Result<(Mode, HashMap<String, String>), String> {
+    let mut mode = Mode::Product;
     let mut vars = HashMap::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "conformance" {
-            conformance = true;
+            mode = Mode::Conformance;
+        } else if a == "client-suite" {
+            mode = Mode::ClientSuite;
         } else if a == "-h" || a == "--help" {
             return Err(String::new());
         } else if let Some(flag) = a.strip_prefix("--") {
@@ -41,14 +55,14 @@ fn parse_args(args: &[String]) -> Result<(bool, HashMap<String, String>), String
             return Err(format!("unexpected argument {a:?}"));
         }
     }
-    Ok((conformance, vars))
+    Ok((mode, vars))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let args = args.get(1..).unwrap_or_default();
-    let (conformance, overrides) = match parse_args(args) {
+    let (mode, mut overrides) = match parse_args(args) {
         Ok(p) => p,
         Err(e) => {
             if !e.is_empty() {
@@ -58,6 +72,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if mode == Mode::ClientSuite && !overrides.contains_key("PORT") && std::env::var_os("PORT").is_none() {
+        // The client's suite connects to localhost:3210; PORT (or --port) moves it.
+        overrides.insert("PORT".into(), sio_server::client_suite::DEFAULT_PORT.to_string());
+    }
     let env = Env(move |k: &str| overrides.get(k).cloned().or_else(|| std::env::var(k).ok()));
     let config = match Config::from_vars(&env) {
         Ok(c) => c,
@@ -67,10 +85,14 @@ async fn main() -> ExitCode {
         }
     };
     sio_server::logging::init(config.log_format, &config.instance_id);
-    if conformance {
+    if mode == Mode::Conformance {
         // The protocol test suites expect 127.0.0.1:3000; PORT (or --port) moves it for parallel runs.
         let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
         return serve(addr, sio_server::conformance::router(), None, &config).await;
+    }
+    if mode == Mode::ClientSuite {
+        let addr = SocketAddr::from(([127, 0, 0, 1], config.port));
+        return serve(addr, sio_server::client_suite::router(), None, &config).await;
     }
     let server_config = ServerConfig {
         connect_timeout: config.connect_timeout,

@@ -122,11 +122,29 @@ fn upgrade_with_pending_get() {
     h.get(&q);
     h.ws_open(&format!("{WS}&sid={sid}"));
     h.ws_text(&sid, "2probe");
+    // Like Node, the parked GET is released with a noop at the next 100 ms check, not at once.
+    h.advance(99);
+    h.advance(1);
     h.post(&q, b"4buffered before upgrade");
     h.get(&q);
     h.ws_text(&sid, "5");
     h.ws_text(&sid, "4hello");
     check("eio_upgrade_pending_get", &h);
+}
+
+#[test]
+fn upgrade_pending_get_freed_by_data_gets_no_noop() {
+    let mut h = Harness::new(App::EngineEcho);
+    let q = polling(&mut h);
+    let sid = h.sid(1);
+    h.get(&q);
+    h.ws_open(&format!("{WS}&sid={sid}"));
+    h.ws_text(&sid, "2probe");
+    h.advance(50);
+    h.post(&q, b"4data before the noop check");
+    h.get(&q);
+    h.ws_text(&sid, "5");
+    check("eio_upgrade_pending_get_freed_by_data", &h);
 }
 
 #[test]

@@ -16,6 +16,11 @@ use std::collections::VecDeque;
 use std::time::Instant;
 use thiserror::Error;
 
+/// During a probed upgrade, how often a parked polling GET is released with a noop so the client
+/// can finish pausing polling (Node's 100 ms check interval). Not at once: a client that is not
+/// pausing yet would only poll again, and Node's clients see no noop when data frees the GET first.
+const UPGRADE_NOOP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Why a session closed, with Node's reason strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloseReason {
@@ -284,10 +289,9 @@ impl Session {
             self.finish_close();
             return Ok(());
         }
+        // During a probed upgrade the GET stays parked until the next noop check (see
+        // `UPGRADE_NOOP_INTERVAL`), unless there is data for it.
         self.flush();
-        if self.get_pending && self.upgrade == Upgrade::Probed {
-            self.write_poll_response(vec![Packet::Noop.encode()], false);
-        }
         Ok(())
     }
 
@@ -421,12 +425,7 @@ impl Session {
             Ok(Packet::Ping(data)) if data == "probe" => {
                 self.transmits.push_back(Transmit::Probe(Packet::Pong(data).encode()));
                 self.upgrade = Upgrade::Probed;
-                if self.get_pending {
-                    self.flush();
-                    if self.get_pending {
-                        self.write_poll_response(vec![Packet::Noop.encode()], false);
-                    }
-                }
+                self.timers.set(Timer::UpgradeNoop, now + UPGRADE_NOOP_INTERVAL);
             }
             Ok(Packet::Upgrade) if self.state != State::Closed => self.complete_upgrade(),
             _ => self.abort_upgrade(),
@@ -439,17 +438,20 @@ impl Session {
         if matches!(self.upgrade, Upgrade::Attached | Upgrade::Probed) {
             self.upgrade = Upgrade::None;
             self.timers.stop(Timer::Upgrade);
+            self.timers.stop(Timer::UpgradeNoop);
         }
     }
 
     fn abort_upgrade(&mut self) {
         self.upgrade = Upgrade::None;
         self.timers.stop(Timer::Upgrade);
+        self.timers.stop(Timer::UpgradeNoop);
         self.transmits.push_back(Transmit::CloseProbe);
     }
 
     fn complete_upgrade(&mut self) {
         self.timers.stop(Timer::Upgrade);
+        self.timers.stop(Timer::UpgradeNoop);
         if self.get_pending {
             // The discarded polling transport is closed: a GET still parked gets a close packet.
             self.write_poll_response(vec![Packet::Close.encode()], false);
@@ -499,6 +501,17 @@ impl Session {
                     }
                 }
                 Timer::Close => self.finish_close(),
+                Timer::UpgradeNoop => {
+                    if self.upgrade == Upgrade::Probed {
+                        if self.get_pending {
+                            self.flush();
+                        }
+                        if self.get_pending {
+                            self.write_poll_response(vec![Packet::Noop.encode()], false);
+                        }
+                        self.timers.set(Timer::UpgradeNoop, due + UPGRADE_NOOP_INTERVAL);
+                    }
+                }
             }
         }
     }

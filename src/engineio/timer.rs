@@ -13,14 +13,22 @@ pub enum Timer {
     Upgrade,
     /// When a closing polling session stops waiting for the GET that carries its close packet.
     Close,
+    /// During a probed upgrade: when a parked polling GET is next released with a noop.
+    UpgradeNoop,
 }
 
-const ALL: [Timer; 4] = [Timer::Ping, Timer::PongDeadline, Timer::Upgrade, Timer::Close];
+const ALL: [Timer; 5] = [
+    Timer::Ping,
+    Timer::PongDeadline,
+    Timer::Upgrade,
+    Timer::Close,
+    Timer::UpgradeNoop,
+];
 
 /// Deadlines by timer kind.
 #[derive(Clone, Debug, Default)]
 pub struct TimerTable {
-    deadlines: [Option<Instant>; 4],
+    deadlines: [Option<Instant>; 5],
 }
 
 impl TimerTable {
@@ -36,7 +44,7 @@ impl TimerTable {
 
     /// Disarms every timer.
     pub fn stop_all(&mut self) {
-        self.deadlines = [None; 4];
+        self.deadlines = [None; 5];
     }
 
     /// A timer's deadline, if armed.

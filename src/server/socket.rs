@@ -252,7 +252,24 @@ impl Socket {
         data: impl Serialize,
         timeout: Duration,
     ) -> impl Future<Output = Result<AckReply, AckError>> + Send + 'static {
-        let sent = to_value(data).and_then(|v| self.send_with_ack(event, vec![v], Vec::new()));
+        let (args, sent) = match to_value(data) {
+            Ok(v) => (vec![v], Ok(())),
+            Err(e) => (Vec::new(), Err(e)),
+        };
+        let fut = sent.map(|()| self.emit_args_with_ack(event, args, Vec::new(), timeout));
+        async move { fut?.await }
+    }
+
+    /// Emits `event` with any number of arguments (no argument at all, too) and binary
+    /// attachments, and waits up to `timeout` for the client's ack.
+    pub fn emit_args_with_ack(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        binary: Vec<Bytes>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<AckReply, AckError>> + Send + 'static {
+        let sent = self.send_with_ack(event, args, binary);
         let socket = self.clone();
         async move {
             let (id, rx) = sent?;
