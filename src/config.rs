@@ -120,7 +120,7 @@ pub struct Limits {
     pub outbound_queue_bytes: usize,
     /// `HEADER_READ_TIMEOUT_MS` (10000): how long a client may take to send request headers.
     pub header_read_timeout: Duration,
-    /// `WRITE_TIMEOUT_MS` (20000): how long a write may wait for a peer that reads nothing before
+    /// `WRITE_TIMEOUT_MS` (10000): how long a write may wait for a peer that reads nothing before
     /// its connection is reset.
     pub write_timeout: Duration,
     /// `CHAT_RATE_MESSAGES` (0 = off): chat messages per second per socket, burst 2 s worth.
@@ -264,7 +264,7 @@ impl Config {
                 max_pending_acks: env.parse("MAX_PENDING_ACKS", 1000, "a number of acks")?,
                 outbound_queue_bytes: env.parse("OUTBOUND_QUEUE_BYTES", 8 << 20, "a size in bytes")?,
                 header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
-                write_timeout: env.millis("WRITE_TIMEOUT_MS", 20_000)?,
+                write_timeout: env.millis("WRITE_TIMEOUT_MS", 10_000)?,
                 chat_rate_messages: env.parse("CHAT_RATE_MESSAGES", 0, "messages per second (0 = off)")?,
                 chat_rate_bytes: env.parse("CHAT_RATE_BYTES", 0, "bytes per second (0 = off)")?,
             },

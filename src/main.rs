@@ -223,7 +223,7 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, c
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(sio_server::serve::serve(listener, router, serve_options, stop_rx));
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = sio_server::serve::shutdown_signal() => {}
         _ = &mut server => return ExitCode::from(1),
     }
     let deadline = tokio::time::Instant::now() + grace;
@@ -255,22 +255,4 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, c
             ExitCode::SUCCESS
         }
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

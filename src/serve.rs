@@ -36,7 +36,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             header_read_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(10),
             max_connections: None,
         }
     }
@@ -65,8 +65,10 @@ impl ConnAbort {
 struct DeadlineStream {
     tcp: TcpStream,
     timeout: Duration,
-    /// Armed while a write waits for the peer; dropped once a write makes progress.
+    /// The stall timer, allocated on the first stall and reset on later ones.
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether `stall` is running: a write is waiting for the peer.
+    stalled: bool,
     abort: ConnAbort,
     /// Counts this connection as open until it is dropped (upgraded WebSockets included).
     _open: Open,
@@ -76,11 +78,20 @@ impl DeadlineStream {
     /// Maps a write's result through the stall deadline.
     fn deadline<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if polled.is_ready() {
-            self.stall = None;
+            self.stalled = false;
             return polled;
         }
-        let timeout = self.timeout;
-        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let stall = match &mut self.stall {
+            Some(stall) => {
+                if !self.stalled {
+                    stall.as_mut().reset(deadline);
+                }
+                stall
+            }
+            None => self.stall.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.stalled = true;
         ready!(stall.as_mut().poll(cx));
         self.abort.abort();
         crate::metrics::inc(&crate::metrics::METRICS.write_timeouts);
@@ -188,6 +199,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
             tcp,
             timeout: options.write_timeout,
             stall: None,
+            stalled: false,
             abort: abort.clone(),
             _open: Open(open.clone()),
         };
@@ -228,4 +240,23 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
         while connections.try_join_next().is_some() {}
     }
     while connections.join_next().await.is_some() {}
+}
+
+/// Resolves on SIGINT (ctrl-c) or SIGTERM: when a binary should shut down gracefully.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -158,8 +158,10 @@ impl Admission {
         let mut map = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= RATE_TABLE_MAX {
             map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(1));
-            if map.len() >= RATE_TABLE_MAX {
-                map.clear();
+            if map.len() >= RATE_TABLE_MAX && !map.contains_key(&key) {
+                // More distinct addresses within one second than the table holds: refuse new
+                // ones until a window ends, instead of forgetting (and so resetting) everyone's.
+                return false;
             }
         }
         let entry = map.entry(key).or_insert((now, 0));

@@ -14,8 +14,8 @@ pub enum WebhookMode {
     Redis(RedisConfig),
 }
 
-/// Everything `sio-webhook` reads from its environment.
-#[derive(Clone, Debug)]
+/// Everything `sio-webhook` reads from its environment (its `Debug` hides the secret).
+#[derive(Clone)]
 pub struct WebhookConfig {
     /// `HOST` (0.0.0.0).
     pub host: IpAddr,
@@ -31,10 +31,29 @@ pub struct WebhookConfig {
     pub log_format: LogFormat,
     /// `HEADER_READ_TIMEOUT_MS` (10000): for request headers, and again for the body.
     pub header_read_timeout: Duration,
+    /// `WRITE_TIMEOUT_MS`: how long a write may wait for a peer that reads nothing.
+    pub write_timeout: Duration,
     /// `SHUTDOWN_GRACE_MS` (10000): how long a graceful stop may take.
     pub shutdown_grace: Duration,
     /// The id logged as this process's instance.
     pub instance_id: String,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("mode", &self.mode)
+            .field("timeout", &self.timeout)
+            .field("log_format", &self.log_format)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("instance_id", &self.instance_id)
+            .finish()
+    }
 }
 
 impl WebhookConfig {
@@ -95,6 +114,7 @@ impl WebhookConfig {
             timeout: Duration::from_millis(ms),
             log_format: base.log_format,
             header_read_timeout: base.limits.header_read_timeout,
+            write_timeout: base.limits.write_timeout,
             shutdown_grace: base.shutdown_grace,
             instance_id: base.instance_id,
         })

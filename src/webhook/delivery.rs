@@ -129,6 +129,11 @@ impl Delivery {
                 let ack = reply.into_iter().next().unwrap_or(Value::Null);
                 match ack.get("ok").and_then(Value::as_bool) {
                     Some(true) => Ok(ack.get("id").and_then(Value::as_str).unwrap_or(&message.id).to_owned()),
+                    // The server's chat budget refused it: not broadcast, so safe to retry later.
+                    _ if ack["error"]["code"] == "rate_limited" => Err(DeliveryError::Unavailable(format!(
+                        "rate limited by the server: {}",
+                        ack["error"]["message"].as_str().unwrap_or("over its chat budget")
+                    ))),
                     _ => match serde_json::from_value::<ValidationErrorOwned>(ack["error"].clone()) {
                         Ok(e) => Err(DeliveryError::Invalid(e.into())),
                         Err(_) => Err(DeliveryError::Unknown(format!("unexpected acknowledgement {ack}"))),

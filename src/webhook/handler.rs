@@ -180,11 +180,27 @@ pub(super) async fn webhook(State(state): State<Arc<WebhookState>>, event: Strin
             }
         },
     };
+    // Detached deliveries are bounded in bytes (at least 1 KiB each). A refused request leaves no
+    // trace: dropping its unfinished slot forgets the key, so a retry can deliver.
+    let cost = body.len().clamp(1024, super::DELIVERY_BYTES_IN_FLIGHT) as u32;
+    let Ok(permit) = state.in_flight.clone().try_acquire_many_owned(cost) else {
+        drop(slot);
+        tracing::warn!("too many webhook deliveries in flight; answering 503");
+        return reply_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &error_body(
+                "unavailable",
+                "not delivered: too many webhook deliveries in flight",
+                None,
+            ),
+        );
+    };
     // The delivery runs detached from this request: if the client goes away, the task still
     // finishes, records the outcome under the key and wakes any retry waiting for it.
     let (tx, rx) = tokio::sync::oneshot::channel::<Reply>();
     let task_state = state.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         let state = task_state;
         let room = payload.get("roomId").and_then(Value::as_str).unwrap_or("").to_owned();
         let event = controller.event();

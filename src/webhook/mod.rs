@@ -61,7 +61,13 @@ struct WebhookState {
     app: ChatApp,
     idempotency: IdempotencyCache,
     replays: ReplayGuard,
+    /// Bytes of requests being delivered (each counts at least 1 KiB), bounded by
+    /// [`DELIVERY_BYTES_IN_FLIGHT`]: deliveries run detached, so this is what bounds them.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most request bytes being delivered at once; past it, requests get 503.
+pub const DELIVERY_BYTES_IN_FLIGHT: usize = 64 << 20;
 
 /// Logs a warning when the webhook at `addr` is reachable beyond loopback without a secret;
 /// returns whether it warned.
@@ -95,6 +101,7 @@ pub fn router(delivery: Delivery, options: WebhookOptions, instance_id: &str) ->
         app: ChatApp::new(instance_id),
         idempotency: IdempotencyCache::default(),
         replays: ReplayGuard::default(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(DELIVERY_BYTES_IN_FLIGHT)),
     });
     Router::new()
         .route("/", any(index))

@@ -113,7 +113,7 @@ pub fn verify(
         .ok_or(SignatureError::BadSignature)?;
     let m = mac(secret, ts_text, body);
     m.verify_slice(&sig).map_err(|_| SignatureError::BadSignature)?;
-    if (now - ts).abs() > TOLERANCE_SECS {
+    if now.abs_diff(ts) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::StaleTimestamp);
     }
     let mut out = [0u8; 32];

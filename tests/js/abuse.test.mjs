@@ -6,13 +6,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
-import { startServer, once, sleep } from "./lib/server.mjs";
-
-async function metric(url, name) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  return Number(line?.split(" ")[1]);
-}
+import { startServer, once, sleep, metric } from "./lib/server.mjs";
 
 /** A client that speaks the protocol by hand, joins `room`, then stops reading its socket. */
 async function stuckReader(server, room) {

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
-import { startServer, once, sleep, waitFor } from "./lib/server.mjs";
+import { startServer, once, sleep, waitFor, metric } from "./lib/server.mjs";
 
 /** The server's TCP sockets (any state) whose peer port is in `peerPorts`, as `ss` lists them. */
 function serverSockets(port, peerPorts) {
@@ -25,12 +25,6 @@ function serverSockets(port, peerPorts) {
 function rssMiB(pid) {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
   return Number(line.split(/\s+/)[1]) / 1024;
-}
-
-async function metric(url, name) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  return Number(line?.split(" ")[1]);
 }
 
 /** A raw WebSocket client that joins `room`, then never reads again. */

@@ -7,16 +7,10 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startServer, once, sleep, waitFor, freePort } from "./lib/server.mjs";
+import { startServer, once, sleep, waitFor, freePort, metric } from "./lib/server.mjs";
 import { requestFrom } from "./lib/raw.mjs";
 
 const handshake = (url) => fetch(`${url}/socket.io/?EIO=4&transport=polling`);
-
-async function metric(url, name) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  return Number(line?.split(" ")[1]);
-}
 
 test("MAX_CONNECTIONS refuses handshakes past the limit with 503 and counts them", async () => {
   const server = await startServer({ env: { MAX_CONNECTIONS: "3" } });

@@ -5,16 +5,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { startServer, startWebhook, sleep, once } from "./lib/server.mjs";
+import { startServer, startWebhook, sleep, once, metric } from "./lib/server.mjs";
 
 /** How long to watch for deliveries that must not happen. */
 const QUIET_MS = 300;
-
-async function metric(url, name) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  return Number(line?.split(" ")[1]);
-}
 
 /** A connected client recording every event it receives. */
 async function client(server, clients) {

@@ -75,13 +75,13 @@ async fn main() -> ExitCode {
     // The same accept loop as sio-server: header read timeout (slowloris), TCP_NODELAY, graceful stop.
     let serve_options = ServeOptions {
         header_read_timeout: config.header_read_timeout,
+        write_timeout: config.write_timeout,
         max_connections: Some(sio_server::webhook::MAX_CONNECTIONS),
-        ..ServeOptions::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(sio_server::serve::serve(listener, router, serve_options, stop_rx));
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = sio_server::serve::shutdown_signal() => {}
         _ = &mut server => {
             tracing::error!("webhook server stopped unexpectedly");
             return ExitCode::from(1);
@@ -93,23 +93,4 @@ async fn main() -> ExitCode {
     }
     tracing::info!("shut down");
     ExitCode::SUCCESS
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

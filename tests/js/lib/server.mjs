@@ -157,6 +157,13 @@ export async function startWebhook({ env = {}, port, timeoutMs = 15000 } = {}) {
   return { port, url: `http://127.0.0.1:${port}`, child, logs: () => output, stop };
 }
 
+/** The value of an unlabelled counter or gauge from a server's `/metrics`. */
+export async function metric(url, name) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(name + " "));
+  return Number(line?.split(" ")[1]);
+}
+
 let seq = 0;
 /** A unique name (room, key…) for one test. */
 export const fresh = (name) => `${name}-${++seq}-${Date.now().toString(36)}`;
