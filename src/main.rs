@@ -192,6 +192,7 @@ async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatAp
         header_read_timeout: config.limits.header_read_timeout,
         write_timeout: config.limits.write_timeout,
         max_connections: Some(sio_server::webhook::MAX_CONNECTIONS),
+        max_connections_per_ip: Some(sio_server::webhook::MAX_CONNECTIONS_PER_IP),
     };
     tokio::spawn(async move {
         // The webhook lives as long as the process; its stop channel never fires.
@@ -211,6 +212,7 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, c
         header_read_timeout: config.limits.header_read_timeout,
         write_timeout: config.limits.write_timeout,
         max_connections: None,
+        max_connections_per_ip: None,
     };
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,

@@ -7,11 +7,14 @@ use axum::extract::ConnectInfo;
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -30,6 +33,9 @@ pub struct ServeOptions {
     /// Most TCP connections open at once (`None`: no cap). Connections past it are closed as soon
     /// as they are accepted.
     pub max_connections: Option<usize>,
+    /// Most TCP connections open at once from one peer address (`None`: no cap), so one address
+    /// cannot hold every connection `max_connections` allows.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Default for ServeOptions {
@@ -38,6 +44,7 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             max_connections: None,
+            max_connections_per_ip: None,
         }
     }
 }
@@ -145,12 +152,47 @@ impl AsyncWrite for DeadlineStream {
     }
 }
 
+/// Open connections, in all and by peer address.
+#[derive(Default)]
+struct OpenCounts {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+impl OpenCounts {
+    /// Why a new connection from `ip` is refused under `options`, if it is.
+    fn refusal(&self, ip: IpAddr, options: &ServeOptions) -> Option<&'static str> {
+        if options.max_connections.is_some_and(|max| self.total >= max) {
+            return Some("too many open connections");
+        }
+        let held = self.by_ip.get(&ip).copied().unwrap_or(0);
+        if options.max_connections_per_ip.is_some_and(|max| held >= max) {
+            return Some("too many open connections from this address");
+        }
+        None
+    }
+}
+
+fn lock(counts: &Mutex<OpenCounts>) -> MutexGuard<'_, OpenCounts> {
+    counts.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Counts one open connection for as long as it lives.
-struct Open(Arc<AtomicUsize>);
+struct Open {
+    counts: Arc<Mutex<OpenCounts>>,
+    ip: IpAddr,
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut c = lock(&self.counts);
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.by_ip.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -163,7 +205,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// current request (upgraded WebSockets live on in their own tasks).
 pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions, mut stop: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
-    let open = Arc::new(AtomicUsize::new(0));
+    let open: Arc<Mutex<OpenCounts>> = Arc::default();
     let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
     loop {
         let (tcp, remote) = tokio::select! {
@@ -178,19 +220,25 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
             },
             _ = stopped(&mut stop) => break,
         };
-        if let Some(max) = options.max_connections
-            && open.load(Ordering::Acquire) >= max
-        {
+        let refused = {
+            let mut counts = lock(&open);
+            let refused = counts.refusal(remote.ip(), &options);
+            if refused.is_none() {
+                counts.total += 1;
+                *counts.by_ip.entry(remote.ip()).or_insert(0) += 1;
+            }
+            refused
+        };
+        if let Some(why) = refused {
             crate::metrics::inc(&crate::metrics::METRICS.limit_tcp_connections);
             if refused_logged.elapsed() >= Duration::from_secs(10) {
                 refused_logged = tokio::time::Instant::now();
-                tracing::warn!(max, %remote, "too many open connections; closing new ones (logged every 10 s)");
+                tracing::warn!(%remote, "{why}; closing new ones (logged every 10 s)");
             }
             let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
             drop(tcp);
             continue;
         }
-        open.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
@@ -201,7 +249,10 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
             stall: None,
             stalled: false,
             abort: abort.clone(),
-            _open: Open(open.clone()),
+            _open: Open {
+                counts: open.clone(),
+                ip: remote.ip(),
+            },
         };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most addresses the handshake-rate table keeps; past it, windows older than a second are
-/// dropped, and if that is not enough the table starts over (bounded memory under a spread flood).
+/// dropped, and if that is not enough new addresses are refused until a window ends (bounded
+/// memory under a spread flood, and no reset of anyone's window).
 const RATE_TABLE_MAX: usize = 100_000;
 
 /// Refusals of one kind are logged at most this often (with the number left unlogged).

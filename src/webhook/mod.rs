@@ -25,6 +25,8 @@ use std::time::Duration;
 
 /// Most TCP connections a webhook listener keeps open at once; more are closed on accept.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Most of them one peer address may hold.
+pub const MAX_CONNECTIONS_PER_IP: usize = MAX_CONNECTIONS / 4;
 
 /// Largest accepted body by default (1 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;

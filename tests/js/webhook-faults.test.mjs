@@ -8,7 +8,7 @@
 // Every describe starts and stops its own processes (by PID).
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { spawn } from "node:child_process";
 import { Server } from "socket.io";
@@ -215,4 +215,46 @@ describe("WEBHOOK_SECRET shorter than 32 bytes", () => {
       assert.doesNotMatch(out, /hunter2/, "the secret is not echoed");
     });
   }
+});
+
+describe("one address cannot hold every webhook connection", () => {
+  test("past 256 idle connections from 127.0.0.1 new ones are closed on accept; 127.0.0.2 still posts", { timeout: 60000 }, async () => {
+    const port = await freePort();
+    const server = await startServer({ env: { WEBHOOK_PORT: String(port) } });
+    const idle = [];
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, 10000, "the webhook to listen");
+      for (let i = 0; i < 256; i++) {
+        const sock = connect({ port, host: "127.0.0.1" });
+        sock.on("error", () => {}); // the last ones may be reset: the health check above holds a slot
+        await once(sock, "connect");
+        idle.push(sock);
+      }
+      // The 257th from the same address is accepted by the kernel, then reset by the server.
+      const extra = connect({ port, host: "127.0.0.1" });
+      extra.on("error", () => {});
+      const closed = await Promise.race([once(extra, "close", 5000).then(() => true), sleep(5000).then(() => false)]);
+      assert.ok(closed, "a connection past the per-address cap is closed at once");
+      // Another address still gets through and delivers.
+      const res = await new Promise((resolve, reject) => {
+        const body = JSON.stringify({ roomId: fresh("cap"), message: "from another address" });
+        const req = httpRequest(
+          { host: "127.0.0.1", port, localAddress: "127.0.0.2", method: "POST", path: "/webhook", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+          (r) => {
+            let text = "";
+            r.on("data", (d) => (text += d));
+            r.on("end", () => resolve({ status: r.statusCode, text }));
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+      assert.equal(res.status, 200, res.text);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      assert.match(metrics, /sio_limit_hits_total\{limit="max_tcp_connections"\} [1-9]/);
+    } finally {
+      for (const s of idle) s.destroy();
+      await server.stop();
+    }
+  });
 });

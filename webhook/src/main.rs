@@ -77,6 +77,7 @@ async fn main() -> ExitCode {
         header_read_timeout: config.header_read_timeout,
         write_timeout: config.write_timeout,
         max_connections: Some(sio_server::webhook::MAX_CONNECTIONS),
+        max_connections_per_ip: Some(sio_server::webhook::MAX_CONNECTIONS_PER_IP),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(sio_server::serve::serve(listener, router, serve_options, stop_rx));
