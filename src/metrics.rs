@@ -45,6 +45,12 @@ pub struct Metrics {
     pub redis_reconnects: AtomicU64,
     /// Messages received from other servers through the adapter.
     pub adapter_messages_in: AtomicU64,
+    /// Broadcasts from other servers that reached a local socket.
+    pub adapter_broadcasts_delivered: AtomicU64,
+    /// Broadcasts from other servers that reached no local socket (traffic a room-aware adapter saves).
+    pub adapter_broadcasts_unused: AtomicU64,
+    /// This server's own broadcasts that Redis delivered back to it (ignored).
+    pub adapter_broadcasts_echoed: AtomicU64,
     /// Handshakes refused because the instance is at `MAX_CONNECTIONS`.
     pub limit_connections: AtomicU64,
     /// Handshakes refused by the per-address rate limit.
@@ -92,6 +98,9 @@ pub static METRICS: Metrics = Metrics {
     redis_command_micros: AtomicU64::new(0),
     redis_reconnects: AtomicU64::new(0),
     adapter_messages_in: AtomicU64::new(0),
+    adapter_broadcasts_delivered: AtomicU64::new(0),
+    adapter_broadcasts_unused: AtomicU64::new(0),
+    adapter_broadcasts_echoed: AtomicU64::new(0),
     limit_connections: AtomicU64::new(0),
     limit_handshake_rate: AtomicU64::new(0),
     limit_connections_per_ip: AtomicU64::new(0),
@@ -114,6 +123,17 @@ pub fn add(counter: &AtomicU64, n: u64) {
 /// Adds one to a counter.
 pub fn inc(counter: &AtomicU64) {
     add(counter, 1);
+}
+
+/// Counts a broadcast Redis delivered to an adapter: this server's own (echoed back), or another
+/// server's that reached `reached` local sockets (0: unused).
+pub fn adapter_broadcast_in(own: bool, reached: usize) {
+    let m = &METRICS;
+    inc(match (own, reached) {
+        (true, _) => &m.adapter_broadcasts_echoed,
+        (false, 0) => &m.adapter_broadcasts_unused,
+        (false, _) => &m.adapter_broadcasts_delivered,
+    });
 }
 
 const PACKET_TYPES: [&str; 7] = [
@@ -284,6 +304,21 @@ pub fn render(g: Gauges) -> String {
         "Messages received from other servers.",
         &m.adapter_messages_in,
     );
+    let _ = writeln!(
+        out,
+        "# HELP sio_adapter_broadcasts_in_total Broadcasts Redis delivered to this server, by outcome: delivered (reached a local socket), unused (reached none), echo (this server's own).\n# TYPE sio_adapter_broadcasts_in_total counter"
+    );
+    for (outcome, v) in [
+        ("delivered", &m.adapter_broadcasts_delivered),
+        ("unused", &m.adapter_broadcasts_unused),
+        ("echo", &m.adapter_broadcasts_echoed),
+    ] {
+        let _ = writeln!(
+            out,
+            "sio_adapter_broadcasts_in_total{{outcome=\"{outcome}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP sio_limit_hits_total Requests refused or dropped by a configured limit.\n# TYPE sio_limit_hits_total counter"
