@@ -2,8 +2,8 @@
 // all sit on one instance each, and chat messages to every room from a client on another instance
 // (so every message crosses Redis). For each adapter it measures, from each instance's /metrics,
 // how many broadcasts Redis delivered there and how many reached no local socket (or were the
-// instance's own, echoed back), and the Redis CPU (utime+stime of every redis-server process, from
-// /proc) per 1,000 messages, net of an idle window of the same length.
+// instance's own, echoed back), and the CPU of Redis (utime+stime of every redis-server process,
+// from /proc) and of the 3 servers per 1,000 messages, net of their rate in an idle window.
 //
 //   node bench/rooms.mjs                 3,000 rooms, 5 messages per room, 3 rounds per setup
 //   node bench/rooms.mjs --smoke         30 rooms, 1 message each, 1 round, classic-standalone and
@@ -181,12 +181,17 @@ async function measureRound(setup, round, servers, senders, redisPids, received,
   const before = await Promise.all(servers.map((s) => adapterCounters(s.url)));
   received.clear();
   // Idle window first: what Redis burns with the servers connected and nothing sent.
+  const serverPids = servers.map((s) => s.child.pid);
   const idleStart = totalCpuMs(redisPids);
+  const idleServerStart = totalCpuMs(serverPids);
   const idleT0 = performance.now();
   await sleep(smoke ? 300 : 2000);
-  const idleMsPerS = (totalCpuMs(redisPids) - idleStart) / ((performance.now() - idleT0) / 1000);
+  const idleSeconds = (performance.now() - idleT0) / 1000;
+  const idleMsPerS = (totalCpuMs(redisPids) - idleStart) / idleSeconds;
+  const idleServerMsPerS = (totalCpuMs(serverPids) - idleServerStart) / idleSeconds;
 
   const cpu0 = totalCpuMs(redisPids);
+  const serverCpu0 = totalCpuMs(serverPids);
   const t0 = performance.now();
   let refused = 0;
   await Promise.all(senders.map(async (s, j) => {
@@ -219,6 +224,7 @@ async function measureRound(setup, round, servers, senders, redisPids, received,
   while (count() < messages && Date.now() < drainDeadline) await sleep(20);
   const seconds = (performance.now() - t0) / 1000;
   const redisCpu = totalCpuMs(redisPids) - cpu0;
+  const serverCpu = totalCpuMs(serverPids) - serverCpu0;
   // Late duplicates would show as count() > messages.
   await sleep(smoke ? 200 : 500);
   const after = await Promise.all(servers.map((s) => adapterCounters(s.url)));
@@ -230,6 +236,7 @@ async function measureRound(setup, round, servers, senders, redisPids, received,
   const totals = perInstance.reduce((t, p) => ({ received: t.received + p.received, wasted: t.wasted + p.unused + p.echo }), { received: 0, wasted: 0 });
   const delivered = count();
   const netCpu = Math.max(0, redisCpu - idleMsPerS * seconds);
+  const netServerCpu = Math.max(0, serverCpu - idleServerMsPerS * seconds);
   const line = {
     scenario: "rooms",
     setup,
@@ -249,10 +256,14 @@ async function measureRound(setup, round, servers, senders, redisPids, received,
     redis_cpu_ms: Number(redisCpu.toFixed(1)),
     redis_idle_cpu_ms_per_s: Number(idleMsPerS.toFixed(2)),
     redis_cpu_ms_per_1000: Number(((netCpu * 1000) / messages).toFixed(2)),
+    server_cpu_ms: Number(serverCpu.toFixed(1)),
+    server_cpu_ms_per_1000: Number(((netServerCpu * 1000) / messages).toFixed(2)),
+    server_bin: process.env.SIO_SERVER_BIN ?? "target/debug/sio-server",
     clk_tck: CLK_TCK,
   };
   console.error(`   ${setup} round ${round}: ${messages} messages, delivered ${delivered}, Redis delivered ${totals.received} ` +
-    `(${(line.wasted_share * 100).toFixed(1)}% unused or echo), Redis CPU ${line.redis_cpu_ms_per_1000} ms/1,000 msgs`);
+    `(${(line.wasted_share * 100).toFixed(1)}% unused or echo), Redis CPU ${line.redis_cpu_ms_per_1000} ms/1,000 msgs, ` +
+    `servers ${line.server_cpu_ms_per_1000} ms/1,000 msgs`);
   if (OUT) appendFileSync(OUT, JSON.stringify(line) + "\n");
   return line;
 }
@@ -266,8 +277,8 @@ const pct = (x) => `${(x * 100).toFixed(1)}%`;
 /** The markdown table of BENCHMARKS.md's "Room-aware delivery" section. */
 function table(all) {
   const rows = [
-    "| adapter | Redis | messages | Redis → instances | per instance: delivered / unused / echo (share wasted) | lost | Redis CPU per 1,000 messages (median; runs) |",
-    "|---|---|---|---|---|---|---|",
+    "| adapter | Redis | messages | Redis → instances | per instance: delivered / unused / echo (share wasted) | lost | Redis CPU per 1,000 messages (median; runs) | 3 servers' CPU per 1,000 messages (median) |",
+    "|---|---|---|---|---|---|---|---|",
   ];
   for (const [setup, lines] of all) {
     const last = lines[lines.length - 1];
@@ -275,7 +286,8 @@ function table(all) {
     const cpu = lines.map((l) => l.redis_cpu_ms_per_1000.toFixed(1)).join(", ");
     rows.push(`| ${last.adapter} | ${last.redis} | ${last.messages.toLocaleString("en")} to ${last.rooms.toLocaleString("en")} rooms | ` +
       `${last.redis_messages_in.toLocaleString("en")} (${pct(last.wasted_share)} wasted) | ${inst} | ${lines.reduce((s, l) => s + l.lost, 0)} | ` +
-      `${median(lines.map((l) => l.redis_cpu_ms_per_1000)).toFixed(1)} ms (${cpu}) |`);
+      `${median(lines.map((l) => l.redis_cpu_ms_per_1000)).toFixed(1)} ms (${cpu}) | ` +
+      `${median(lines.map((l) => l.server_cpu_ms_per_1000)).toFixed(1)} ms |`);
   }
   return rows.join("\n");
 }

@@ -366,6 +366,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn adapter_broadcasts_are_counted_by_outcome() {
+        let m = &METRICS;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let before = [&m.adapter_broadcasts_delivered, &m.adapter_broadcasts_unused, &m.adapter_broadcasts_echoed].map(load);
+        adapter_broadcast_in(false, 3);
+        adapter_broadcast_in(false, 0);
+        adapter_broadcast_in(false, 0);
+        adapter_broadcast_in(true, 5);
+        let after = [&m.adapter_broadcasts_delivered, &m.adapter_broadcasts_unused, &m.adapter_broadcasts_echoed].map(load);
+        // Other tests may count too (the counters are process-wide): at least ours.
+        assert!(after[0] - before[0] >= 1);
+        assert!(after[1] - before[1] >= 2);
+        assert!(after[2] - before[2] >= 1);
+    }
+
+    #[test]
     fn renders_prometheus_text() {
         inc(&METRICS.packets_in[2]);
         let text = render(Gauges {
@@ -379,6 +395,10 @@ mod tests {
             text.lines()
                 .any(|l| l.starts_with("sio_packets_in_total{type=\"event\"} ") && !l.ends_with(" 0"))
         );
+        assert!(text.contains("# TYPE sio_adapter_broadcasts_in_total counter\n"));
+        for outcome in ["delivered", "unused", "echo"] {
+            assert!(text.contains(&format!("sio_adapter_broadcasts_in_total{{outcome=\"{outcome}\"}} ")));
+        }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
