@@ -10,8 +10,8 @@
 //                                        sharded-cluster only: checks the counts, measures nothing
 //   node bench/rooms.mjs --out FILE      also appends one JSON line per round to FILE
 //
-// Setups: classic on a standalone redis-server, classic on a 3-master Redis Cluster, sharded on the
-// same kind of cluster. SIO_SERVER_BIN picks the server binary (default target/debug/sio-server).
+// Setups (--setups): ADAPTER-REDIS with ADAPTER classic or sharded and REDIS standalone (one
+// redis-server) or cluster (3 masters, no replicas); all four by default. SIO_SERVER_BIN picks the server binary (default target/debug/sio-server).
 // Everything it starts is stopped by PID; every wait has a deadline; the whole run is bounded.
 import { createRequire } from "node:module";
 import { readFileSync, appendFileSync } from "node:fs";
@@ -36,7 +36,8 @@ const ROOMS = Number(option("--rooms", smoke ? 30 : 3000));
 const PER_ROOM = Number(option("--messages-per-room", smoke ? 1 : 5));
 const ROUNDS = Number(option("--rounds", smoke ? 1 : 3));
 const OUT = option("--out", null);
-const SETUPS = option("--setups", smoke ? "classic-standalone,sharded-cluster" : "classic-standalone,classic-cluster,sharded-cluster").split(",");
+const SETUPS = option("--setups", smoke ? "classic-standalone,sharded-cluster"
+  : "classic-standalone,sharded-standalone,classic-cluster,sharded-cluster").split(",");
 const INSTANCES = 3;
 const ROOMS_PER_SOCKET = 20;
 // Messages in flight per sender, each until its member received it (not just until the ack).
@@ -99,7 +100,7 @@ function connect(url) {
 async function startRedisFor(setup) {
   const [adapter, kind] = setup.split("-");
   if (!["classic", "sharded"].includes(adapter) || !["standalone", "cluster"].includes(kind)) {
-    throw new Error(`unknown setup ${setup}: expected classic-standalone, classic-cluster or sharded-cluster`);
+    throw new Error(`unknown setup ${setup}: expected (classic|sharded)-(standalone|cluster)`);
   }
   if (kind === "standalone") {
     const r = await startRedis();
