@@ -369,12 +369,22 @@ mod tests {
     fn adapter_broadcasts_are_counted_by_outcome() {
         let m = &METRICS;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let before = [&m.adapter_broadcasts_delivered, &m.adapter_broadcasts_unused, &m.adapter_broadcasts_echoed].map(load);
+        let before = [
+            &m.adapter_broadcasts_delivered,
+            &m.adapter_broadcasts_unused,
+            &m.adapter_broadcasts_echoed,
+        ]
+        .map(load);
         adapter_broadcast_in(false, 3);
         adapter_broadcast_in(false, 0);
         adapter_broadcast_in(false, 0);
         adapter_broadcast_in(true, 5);
-        let after = [&m.adapter_broadcasts_delivered, &m.adapter_broadcasts_unused, &m.adapter_broadcasts_echoed].map(load);
+        let after = [
+            &m.adapter_broadcasts_delivered,
+            &m.adapter_broadcasts_unused,
+            &m.adapter_broadcasts_echoed,
+        ]
+        .map(load);
         // Other tests may count too (the counters are process-wide): at least ours.
         assert!(after[0] - before[0] >= 1);
         assert!(after[1] - before[1] >= 2);

@@ -228,7 +228,10 @@ pub fn peek_broadcast_uid(bytes: &[u8]) -> Option<&[u8]> {
     let (len, rest) = match *rest.first()? {
         b @ 0xa0..=0xbf => (usize::from(b & 0x1f), rest.get(1..)?),
         0xd9 => (usize::from(*rest.get(1)?), rest.get(2..)?),
-        0xda => (usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])), rest.get(3..)?),
+        0xda => (
+            usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+            rest.get(3..)?,
+        ),
         _ => return None,
     };
     rest.get(..len)
