@@ -283,6 +283,17 @@ mod tests {
         assert_eq!(peek_broadcast_uid(&bytes), Some(&b"abc123"[..]));
         assert_eq!(peek_broadcast_uid(&bytes[..3]), None);
         assert_eq!(peek_broadcast_uid(b"{\"uid\":1}"), None);
+        // Any prefix of a message, and any short input, answers without panicking.
+        for n in 0..bytes.len() {
+            let _ = peek_broadcast_uid(&bytes[..n]);
+        }
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let _ = peek_broadcast_uid(&[a, b]);
+                let _ = peek_broadcast_uid(&[0x93, a, b]);
+                let _ = peek_broadcast_uid(&[0x93, 0xda, a, b]);
+            }
+        }
         assert_eq!(uid, "abc123");
         assert_eq!(p, packet);
         assert_eq!(o, opts);
