@@ -45,6 +45,12 @@ pub struct Metrics {
     pub redis_reconnects: AtomicU64,
     /// Messages received from other servers through the adapter.
     pub adapter_messages_in: AtomicU64,
+    /// Broadcasts from other servers that reached a local socket.
+    pub adapter_broadcasts_delivered: AtomicU64,
+    /// Broadcasts from other servers that reached no local socket (traffic a room-aware adapter saves).
+    pub adapter_broadcasts_unused: AtomicU64,
+    /// This server's own broadcasts that Redis delivered back to it (ignored).
+    pub adapter_broadcasts_echoed: AtomicU64,
     /// Handshakes refused because the instance is at `MAX_CONNECTIONS`.
     pub limit_connections: AtomicU64,
     /// Handshakes refused by the per-address rate limit.
@@ -92,6 +98,9 @@ pub static METRICS: Metrics = Metrics {
     redis_command_micros: AtomicU64::new(0),
     redis_reconnects: AtomicU64::new(0),
     adapter_messages_in: AtomicU64::new(0),
+    adapter_broadcasts_delivered: AtomicU64::new(0),
+    adapter_broadcasts_unused: AtomicU64::new(0),
+    adapter_broadcasts_echoed: AtomicU64::new(0),
     limit_connections: AtomicU64::new(0),
     limit_handshake_rate: AtomicU64::new(0),
     limit_connections_per_ip: AtomicU64::new(0),
@@ -114,6 +123,17 @@ pub fn add(counter: &AtomicU64, n: u64) {
 /// Adds one to a counter.
 pub fn inc(counter: &AtomicU64) {
     add(counter, 1);
+}
+
+/// Counts a broadcast Redis delivered to an adapter: this server's own (echoed back), or another
+/// server's that reached `reached` local sockets (0: unused).
+pub fn adapter_broadcast_in(own: bool, reached: usize) {
+    let m = &METRICS;
+    inc(match (own, reached) {
+        (true, _) => &m.adapter_broadcasts_echoed,
+        (false, 0) => &m.adapter_broadcasts_unused,
+        (false, _) => &m.adapter_broadcasts_delivered,
+    });
 }
 
 const PACKET_TYPES: [&str; 7] = [
@@ -286,6 +306,21 @@ pub fn render(g: Gauges) -> String {
     );
     let _ = writeln!(
         out,
+        "# HELP sio_adapter_broadcasts_in_total Broadcasts Redis delivered to this server, by outcome: delivered (reached a local socket), unused (reached none), echo (this server's own).\n# TYPE sio_adapter_broadcasts_in_total counter"
+    );
+    for (outcome, v) in [
+        ("delivered", &m.adapter_broadcasts_delivered),
+        ("unused", &m.adapter_broadcasts_unused),
+        ("echo", &m.adapter_broadcasts_echoed),
+    ] {
+        let _ = writeln!(
+            out,
+            "sio_adapter_broadcasts_in_total{{outcome=\"{outcome}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
         "# HELP sio_limit_hits_total Requests refused or dropped by a configured limit.\n# TYPE sio_limit_hits_total counter"
     );
     for (name, v) in [
@@ -331,6 +366,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn adapter_broadcasts_are_counted_by_outcome() {
+        let m = &METRICS;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let before = [
+            &m.adapter_broadcasts_delivered,
+            &m.adapter_broadcasts_unused,
+            &m.adapter_broadcasts_echoed,
+        ]
+        .map(load);
+        adapter_broadcast_in(false, 3);
+        adapter_broadcast_in(false, 0);
+        adapter_broadcast_in(false, 0);
+        adapter_broadcast_in(true, 5);
+        let after = [
+            &m.adapter_broadcasts_delivered,
+            &m.adapter_broadcasts_unused,
+            &m.adapter_broadcasts_echoed,
+        ]
+        .map(load);
+        // Other tests may count too (the counters are process-wide): at least ours.
+        assert!(after[0] - before[0] >= 1);
+        assert!(after[1] - before[1] >= 2);
+        assert!(after[2] - before[2] >= 1);
+    }
+
+    #[test]
     fn renders_prometheus_text() {
         inc(&METRICS.packets_in[2]);
         let text = render(Gauges {
@@ -344,6 +405,10 @@ mod tests {
             text.lines()
                 .any(|l| l.starts_with("sio_packets_in_total{type=\"event\"} ") && !l.ends_with(" 0"))
         );
+        assert!(text.contains("# TYPE sio_adapter_broadcasts_in_total counter\n"));
+        for outcome in ["delivered", "unused", "echo"] {
+            assert!(text.contains(&format!("sio_adapter_broadcasts_in_total{{outcome=\"{outcome}\"}} ")));
+        }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

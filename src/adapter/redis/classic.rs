@@ -181,16 +181,24 @@ impl ClassicAdapter {
         let room = &channel[self.channel.len()..];
         let room = room.strip_suffix('#').unwrap_or(room);
         let Some(nsp) = self.namespace() else { return Ok(()) };
+        let own = codec::peek_broadcast_uid(payload) == Some(self.uid.as_bytes());
         if !room.is_empty() && !nsp.has_local_room(room) {
+            // Counted from the uid alone: the packet is never decoded.
+            if !own {
+                metrics::inc(&METRICS.adapter_messages_in);
+            }
+            metrics::adapter_broadcast_in(own, 0);
             return Ok(());
         }
         let (uid, packet, mut opts) = codec::decode_broadcast(payload)?;
         if uid == self.uid || packet.nsp != self.nsp_name {
+            metrics::adapter_broadcast_in(uid == self.uid, 0);
             return Ok(());
         }
         metrics::inc(&METRICS.adapter_messages_in);
         opts.flags.local = true;
-        nsp.local_broadcast(&packet, &opts);
+        let d = nsp.local_broadcast(&packet, &opts);
+        metrics::adapter_broadcast_in(false, d.queued + d.dropped);
         Ok(())
     }
 

@@ -216,6 +216,27 @@ pub fn decode_mp(bytes: &[u8]) -> Result<Mp, CodecError> {
     rmpv::decode::read_value(&mut cursor).map_err(|e| CodecError::Undecodable(e.to_string()))
 }
 
+/// The uid of a broadcast `[uid, packet, opts]`, read without decoding the rest (None when the
+/// payload does not start that way).
+pub fn peek_broadcast_uid(bytes: &[u8]) -> Option<&[u8]> {
+    let rest = match *bytes.first()? {
+        0x90..=0x9f => bytes.get(1..)?,
+        0xdc => bytes.get(3..)?,
+        0xdd => bytes.get(5..)?,
+        _ => return None,
+    };
+    let (len, rest) = match *rest.first()? {
+        b @ 0xa0..=0xbf => (usize::from(b & 0x1f), rest.get(1..)?),
+        0xd9 => (usize::from(*rest.get(1)?), rest.get(2..)?),
+        0xda => (
+            usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+            rest.get(3..)?,
+        ),
+        _ => return None,
+    };
+    rest.get(..len)
+}
+
 /// Decodes `[uid, packet, opts]`.
 pub fn decode_broadcast(bytes: &[u8]) -> Result<(String, Packet, BroadcastOptions), CodecError> {
     let Mp::Array(mut parts) = decode_mp(bytes)? else {
@@ -259,6 +280,20 @@ mod tests {
         };
         let bytes = encode_broadcast("abc123", &packet, &opts);
         let (uid, p, o) = decode_broadcast(&bytes).unwrap();
+        assert_eq!(peek_broadcast_uid(&bytes), Some(&b"abc123"[..]));
+        assert_eq!(peek_broadcast_uid(&bytes[..3]), None);
+        assert_eq!(peek_broadcast_uid(b"{\"uid\":1}"), None);
+        // Any prefix of a message, and any short input, answers without panicking.
+        for n in 0..bytes.len() {
+            let _ = peek_broadcast_uid(&bytes[..n]);
+        }
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let _ = peek_broadcast_uid(&[a, b]);
+                let _ = peek_broadcast_uid(&[0x93, a, b]);
+                let _ = peek_broadcast_uid(&[0x93, 0xda, a, b]);
+            }
+        }
         assert_eq!(uid, "abc123");
         assert_eq!(p, packet);
         assert_eq!(o, opts);

@@ -174,6 +174,9 @@ impl ShardedAdapter {
         let (msg, attachments) = Self::decode(payload)?;
         let uid = msg.get("uid").and_then(Value::as_str).unwrap_or("");
         if uid == self.uid || msg.get("nsp").and_then(Value::as_str) != Some(self.nsp_name.as_str()) {
+            if uid == self.uid && msg.get("type").and_then(Value::as_u64) == Some(mt::BROADCAST) {
+                metrics::adapter_broadcast_in(true, 0);
+            }
             return Ok(());
         }
         let Some(nsp) = self.namespace() else { return Ok(()) };
@@ -202,7 +205,8 @@ impl ShardedAdapter {
                             },
                             ..opts
                         };
-                        nsp.local_broadcast(&packet, &opts);
+                        let d = nsp.local_broadcast(&packet, &opts);
+                        metrics::adapter_broadcast_in(false, d.queued + d.dropped);
                     }
                     Some(id) => self.remote_broadcast_with_ack(&nsp, &mut packet, &opts, id, uid.to_owned()),
                 }
