@@ -18,6 +18,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How long `/stats` waits for the presence hashes before answering 503.
+const STATS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// The demo page, embedded so the binary serves it from any directory.
 pub const INDEX_HTML: &str = include_str!("../public/index.html");
 
@@ -124,12 +127,12 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response<Body> {
         let me = state.instance_stats();
         return Json(json!({"instances": [me], "totalConnections": state.connections()})).into_response();
     };
-    // Within 1 s whatever Redis does (a failover holds commands up to REDIS_TIMEOUT_MS).
-    let read = tokio::time::timeout(std::time::Duration::from_secs(1), redis.presence.read()).await;
+    // Within a second whatever Redis does (a failover holds commands up to REDIS_TIMEOUT_MS).
+    let read = tokio::time::timeout(STATS_DEADLINE, redis.presence.read()).await;
     match read.unwrap_or_else(|_| {
         Err(redis::RedisError::from((
             redis::ErrorKind::IoError,
-            "no answer within 1 s",
+            "no answer within 800 ms",
         )))
     }) {
         Ok(instances) => {

@@ -13,6 +13,7 @@
 
 use super::service::{Redacted, RedisService, SubscriberEvent};
 use crate::metrics::{self, METRICS};
+use futures_util::StreamExt;
 use redis::PushKind;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,9 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between retries: while a master is down its channels are retried this often, so
 /// they follow the promoted replica within about this long.
 const RETRY_MAX: Duration = Duration::from_millis(500);
+
+/// Most (un)subscribe commands in flight at once.
+const IN_FLIGHT: usize = 64;
 
 /// Which kind of subscription a [`RoomSubscriptions`] manages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +178,8 @@ fn on_event(
 }
 
 /// The task: waits for changes, then for each changed channel sends the one command (if any)
-/// that makes Redis match the wanted state. Commands run one at a time, in order of change.
+/// that makes Redis match the wanted state. A channel has at most one command in flight, and its
+/// commands run in order of change; different channels go concurrently.
 async fn apply(
     service: RedisService,
     shared: Arc<Shared>,
@@ -213,24 +218,43 @@ async fn apply(
             }
             continue;
         }
+        // One command per channel, each channel at most once per pass; different channels run
+        // concurrently, so one whose master is down does not hold up the others.
+        let ops: Vec<(String, bool)> = changed
+            .into_iter()
+            .filter_map(|channel| {
+                let wanted = shared.lock().counts.contains_key(&channel);
+                (wanted != subscribed.contains(&channel)).then_some((channel, wanted))
+            })
+            .collect();
+        let service = &service;
+        let results: Vec<(String, bool, redis::RedisResult<()>)> = futures_util::stream::iter(ops)
+            .map(|(channel, subscribe)| async move {
+                let one = std::slice::from_ref(&channel);
+                let result = if subscribe {
+                    kind.subscribe(service, one).await
+                } else {
+                    kind.unsubscribe(service, one).await
+                };
+                (channel, subscribe, result)
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
         let mut failed = Vec::new();
         let mut first_error = None;
-        for channel in changed {
-            let wanted = shared.lock().counts.contains_key(&channel);
-            let have = subscribed.contains(&channel);
-            let one = std::slice::from_ref(&channel);
-            let result = match (wanted, have) {
-                (true, false) => kind.subscribe(&service, one).await.map(|()| {
-                    subscribed.insert(channel.clone());
-                }),
-                (false, true) => kind.unsubscribe(&service, one).await.map(|()| {
+        for (channel, subscribe, result) in results {
+            match result {
+                Ok(()) if subscribe => {
+                    subscribed.insert(channel);
+                }
+                Ok(()) => {
                     subscribed.remove(&channel);
-                }),
-                _ => Ok(()),
-            };
-            if let Err(e) = result {
-                first_error.get_or_insert_with(|| (channel.clone(), e));
-                failed.push(channel);
+                }
+                Err(e) => {
+                    first_error.get_or_insert_with(|| (channel.clone(), e));
+                    failed.push(channel);
+                }
             }
         }
         let Some((channel, e)) = first_error else {
