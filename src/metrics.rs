@@ -45,8 +45,6 @@ pub struct Metrics {
     pub redis_reconnects: AtomicU64,
     /// Health probes that found Redis unable to serve (see `adapter::redis::probe`).
     pub redis_probe_failures: AtomicU64,
-    /// Slot-map refreshes the health probe made the Cluster client do (a master stopped answering).
-    pub redis_topology_nudges: AtomicU64,
     /// Drops of a subscriber connection (to any node), after which every subscription is re-issued.
     pub redis_subscriber_resets: AtomicU64,
     /// Subscriptions re-issued after a drop, or after Redis ended them (a slot moved).
@@ -108,7 +106,6 @@ pub static METRICS: Metrics = Metrics {
     redis_command_micros: AtomicU64::new(0),
     redis_reconnects: AtomicU64::new(0),
     redis_probe_failures: AtomicU64::new(0),
-    redis_topology_nudges: AtomicU64::new(0),
     redis_subscriber_resets: AtomicU64::new(0),
     redis_resubscribes: AtomicU64::new(0),
     redis_redirects_moved: AtomicU64::new(0),
@@ -307,12 +304,6 @@ pub fn render(g: Gauges) -> String {
         "sio_redis_probe_failures_total",
         "Health probes (every 500 ms) that found Redis unable to serve.",
         &m.redis_probe_failures,
-    );
-    counter(
-        &mut out,
-        "sio_redis_topology_refreshes_total",
-        "Cluster slot-map refreshes forced by the health probe after a master stopped answering.",
-        &m.redis_topology_nudges,
     );
     counter(
         &mut out,

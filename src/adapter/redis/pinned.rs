@@ -21,10 +21,6 @@ struct State {
     generation: u64,
 }
 
-/// Longest wait for the pinned node to connect or answer (subscribe commands and the pings of
-/// [`super::hub::spawn_resubscriber`], every 2 s) before moving to the next node.
-pub const NODE_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// A subscriber connection pinned to one Cluster node, moving to the next node when it fails.
 pub struct PinnedSubscriber {
     nodes: Vec<ConnectionInfo>,

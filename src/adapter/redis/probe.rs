@@ -9,10 +9,8 @@
 use super::service::RedisService;
 use crate::metrics::{self, METRICS};
 use redis::Value;
-use redis::cluster_async::{ClusterConnection, Connect};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often the probe runs.
@@ -107,151 +105,35 @@ fn slot_ranges(reply: &Value) -> (Vec<u16>, usize) {
     (starts, covered)
 }
 
-/// How long one keyed check of a slot range may take within a probe.
-const CHECK_DEADLINE: Duration = Duration::from_millis(600);
-/// How long one `CLUSTER SLOTS` attempt may take (two attempts, on random nodes).
-const SLOTS_DEADLINE: Duration = Duration::from_millis(300);
-
-/// A slot range's first slot and its master's address, as the last probe saw them.
-type Owner = (u16, Option<(String, u16)>);
-
-/// A slot range of `CLUSTER SLOTS`: its first slot and its master's address.
-struct Range {
-    start: u16,
-    master: Option<(String, u16)>,
-}
-
-/// The ranges of a `CLUSTER SLOTS` reply, and how many slots they cover.
-fn parse_ranges(reply: &Value) -> (Vec<Range>, usize) {
-    let Value::Array(items) = reply else {
-        return (Vec::new(), 0);
-    };
-    let (starts, covered) = slot_ranges(reply);
-    let masters = items.iter().filter_map(|range| {
-        let Value::Array(fields) = range else { return None };
-        let bound = |i: usize| fields.get(i).and_then(|v| redis::from_redis_value::<u16>(v).ok());
-        let (Some(lo), Some(hi)) = (bound(0), bound(1)) else {
-            return None;
-        };
-        (lo <= hi).then(|| match fields.get(2) {
-            Some(Value::Array(node)) => {
-                let host = node.first().and_then(|v| redis::from_redis_value::<String>(v).ok());
-                let port = node.get(1).and_then(|v| redis::from_redis_value::<u16>(v).ok());
-                host.zip(port)
-            }
-            _ => None,
-        })
-    });
-    let ranges = starts
-        .into_iter()
-        .zip(masters)
-        .map(|(start, master)| Range { start, master })
-        .collect();
-    (ranges, covered)
-}
-
 /// One probe: `PING` on a standalone server; on a Cluster, every slot range's master answers.
-/// When a range changed masters since the last probe, the clients are made to refresh their slot
-/// maps (see [`nudge`]) and the subscriptions are re-issued, so a master replaced while frozen (not
-/// dead) is left behind too.
-async fn probe_once(
-    service: &RedisService,
-    keys: &Mutex<HashMap<u16, String>>,
-    owners: &Mutex<Vec<Owner>>,
-) -> Result<(), String> {
-    let Some(conn) = service.cluster_conn() else {
+async fn probe_once(service: &RedisService, keys: &Mutex<HashMap<u16, String>>) -> Result<(), String> {
+    let Some(mut conn) = service.cluster_conn() else {
         return service.ping().await.map_err(|e| e.to_string());
     };
-    let mut reply = Err("no answer".to_owned());
-    for _ in 0..2 {
-        let mut c = conn.clone();
-        let ask = async move { redis::cmd("CLUSTER").arg("SLOTS").query_async::<Value>(&mut c).await };
-        reply = match tokio::time::timeout(SLOTS_DEADLINE, ask).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} ms", SLOTS_DEADLINE.as_millis())),
-        };
-        if reply.is_ok() {
-            break;
-        }
-    }
-    let reply = reply.map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
-    let (ranges, covered) = parse_ranges(&reply);
+    let reply: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+    let (starts, covered) = slot_ranges(&reply);
     if covered < SLOTS {
         return Err(format!("the cluster serves {covered} of {SLOTS} slots"));
     }
-    // A range that changed masters (a failover, even one whose old master is frozen rather than
-    // dead and so never dropped our connection): subscriptions are re-issued on the new owners.
-    let now: Vec<Owner> = ranges.iter().map(|r| (r.start, r.master.clone())).collect();
-    let changed = {
-        let mut seen = owners.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = !seen.is_empty() && *seen != now;
-        *seen = now;
-        changed
-    };
-    let masters: Vec<(String, u16)> = ranges.iter().filter_map(|r| r.master.clone()).collect();
-    if changed {
-        tracing::info!("redis cluster slots changed masters; re-issuing subscriptions");
-        // Both clients refresh their slot maps only on a redirect: give them one (the old
-        // master may be frozen rather than dead, and never fail our connections to it).
-        if let Some(range) = ranges.first() {
-            let other = masters.iter().find(|m| Some(*m) != range.master.as_ref()).cloned();
-            if let Some((host, port)) = other {
-                static NUDGING: AtomicBool = AtomicBool::new(false);
-                static SUB_NUDGING: AtomicBool = AtomicBool::new(false);
-                let key = probe_key(keys, range.start);
-                nudge(conn.clone(), key.clone(), host.clone(), port, &NUDGING);
-                if let Some(sub) = service.cluster_sub_conn() {
-                    nudge(sub, key, host, port, &SUB_NUDGING);
-                }
-            }
-        }
-        service.reset_subscriptions();
-    }
-    let checks = ranges.iter().map(|range| {
-        let key = probe_key(keys, range.start);
+    let checks = starts.into_iter().map(|slot| {
+        let key = probe_key(keys, slot);
         let mut c = conn.clone();
         async move {
-            let exists = async { redis::cmd("EXISTS").arg(&key).query_async::<Value>(&mut c).await };
-            match tokio::time::timeout(CHECK_DEADLINE, exists).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!("slot {}: {e}", range.start)),
-                Err(_) => Err(format!(
-                    "slot {}: no answer within {} ms",
-                    range.start,
-                    CHECK_DEADLINE.as_millis()
-                )),
-            }
+            redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async::<Value>(&mut c)
+                .await
+                .map_err(|e| format!("slot {slot}: {e}"))
         }
     });
-    let mut first_error = None;
     for result in futures_util::future::join_all(checks).await {
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
+        result?;
     }
-    first_error.map_or(Ok(()), Err)
-}
-
-/// Sends a keyed read to a master that does not own the key's slot: its MOVED answer makes the
-/// Cluster client rebuild its slot map and reconnect, which it otherwise does only when a
-/// command of ours is redirected. Runs detached, bounded by 5 s.
-fn nudge<C>(mut conn: ClusterConnection<C>, key: String, host: String, port: u16, busy: &'static AtomicBool)
-where
-    C: redis::aio::ConnectionLike + Connect + Clone + Send + Sync + Unpin + 'static,
-{
-    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-    // One at a time per client: each one may make the client rebuild its topology.
-    if busy.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    metrics::inc(&METRICS.redis_topology_nudges);
-    tokio::spawn(async move {
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
-        let cmd = redis::cmd("EXISTS").arg(&key).clone();
-        let _ = tokio::time::timeout(Duration::from_secs(5), conn.route_command(&cmd, routing)).await;
-        busy.store(false, Ordering::Release);
-    });
+    Ok(())
 }
 
 /// Starts the probe task; it ends when the service is dropped.
@@ -259,7 +141,6 @@ pub fn spawn(service: &RedisService) {
     let weak = service.downgrade();
     tokio::spawn(async move {
         let keys = Mutex::new(HashMap::new());
-        let owners = Mutex::new(Vec::new());
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_ok = true;
@@ -268,7 +149,7 @@ pub fn spawn(service: &RedisService) {
             let Some(service) = RedisService::upgrade(&weak) else {
                 return;
             };
-            let verdict = tokio::time::timeout(DEADLINE, probe_once(&service, &keys, &owners))
+            let verdict = tokio::time::timeout(DEADLINE, probe_once(&service, &keys))
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer within {} ms", DEADLINE.as_millis())))
                 .map_err(|e| super::service::redact(&e));
@@ -322,35 +203,6 @@ mod tests {
         let (_, covered) = slot_ranges(&Value::Array(vec![range(0, 100), Value::Nil, range(9, 3)]));
         assert_eq!(covered, 101, "malformed ranges count nothing");
         assert_eq!(slot_ranges(&Value::Nil), (vec![], 0));
-    }
-
-    #[test]
-    fn ranges_name_their_masters() {
-        let node = |h: &str, p: i64| {
-            Value::Array(vec![
-                Value::BulkString(h.into()),
-                Value::Int(p),
-                Value::BulkString(b"id".to_vec()),
-            ])
-        };
-        let reply = Value::Array(vec![
-            Value::Array(vec![
-                Value::Int(0),
-                Value::Int(8191),
-                node("127.0.0.1", 7000),
-                node("127.0.0.1", 7003),
-            ]),
-            Value::Array(vec![Value::Int(8192), Value::Int(16383), Value::Int(1)]),
-        ]);
-        let (ranges, covered) = parse_ranges(&reply);
-        assert_eq!(covered, 16384);
-        assert_eq!(ranges[0].start, 0);
-        assert_eq!(ranges[0].master, Some(("127.0.0.1".to_owned(), 7000)));
-        assert_eq!(
-            (ranges[1].start, ranges[1].master.clone()),
-            (8192, None),
-            "a malformed node is no master"
-        );
     }
 
     #[test]

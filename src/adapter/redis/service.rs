@@ -275,14 +275,12 @@ impl RedisService {
                     .get_async_generic_connection()
                     .await?;
                 let resp3: Vec<ConnectionInfo> = nodes.iter().map(|n| with_resp3(n)).collect::<RedisResult<_>>()?;
-                // A short deadline: a frozen node must not keep the subscriptions for long.
-                let pinned_timeout = timeout.min(super::pinned::NODE_TIMEOUT);
                 let pinned_config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(pinned_timeout)
-                    .set_response_timeout(pinned_timeout)
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout)
                     .set_push_sender(push_to(&push));
                 let moved = events_for_pinned.clone();
-                let pinned = PinnedSubscriber::new(resp3, pinned_config, pinned_timeout, move || {
+                let pinned = PinnedSubscriber::new(resp3, pinned_config, timeout, move || {
                     let _ = moved.send(SubscriberEvent::Reset);
                 });
                 (Conn::Cluster(cmd), Conn::ClusterSub(sub), true, Some(pinned))
@@ -315,19 +313,6 @@ impl RedisService {
     /// `Err(reason)` while it cannot. See [`super::probe`].
     pub fn health(&self) -> Result<(), String> {
         self.inner.probe.verdict()
-    }
-
-    /// The Cluster subscriber client, when this is a Cluster.
-    pub(super) fn cluster_sub_conn(&self) -> Option<ClusterConnection<NodeConn<true>>> {
-        match &self.inner.sub {
-            Conn::ClusterSub(c) => Some(c.clone()),
-            Conn::Standalone(_) | Conn::Cluster(_) => None,
-        }
-    }
-
-    /// Makes every subscription owner re-issue its subscriptions (the topology changed).
-    pub(super) fn reset_subscriptions(&self) {
-        let _ = self.inner.events.send(SubscriberEvent::Reset);
     }
 
     pub(super) fn probe_state(&self) -> &super::probe::ProbeState {
