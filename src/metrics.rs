@@ -43,6 +43,20 @@ pub struct Metrics {
     pub redis_command_micros: AtomicU64,
     /// Times Redis became reachable again after failing.
     pub redis_reconnects: AtomicU64,
+    /// Health probes that found Redis unable to serve (see `adapter::redis::probe`).
+    pub redis_probe_failures: AtomicU64,
+    /// Drops of a subscriber connection (to any node), after which every subscription is re-issued.
+    pub redis_subscriber_resets: AtomicU64,
+    /// Subscriptions re-issued after a drop, or after Redis ended them (a slot moved).
+    pub redis_resubscribes: AtomicU64,
+    /// Cluster MOVED redirects received (and followed) by the Redis client.
+    pub redis_redirects_moved: AtomicU64,
+    /// Cluster ASK redirects received (and followed) by the Redis client.
+    pub redis_redirects_ask: AtomicU64,
+    /// Connections opened to Cluster nodes (initial ones, topology changes, reconnects).
+    pub redis_node_connects: AtomicU64,
+    /// Connections to Cluster nodes that failed to open.
+    pub redis_node_connect_failures: AtomicU64,
     /// Messages received from other servers through the adapter.
     pub adapter_messages_in: AtomicU64,
     /// Broadcasts from other servers that reached a local socket.
@@ -97,6 +111,13 @@ pub static METRICS: Metrics = Metrics {
     redis_slow_commands: AtomicU64::new(0),
     redis_command_micros: AtomicU64::new(0),
     redis_reconnects: AtomicU64::new(0),
+    redis_probe_failures: AtomicU64::new(0),
+    redis_subscriber_resets: AtomicU64::new(0),
+    redis_resubscribes: AtomicU64::new(0),
+    redis_redirects_moved: AtomicU64::new(0),
+    redis_redirects_ask: AtomicU64::new(0),
+    redis_node_connects: AtomicU64::new(0),
+    redis_node_connect_failures: AtomicU64::new(0),
     adapter_messages_in: AtomicU64::new(0),
     adapter_broadcasts_delivered: AtomicU64::new(0),
     adapter_broadcasts_unused: AtomicU64::new(0),
@@ -298,6 +319,49 @@ pub fn render(g: Gauges) -> String {
         "Times Redis became reachable again.",
         &m.redis_reconnects,
     );
+    counter(
+        &mut out,
+        "sio_redis_probe_failures_total",
+        "Health probes (every 500 ms) that found Redis unable to serve.",
+        &m.redis_probe_failures,
+    );
+    counter(
+        &mut out,
+        "sio_redis_subscriber_resets_total",
+        "Drops of a Redis subscriber connection.",
+        &m.redis_subscriber_resets,
+    );
+    counter(
+        &mut out,
+        "sio_redis_resubscribes_total",
+        "Redis subscriptions re-issued after a drop or a moved slot.",
+        &m.redis_resubscribes,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sio_redis_redirects_total Redis Cluster redirects received and followed.\n# TYPE sio_redis_redirects_total counter"
+    );
+    for (kind, v) in [("moved", &m.redis_redirects_moved), ("ask", &m.redis_redirects_ask)] {
+        let _ = writeln!(
+            out,
+            "sio_redis_redirects_total{{kind=\"{kind}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sio_redis_node_connections_total Connections opened to Redis Cluster nodes, by result.\n# TYPE sio_redis_node_connections_total counter"
+    );
+    for (result, v) in [
+        ("ok", &m.redis_node_connects),
+        ("failed", &m.redis_node_connect_failures),
+    ] {
+        let _ = writeln!(
+            out,
+            "sio_redis_node_connections_total{{result=\"{result}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
     counter(
         &mut out,
         "sio_adapter_messages_in_total",

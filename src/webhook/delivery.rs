@@ -74,7 +74,7 @@ impl Delivery {
                     Err("not connected to the Socket.IO server".into())
                 }
             }
-            Delivery::Redis { emitter } => emitter.service().ping().await.map_err(|e| e.to_string()),
+            Delivery::Redis { emitter } => emitter.service().health(),
         }
     }
 

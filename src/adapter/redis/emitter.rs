@@ -34,7 +34,10 @@ impl Emitter {
     }
 
     /// Emits `event` with `args` to `room` of namespace `nsp`; returns how many subscribers
-    /// Redis reports received it.
+    /// Redis reports received it. On a Cluster, where `PUBLISH` counts only the subscribers of the
+    /// node that took it (the cluster bus carries it to the others), this is the number of servers
+    /// subscribed to the namespace's request channel on all nodes, counted before publishing: with
+    /// none, nothing is published and 0 is returned.
     pub async fn emit_to_room(&self, nsp: &str, room: &str, event: &str, args: Vec<Value>) -> redis::RedisResult<i64> {
         let packet = Packet::event(nsp, event, args);
         let opts = BroadcastOptions {
@@ -42,6 +45,17 @@ impl Emitter {
             ..BroadcastOptions::default()
         };
         let channel = format!("{}#{nsp}#{room}#", self.prefix);
+        if self.service.is_cluster() {
+            let request_channel = format!("{}-request#{nsp}#", self.prefix);
+            let servers = self.service.numsub(&request_channel, false).await?;
+            if servers == 0 {
+                return Ok(0);
+            }
+            self.service
+                .publish(&channel, &encode_broadcast(EMITTER_UID, &packet, &opts))
+                .await?;
+            return Ok(i64::try_from(servers).unwrap_or(i64::MAX));
+        }
         self.service
             .publish(&channel, &encode_broadcast(EMITTER_UID, &packet, &opts))
             .await

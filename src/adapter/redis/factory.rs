@@ -4,8 +4,9 @@ use super::classic::ClassicAdapter;
 use super::hub::{Hub, Publisher, incoming_queue, spawn_resubscriber};
 use super::service::{Redacted, RedisService, RedisTarget};
 use super::sharded::ShardedAdapter;
+use super::subs::{RoomSubscriptions, SubKind};
 use crate::adapter::{Adapter, AdapterFactory};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -42,6 +43,8 @@ pub struct RedisAdapterFactory {
     publisher: Publisher,
     hub: Hub,
     config: RedisConfig,
+    /// Each namespace's fixed subscriptions, kept in place across failovers by their tasks.
+    fixed: Mutex<Vec<RoomSubscriptions>>,
 }
 
 impl RedisAdapterFactory {
@@ -59,6 +62,7 @@ impl RedisAdapterFactory {
             publisher,
             hub,
             config,
+            fixed: Mutex::default(),
         })
     }
 
@@ -81,6 +85,16 @@ impl RedisAdapterFactory {
         }
     }
 
+    /// Subscribes `channels` (one command each, retried until Redis takes it) and keeps them
+    /// subscribed across drops and failovers.
+    fn keep(&self, kind: SubKind, channels: Vec<String>) {
+        let subs = RoomSubscriptions::spawn_kind(self.service.clone(), kind);
+        for channel in channels {
+            subs.acquire(channel);
+        }
+        self.fixed.lock().unwrap_or_else(|e| e.into_inner()).push(subs);
+    }
+
     /// The Redis service (for presence and health).
     pub fn service(&self) -> &RedisService {
         &self.service
@@ -101,15 +115,8 @@ impl AdapterFactory for RedisAdapterFactory {
                 ));
                 self.hub.add(a.clone());
                 let (patterns, channels) = a.subscriptions();
-                let service = self.service.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = service.psubscribe(&patterns).await {
-                        tracing::error!(error = %e, "cannot PSUBSCRIBE");
-                    }
-                    if let Err(e) = service.subscribe(&channels).await {
-                        tracing::error!(error = %e, "cannot SUBSCRIBE");
-                    }
-                });
+                self.keep(SubKind::Pattern, patterns);
+                self.keep(SubKind::Channel, channels);
                 a
             }
             AdapterKind::Sharded => {
@@ -121,16 +128,8 @@ impl AdapterFactory for RedisAdapterFactory {
                     c.requests_timeout,
                 ));
                 self.hub.add(a.clone());
-                let channels = a.subscriptions();
-                let service = self.service.clone();
-                tokio::spawn(async move {
-                    // One channel per command: on a Cluster they hash to different slots.
-                    for channel in channels {
-                        if let Err(e) = service.ssubscribe(std::slice::from_ref(&channel)).await {
-                            tracing::error!(%channel, error = %e, "cannot SSUBSCRIBE");
-                        }
-                    }
-                });
+                // One channel per command (on a Cluster they hash to different slots).
+                self.keep(SubKind::Sharded, a.subscriptions());
                 a
             }
         }

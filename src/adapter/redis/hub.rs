@@ -63,12 +63,11 @@ impl Publisher {
             let mut batch = Vec::with_capacity(BATCH);
             let mut pause = FAILURE_PAUSE_MIN;
             while rx.recv_many(&mut batch, BATCH, BATCH_BYTES).await > 0 {
-                let n = batch.len() as u64;
                 let failed = service.publish_batch(&batch).await.err();
                 batch.clear();
                 match failed {
                     None => pause = FAILURE_PAUSE_MIN,
-                    Some(e) => {
+                    Some((n, e)) => {
                         metrics::add(&METRICS.publish_failures, n);
                         tracing::debug!(error = %e, messages = n, "publish failed");
                         // Redis is down or stalled: let the queue (bounded, dropping the oldest)
@@ -131,25 +130,23 @@ impl Hub {
     }
 }
 
-/// Keeps the subscriber connection alive: after a disconnection, pings it (which reconnects and
-/// resubscribes) with backoff until it answers.
+/// Keeps the subscriber connection alive: after a disconnection, pings it (which reconnects a
+/// standalone server's connection) with backoff until it answers. The subscriptions themselves are
+/// re-issued by their owners ([`super::subs`]) on [`super::service::SubscriberEvent::Reset`].
 pub fn spawn_resubscriber(service: RedisService, mut disconnects: mpsc::UnboundedReceiver<()>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let disconnected = tokio::select! {
-                d = disconnects.recv() => match d { Some(()) => true, None => return },
-                _ = tick.tick() => false,
-            };
+            tokio::select! {
+                d = disconnects.recv() => if d.is_none() { return },
+                _ = tick.tick() => {},
+            }
             let mut delay = std::time::Duration::from_millis(100);
             while let Err(e) = service.ping_subscriber().await {
                 tracing::debug!(error = %e, "redis subscriber not back yet");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(2));
-            }
-            if disconnected && let Err(e) = service.resubscribe_sharded().await {
-                tracing::warn!(error = %e, "cannot restore sharded subscriptions");
             }
         }
     });

@@ -2,6 +2,8 @@
 //! sharded publish, subscriptions, subscriber counts, presence hashes), with command timeouts,
 //! latency metrics and a health flag. Subscribed messages arrive on a channel as [`PubSubMessage`].
 
+use super::node::NodeConn;
+use super::pinned::PinnedSubscriber;
 use super::queue::QueueSender;
 use crate::metrics::{self, METRICS};
 use bytes::Bytes;
@@ -14,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 /// Where Redis is. Its `Debug` hides the passwords of the URLs.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,13 +80,30 @@ pub struct PubSubMessage {
     pub payload: Bytes,
 }
 
+/// Something that happened to the subscriber connection, for the tasks that own subscriptions
+/// (see [`RedisService::subscriber_events`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SubscriberEvent {
+    /// A connection of the subscriber dropped (a node died, a failover): every subscription it
+    /// carried may be gone, re-issue them all.
+    Reset,
+    /// Redis ended one subscription (an `unsubscribe`/`punsubscribe`/`sunsubscribe` push): ours,
+    /// or the server's own when the channel's slot moved to another node.
+    Ended(PushKind, String),
+}
+
+/// How many subscriber events may wait for a slow subscription task; past it the task sees a lag
+/// and re-issues everything.
+const EVENTS: usize = 1024;
+
 /// Commands slower than this are counted as slow.
 const SLOW: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 enum Conn {
     Standalone(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterConnection<NodeConn<false>>),
+    ClusterSub(ClusterConnection<NodeConn<true>>),
 }
 
 impl Conn {
@@ -92,6 +111,7 @@ impl Conn {
         match self {
             Conn::Standalone(c) => cmd.query_async(c).await,
             Conn::Cluster(c) => cmd.query_async(c).await,
+            Conn::ClusterSub(c) => cmd.query_async(c).await,
         }
     }
 }
@@ -102,16 +122,19 @@ pub struct RedisService {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     cmd: Conn,
     sub: Conn,
     cluster: bool,
     timeout: Duration,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
-    /// Sharded channels subscribed on a standalone server, re-subscribed after a reconnection
-    /// (the connection manager only restores SUBSCRIBE/PSUBSCRIBE).
-    sharded: Mutex<std::collections::HashSet<String>>,
+    /// On a Cluster, the classic subscriber (`SUBSCRIBE`/`PSUBSCRIBE`), pinned to one node.
+    pinned: Option<PinnedSubscriber>,
+    /// Subscriber connection events ([`SubscriberEvent`]).
+    events: broadcast::Sender<SubscriberEvent>,
+    /// The last verdict of the health probe (see [`super::probe`]).
+    probe: super::probe::ProbeState,
 }
 
 /// Parses a message pushed by Redis into a subscription message.
@@ -179,15 +202,39 @@ impl RedisService {
         on_message: impl Fn(PubSubMessage) + Send + Sync + 'static,
         disconnects: mpsc::UnboundedSender<()>,
     ) -> RedisResult<RedisService> {
-        let push = move |info: PushInfo| {
-            if info.kind == PushKind::Disconnection {
-                let _ = disconnects.send(());
-            } else if let Some(m) = pubsub_message(info) {
-                on_message(m);
+        let (events, _) = broadcast::channel(EVENTS);
+        let events_for_pinned = events.clone();
+        let events_tx = events.clone();
+        type PushFn = dyn Fn(PushInfo) -> Result<(), redis::aio::SendError> + Send + Sync;
+        let push: Arc<PushFn> = Arc::new(move |info: PushInfo| {
+            match info.kind {
+                PushKind::Disconnection => {
+                    metrics::inc(&METRICS.redis_subscriber_resets);
+                    let _ = events_tx.send(SubscriberEvent::Reset);
+                    let _ = disconnects.send(());
+                }
+                PushKind::Unsubscribe | PushKind::PUnsubscribe | PushKind::SUnsubscribe => {
+                    if let Some(channel) = info
+                        .data
+                        .first()
+                        .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                    {
+                        let _ = events_tx.send(SubscriberEvent::Ended(info.kind, channel));
+                    }
+                }
+                _ => {
+                    if let Some(m) = pubsub_message(info) {
+                        on_message(m);
+                    }
+                }
             }
             Ok::<(), redis::aio::SendError>(())
+        });
+        let push_to = |push: &Arc<PushFn>| {
+            let push = Arc::clone(push);
+            move |info: PushInfo| push(info)
         };
-        let (cmd, sub, cluster) = match target {
+        let (cmd, sub, cluster, pinned) = match target {
             RedisTarget::Standalone(url) => {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(timeout)
@@ -196,11 +243,21 @@ impl RedisService {
                     .set_number_of_retries(2);
                 let client = redis::Client::open(with_resp3(url)?)?;
                 let cmd = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-                let sub_config = config.set_push_sender(push).set_automatic_resubscription();
+                let sub_config = config.set_push_sender(push_to(&push)).set_automatic_resubscription();
                 let sub = ConnectionManager::new_with_config(client, sub_config).await?;
-                (Conn::Standalone(cmd), Conn::Standalone(sub), false)
+                (Conn::Standalone(cmd), Conn::Standalone(sub), false, None)
             }
             RedisTarget::Cluster(nodes) => {
+                // A node connection the subscriber client opens (it may have replaced one that
+                // carried subscriptions) makes the owners re-issue theirs.
+                let mut opened = super::node::subscriber_connections();
+                let resets = events.downgrade();
+                tokio::spawn(async move {
+                    while opened.changed().await.is_ok() {
+                        let Some(events) = resets.upgrade() else { return };
+                        let _ = events.send(SubscriberEvent::Reset);
+                    }
+                });
                 let infos: Vec<ConnectionInfo> = nodes
                     .iter()
                     .map(|n| n.as_str().into_connection_info())
@@ -211,12 +268,25 @@ impl RedisService {
                         .response_timeout(timeout)
                         .use_protocol(ProtocolVersion::RESP3)
                 };
-                let cmd = builder().build()?.get_async_connection().await?;
-                let sub = builder().push_sender(push).build()?.get_async_connection().await?;
-                (Conn::Cluster(cmd), Conn::Cluster(sub), true)
+                let cmd = builder().build()?.get_async_generic_connection().await?;
+                let sub = builder()
+                    .push_sender(push_to(&push))
+                    .build()?
+                    .get_async_generic_connection()
+                    .await?;
+                let resp3: Vec<ConnectionInfo> = nodes.iter().map(|n| with_resp3(n)).collect::<RedisResult<_>>()?;
+                let pinned_config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout)
+                    .set_push_sender(push_to(&push));
+                let moved = events_for_pinned.clone();
+                let pinned = PinnedSubscriber::new(resp3, pinned_config, timeout, move || {
+                    let _ = moved.send(SubscriberEvent::Reset);
+                });
+                (Conn::Cluster(cmd), Conn::ClusterSub(sub), true, Some(pinned))
             }
         };
-        Ok(RedisService {
+        let service = RedisService {
             inner: Arc::new(Inner {
                 cmd,
                 sub,
@@ -224,9 +294,50 @@ impl RedisService {
                 timeout,
                 healthy: AtomicBool::new(true),
                 last_error: Mutex::new(None),
-                sharded: Mutex::default(),
+                pinned,
+                events,
+                probe: super::probe::ProbeState::default(),
             }),
-        })
+        };
+        super::probe::spawn(&service);
+        Ok(service)
+    }
+
+    /// Events of the subscriber connection (drops, ended subscriptions), for the tasks that keep
+    /// subscriptions in place.
+    pub fn subscriber_events(&self) -> broadcast::Receiver<SubscriberEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Whether Redis can serve, as the background probe last saw it (never waits on Redis):
+    /// `Err(reason)` while it cannot. See [`super::probe`].
+    pub fn health(&self) -> Result<(), String> {
+        self.inner.probe.verdict()
+    }
+
+    pub(super) fn probe_state(&self) -> &super::probe::ProbeState {
+        &self.inner.probe
+    }
+
+    pub(super) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(super) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<RedisService> {
+        weak.upgrade().map(|inner| RedisService { inner })
+    }
+
+    /// The command timeout (`REDIS_TIMEOUT_MS`).
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The cluster connection for commands, when this is a Cluster.
+    pub(super) fn cluster_conn(&self) -> Option<ClusterConnection<NodeConn<false>>> {
+        match &self.inner.cmd {
+            Conn::Cluster(c) => Some(c.clone()),
+            Conn::Standalone(_) | Conn::ClusterSub(_) => None,
+        }
     }
 
     /// Whether this is a Redis Cluster.
@@ -273,12 +384,9 @@ impl RedisService {
     /// Runs a Redis operation within the command timeout, recording its latency and outcome.
     async fn timed<T>(&self, op: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.inner.timeout, op).await.unwrap_or_else(|_| {
-            Err(redis::RedisError::from((
-                redis::ErrorKind::IoError,
-                "command timed out",
-            )))
-        });
+        let result = tokio::time::timeout(self.inner.timeout, op)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
         self.record(started, result.as_ref().map(|_| ()).map_err(|e| redact(&e.to_string())));
         result
     }
@@ -300,23 +408,64 @@ impl RedisService {
         redis::from_redis_value(&v)
     }
 
-    /// Publishes several messages in one pipeline, in order.
-    pub async fn publish_batch(&self, batch: &[super::hub::Outgoing]) -> RedisResult<()> {
-        let mut pipe = redis::pipe();
-        for m in batch {
+    /// Publishes several messages, in order per channel: one pipeline on a standalone server, one
+    /// pipeline per hash slot on a Cluster (a pipeline spanning slots is refused with CROSSSLOT),
+    /// sent concurrently. On failure, tells how many of the messages were not published.
+    pub async fn publish_batch(&self, batch: &[super::hub::Outgoing]) -> Result<(), (u64, redis::RedisError)> {
+        let command = |pipe: &mut redis::Pipeline, m: &super::hub::Outgoing| {
             pipe.cmd(if m.sharded { "SPUBLISH" } else { "PUBLISH" })
                 .arg(&m.channel)
                 .arg(&m.payload)
                 .ignore();
-        }
-        let mut conn = self.inner.cmd.clone();
-        self.timed(async move {
-            match &mut conn {
-                Conn::Standalone(c) => pipe.query_async::<()>(c).await,
-                Conn::Cluster(c) => pipe.query_async::<()>(c).await,
+        };
+        let conn = self.inner.cmd.clone();
+        let Conn::Cluster(cluster) = conn else {
+            let mut pipe = redis::pipe();
+            for m in batch {
+                command(&mut pipe, m);
             }
-        })
-        .await
+            let mut conn = conn;
+            return self
+                .timed(async move {
+                    match &mut conn {
+                        Conn::Standalone(c) => pipe.query_async::<()>(c).await,
+                        Conn::Cluster(c) => pipe.query_async::<()>(c).await,
+                        Conn::ClusterSub(c) => pipe.query_async::<()>(c).await,
+                    }
+                })
+                .await
+                .map_err(|e| (batch.len() as u64, e));
+        };
+        let mut groups: Vec<(u16, redis::Pipeline, u64)> = Vec::new();
+        for m in batch {
+            let slot = super::probe::key_slot(m.channel.as_bytes());
+            let i = match groups.iter().position(|(s, _, _)| *s == slot) {
+                Some(i) => i,
+                None => {
+                    groups.push((slot, redis::pipe(), 0));
+                    groups.len() - 1
+                }
+            };
+            command(&mut groups[i].1, m);
+            groups[i].2 += 1;
+        }
+        let sends = groups.into_iter().map(|(_, pipe, n)| {
+            let mut c = cluster.clone();
+            async move { pipe.query_async::<()>(&mut c).await.map_err(|e| (n, e)) }
+        });
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(self.inner.timeout, futures_util::future::join_all(sends)).await {
+            Err(_) => Some((batch.len() as u64, timed_out())),
+            Ok(results) => {
+                let failed: u64 = results.iter().filter_map(|r| r.as_ref().err()).map(|(n, _)| n).sum();
+                results.into_iter().find_map(Result::err).map(|(_, e)| (failed, e))
+            }
+        };
+        self.record(
+            started,
+            outcome.as_ref().map_or(Ok(()), |(_, e)| Err(redact(&e.to_string()))),
+        );
+        outcome.map_or(Ok(()), Err)
     }
 
     /// `SPUBLISH` (Redis ≥ 7 sharded pub/sub).
@@ -328,17 +477,31 @@ impl RedisService {
     }
 
     async fn sub_command(&self, name: &str, channels: &[String]) -> RedisResult<()> {
+        if let Some(pinned) = &self.inner.pinned
+            && name != "SSUBSCRIBE"
+        {
+            let cmd = redis::cmd(name).arg(channels).clone();
+            return self.timed(async move { pinned.query(&cmd).await.map(|_| ()) }).await;
+        }
         let mut conn = self.inner.sub.clone();
         self.timed(async move {
             match &mut conn {
                 Conn::Standalone(c) => match name {
                     "SUBSCRIBE" => c.subscribe(channels).await,
                     "PSUBSCRIBE" => c.psubscribe(channels).await,
+                    "UNSUBSCRIBE" => c.unsubscribe(channels).await,
+                    "PUNSUBSCRIBE" => c.punsubscribe(channels).await,
                     _ => redis::cmd(name).arg(channels).query_async(c).await,
                 },
-                Conn::Cluster(c) => match name {
+                Conn::Cluster(_) => Err(redis::RedisError::from((
+                    redis::ErrorKind::ClientError,
+                    "subscription on the command connection",
+                ))),
+                Conn::ClusterSub(c) => match name {
                     "SUBSCRIBE" => c.subscribe(channels).await,
                     "PSUBSCRIBE" => c.psubscribe(channels).await,
+                    "UNSUBSCRIBE" => c.unsubscribe(channels).await,
+                    "PUNSUBSCRIBE" => c.punsubscribe(channels).await,
                     _ => c.ssubscribe(channels).await,
                 },
             }
@@ -356,57 +519,40 @@ impl RedisService {
         self.sub_command("PSUBSCRIBE", patterns).await
     }
 
+    /// `UNSUBSCRIBE`.
+    pub async fn unsubscribe(&self, channels: &[String]) -> RedisResult<()> {
+        self.sub_command("UNSUBSCRIBE", channels).await
+    }
+
+    /// `PUNSUBSCRIBE`.
+    pub async fn punsubscribe(&self, patterns: &[String]) -> RedisResult<()> {
+        self.sub_command("PUNSUBSCRIBE", patterns).await
+    }
+
     /// `SSUBSCRIBE` (kept across reconnections).
     pub async fn ssubscribe(&self, channels: &[String]) -> RedisResult<()> {
-        if !self.inner.cluster {
-            self.inner
-                .sharded
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(channels.iter().cloned());
-        }
         self.sub_command("SSUBSCRIBE", channels).await
     }
 
     /// `SUNSUBSCRIBE`.
     pub async fn sunsubscribe(&self, channels: &[String]) -> RedisResult<()> {
-        if !self.inner.cluster {
-            let mut set = self.inner.sharded.lock().unwrap_or_else(|e| e.into_inner());
-            for c in channels {
-                set.remove(c);
-            }
-        }
         let mut conn = self.inner.sub.clone();
         self.timed(async move {
             match &mut conn {
                 Conn::Standalone(c) => redis::cmd("SUNSUBSCRIBE").arg(channels).query_async(c).await,
-                Conn::Cluster(c) => c.sunsubscribe(channels).await,
+                Conn::Cluster(c) => redis::cmd("SUNSUBSCRIBE").arg(channels).query_async(c).await,
+                Conn::ClusterSub(c) => c.sunsubscribe(channels).await,
             }
         })
         .await
     }
 
-    /// Re-issues `SSUBSCRIBE` for a standalone server after its subscriber reconnected.
-    pub async fn resubscribe_sharded(&self) -> RedisResult<()> {
-        let channels: Vec<String> = self
-            .inner
-            .sharded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
-        if self.inner.cluster || channels.is_empty() {
-            return Ok(());
-        }
-        for channel in channels {
-            self.sub_command("SSUBSCRIBE", std::slice::from_ref(&channel)).await?;
-        }
-        Ok(())
-    }
-
     /// Pings the subscriber connection, which makes it reconnect (and resubscribe) if it dropped.
     pub async fn ping_subscriber(&self) -> RedisResult<()> {
+        if let Some(pinned) = &self.inner.pinned {
+            let ping = redis::cmd("PING");
+            return self.timed(async move { pinned.query(&ping).await.map(|_| ()) }).await;
+        }
         self.run(&self.inner.sub, redis::cmd("PING")).await.map(|_| ())
     }
 
@@ -458,6 +604,11 @@ impl RedisService {
         let v = self.command(redis::cmd("HGETALL").arg(key).clone()).await?;
         redis::from_redis_value(&v)
     }
+}
+
+/// The error of a command that did not answer within the timeout.
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::IoError, "command timed out"))
 }
 
 /// The count in a `PUBSUB NUMSUB channel` reply (`[channel, n]` or `{channel: n}`).

@@ -3,17 +3,70 @@
 //! in order (`SSUBSCRIBE` when a count leaves 0, `SUNSUBSCRIBE` when it returns to 0). A burst of
 //! joins and leaves of one room coalesces into at most one command; a failed command is retried
 //! with backoff until it succeeds or is no longer wanted.
+//!
+//! Subscriptions follow failovers: when a subscriber connection drops (a node died) every counted
+//! channel is subscribed again, and when Redis ends one subscription by itself (the `sunsubscribe`
+//! push a node sends when the channel's slot moved away) that channel is. The Cluster client
+//! routes each command to the slot's current master, so the subscription lands on the promoted
+//! replica. The same task keeps the classic adapter's fixed `SUBSCRIBE`/`PSUBSCRIBE` in place
+//! ([`SubKind`]).
 
-use super::service::{Redacted, RedisService};
+use super::service::{Redacted, RedisService, SubscriberEvent};
+use crate::metrics::{self, METRICS};
+use futures_util::StreamExt;
+use redis::PushKind;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{Notify, broadcast};
 
 /// First wait before retrying failed (un)subscriptions; doubles up to [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_millis(100);
-/// Longest wait between retries.
-const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Longest wait between retries: while a master is down its channels are retried this often, so
+/// they follow the promoted replica within about this long.
+const RETRY_MAX: Duration = Duration::from_millis(500);
+
+/// Most (un)subscribe commands in flight at once.
+const IN_FLIGHT: usize = 64;
+
+/// Which kind of subscription a [`RoomSubscriptions`] manages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubKind {
+    /// `SUBSCRIBE` / `UNSUBSCRIBE`.
+    Channel,
+    /// `PSUBSCRIBE` / `PUNSUBSCRIBE`.
+    Pattern,
+    /// `SSUBSCRIBE` / `SUNSUBSCRIBE` (sharded pub/sub).
+    Sharded,
+}
+
+impl SubKind {
+    /// The push Redis sends when a subscription of this kind ends.
+    fn ended_push(self) -> PushKind {
+        match self {
+            SubKind::Channel => PushKind::Unsubscribe,
+            SubKind::Pattern => PushKind::PUnsubscribe,
+            SubKind::Sharded => PushKind::SUnsubscribe,
+        }
+    }
+
+    async fn subscribe(self, service: &RedisService, channel: &[String]) -> redis::RedisResult<()> {
+        match self {
+            SubKind::Channel => service.subscribe(channel).await,
+            SubKind::Pattern => service.psubscribe(channel).await,
+            SubKind::Sharded => service.ssubscribe(channel).await,
+        }
+    }
+
+    async fn unsubscribe(self, service: &RedisService, channel: &[String]) -> redis::RedisResult<()> {
+        match self {
+            SubKind::Channel => service.unsubscribe(channel).await,
+            SubKind::Pattern => service.punsubscribe(channel).await,
+            SubKind::Sharded => service.sunsubscribe(channel).await,
+        }
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -50,13 +103,19 @@ pub struct RoomSubscriptions {
 }
 
 impl RoomSubscriptions {
-    /// Starts the task that applies changes through `service`.
+    /// Starts the task that applies sharded (`SSUBSCRIBE`) changes through `service`.
     pub fn spawn(service: RedisService) -> RoomSubscriptions {
+        RoomSubscriptions::spawn_kind(service, SubKind::Sharded)
+    }
+
+    /// Starts the task that applies changes of subscriptions of `kind` through `service`.
+    pub fn spawn_kind(service: RedisService, kind: SubKind) -> RoomSubscriptions {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             wake: Notify::new(),
         });
-        tokio::spawn(apply(service, shared.clone()));
+        let events = service.subscriber_events();
+        tokio::spawn(apply(service, shared.clone(), kind, events));
         RoomSubscriptions { shared }
     }
 
@@ -94,12 +153,49 @@ impl Drop for RoomSubscriptions {
     }
 }
 
+/// Marks for re-subscription what `event` may have ended: every subscribed channel after a drop
+/// (or a lag: events were missed), or the one channel Redis ended.
+fn on_event(
+    event: Result<SubscriberEvent, RecvError>,
+    kind: SubKind,
+    subscribed: &mut HashSet<String>,
+    shared: &Shared,
+) {
+    let mut st = shared.lock();
+    let lost: Vec<String> = match event {
+        Ok(SubscriberEvent::Reset) | Err(RecvError::Lagged(_)) => subscribed.drain().collect(),
+        Ok(SubscriberEvent::Ended(push, channel)) if push == kind.ended_push() && subscribed.remove(&channel) => {
+            vec![channel]
+        }
+        Ok(SubscriberEvent::Ended(..)) | Err(RecvError::Closed) => Vec::new(),
+    };
+    for channel in &lost {
+        if st.counts.contains_key(channel) {
+            metrics::inc(&METRICS.redis_resubscribes);
+            st.mark(channel);
+        }
+    }
+}
+
 /// The task: waits for changes, then for each changed channel sends the one command (if any)
-/// that makes Redis match the wanted state. Commands run one at a time, in order of change.
-async fn apply(service: RedisService, shared: Arc<Shared>) {
+/// that makes Redis match the wanted state. A channel has at most one command in flight, and its
+/// commands run in order of change; different channels go concurrently.
+async fn apply(
+    service: RedisService,
+    shared: Arc<Shared>,
+    kind: SubKind,
+    mut events: broadcast::Receiver<SubscriberEvent>,
+) {
     let mut subscribed: HashSet<String> = HashSet::new();
     let mut retry = RETRY_MIN;
     loop {
+        loop {
+            match events.try_recv() {
+                Ok(e) => on_event(Ok(e), kind, &mut subscribed, &shared),
+                Err(TryRecvError::Lagged(n)) => on_event(Err(RecvError::Lagged(n)), kind, &mut subscribed, &shared),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
         let changed: Vec<String> = {
             let mut st = shared.lock();
             if st.closed {
@@ -109,38 +205,70 @@ async fn apply(service: RedisService, shared: Arc<Shared>) {
             std::mem::take(&mut st.dirty)
         };
         if changed.is_empty() {
-            shared.wake.notified().await;
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                e = events.recv() => {
+                    if matches!(e, Err(RecvError::Closed)) {
+                        // The service is gone; only changes wake us from now on.
+                        shared.wake.notified().await;
+                    } else {
+                        on_event(e, kind, &mut subscribed, &shared);
+                    }
+                }
+            }
             continue;
         }
+        // One command per channel, each channel at most once per pass; different channels run
+        // concurrently, so one whose master is down does not hold up the others.
+        let ops: Vec<(String, bool)> = changed
+            .into_iter()
+            .filter_map(|channel| {
+                let wanted = shared.lock().counts.contains_key(&channel);
+                (wanted != subscribed.contains(&channel)).then_some((channel, wanted))
+            })
+            .collect();
+        let service = &service;
+        let results: Vec<(String, bool, redis::RedisResult<()>)> = futures_util::stream::iter(ops)
+            .map(|(channel, subscribe)| async move {
+                let one = std::slice::from_ref(&channel);
+                let result = if subscribe {
+                    kind.subscribe(service, one).await
+                } else {
+                    kind.unsubscribe(service, one).await
+                };
+                (channel, subscribe, result)
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
         let mut failed = Vec::new();
         let mut first_error = None;
-        for channel in changed {
-            let wanted = shared.lock().counts.contains_key(&channel);
-            let have = subscribed.contains(&channel);
-            let one = std::slice::from_ref(&channel);
-            let result = match (wanted, have) {
-                (true, false) => service.ssubscribe(one).await.map(|()| {
-                    subscribed.insert(channel.clone());
-                }),
-                (false, true) => service.sunsubscribe(one).await.map(|()| {
+        for (channel, subscribe, result) in results {
+            match result {
+                Ok(()) if subscribe => {
+                    subscribed.insert(channel);
+                }
+                Ok(()) => {
                     subscribed.remove(&channel);
-                }),
-                _ => Ok(()),
-            };
-            if let Err(e) = result {
-                first_error.get_or_insert_with(|| (channel.clone(), e));
-                failed.push(channel);
+                }
+                Err(e) => {
+                    first_error.get_or_insert_with(|| (channel.clone(), e));
+                    failed.push(channel);
+                }
             }
         }
         let Some((channel, e)) = first_error else {
+            if retry != RETRY_MIN {
+                tracing::info!(?kind, "redis subscriptions restored");
+            }
             retry = RETRY_MIN;
             continue;
         };
         // One line per outage at warn level (the retries after it at debug).
         if retry == RETRY_MIN {
-            tracing::warn!(%channel, failed = failed.len(), error = %Redacted(&e), "cannot (un)subscribe room channels; retrying");
+            tracing::warn!(?kind, %channel, failed = failed.len(), error = %Redacted(&e), "cannot (un)subscribe channels; retrying");
         } else {
-            tracing::debug!(%channel, failed = failed.len(), error = %Redacted(&e), "room channel (un)subscriptions still failing");
+            tracing::debug!(?kind, %channel, failed = failed.len(), error = %Redacted(&e), "channel (un)subscriptions still failing");
         }
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(RETRY_MAX);

@@ -111,20 +111,91 @@ export async function startRedis(extra = []) {
   };
 }
 
+/** One line of `CLUSTER NODES`: {id, port, role ("master"|"replica"), masterId, failed, slots}. */
+function parseClusterNodes(text) {
+  return text
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((line) => {
+      const [id, addr, flags, masterId, , , , link, ...slots] = line.trim().split(" ");
+      const f = flags.split(",");
+      return {
+        id,
+        port: Number(addr.split("@")[0].split(":").pop()),
+        role: f.includes("master") ? "master" : "replica",
+        masterId: masterId === "-" ? null : masterId,
+        failed: f.includes("fail") || f.includes("fail?") || link !== "connected",
+        slots: slots.filter((s) => !s.startsWith("[")),
+      };
+    });
+}
+
+/** Whether `slot` is in one of the `CLUSTER NODES` slot ranges ("0-5460", "7000"). */
+const slotIn = (ranges, slot) =>
+  ranges.some((r) => {
+    const [lo, hi = lo] = r.split("-").map(Number);
+    return slot >= lo && slot <= hi;
+  });
+
 /**
- * A Redis Cluster of 3 masters (no replicas) on free ports. Resolves to {ports, nodesJson, stop()},
- * nodesJson being the REDIS_NODES value for the servers.
+ * A Redis Cluster on free loopback ports: 3 masters, with `replicas` replicas each (0 or 1), and
+ * `cluster-node-timeout 2000`. Resolves to {ports, nodesJson, stop(), ...}, nodesJson being the
+ * REDIS_NODES value for the servers. With replicas it also gives what a failover test needs:
+ * topology() (the parsed `CLUSTER NODES` of a live node), keySlot(key), masterOf(key) (the port
+ * of the master serving the key's slot), kill(port) (SIGKILL by PID, the node stays down),
+ * start(port) (the node comes back with its identity: a killed master rejoins as a replica) and
+ * waitHealthy() (every slot served, every live replica in sync).
  */
-export async function startRedisCluster() {
+export async function startRedisCluster({ replicas = 0 } = {}) {
   findBinary("redis-server");
+  const count = 3 * (1 + replicas);
   const nodes = [];
+  const byPort = (port) => {
+    const n = nodes.find((x) => x.port === port);
+    if (!n) throw new Error(`no cluster node on port ${port}`);
+    return n;
+  };
+  const args = (port) => [
+    "--cluster-enabled", "yes",
+    "--cluster-config-file", `nodes-${port}.conf`,
+    "--cluster-node-timeout", "2000",
+  ];
+  const alive = (n) => n.child && n.child.exitCode === null && n.child.signalCode === null;
   const stop = async () => {
     await Promise.all(nodes.map((n) => killChild(n.child)));
     for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
   };
+  const cli = (port, ...a) => redisCli(["-p", String(port), ...a], 2000);
+  const topology = async () => {
+    for (const n of nodes.filter(alive)) {
+      const text = await cli(n.port, "cluster", "nodes");
+      if (text.includes("myself")) return parseClusterNodes(text);
+    }
+    throw new Error("no live cluster node answers CLUSTER NODES");
+  };
+  const keySlot = async (key) => {
+    const n = nodes.find(alive);
+    return Number(await cli(n.port, "cluster", "keyslot", key));
+  };
+  const masterOf = async (key) => {
+    const slot = await keySlot(key);
+    const m = (await topology()).find((x) => x.role === "master" && !x.failed && slotIn(x.slots, slot));
+    return m?.port;
+  };
+  const waitHealthy = (timeoutMs = 20000) =>
+    waitUntil("the cluster did not reach cluster_state:ok with its replicas in sync", async () => {
+      for (const n of nodes.filter(alive)) {
+        const info = await cli(n.port, "cluster", "info");
+        if (!info.includes("cluster_state:ok")) return false;
+        const repl = await cli(n.port, "info", "replication");
+        if (repl.includes("role:slave") && !repl.includes("master_link_status:up")) return false;
+      }
+      const topo = await topology();
+      return topo.filter((x) => x.role === "master" && !x.failed && x.slots.length).length === 3;
+    }, timeoutMs);
   try {
     const ports = [];
-    while (ports.length < 3) {
+    while (ports.length < count) {
       const p = await freePort();
       if (!ports.includes(p)) ports.push(p);
     }
@@ -132,28 +203,32 @@ export async function startRedisCluster() {
       const dir = mkdtempSync(path.join(tmpdir(), `sio-redis-cluster-${port}-`));
       const node = { port, dir, child: null };
       nodes.push(node);
-      node.child = await spawnRedis(port, dir, [
-        "--cluster-enabled", "yes",
-        "--cluster-config-file", `nodes-${port}.conf`,
-        "--cluster-node-timeout", "2000",
-      ]);
+      node.child = await spawnRedis(port, dir, args(port));
     }
     const created = await redisCli(
-      ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"],
-      20000,
+      ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(replicas), "--cluster-yes"],
+      30000,
     );
     if (!created.includes("[OK]")) throw new Error(`redis-cli --cluster create failed:\n${created}`);
-    await waitUntil("the cluster did not reach cluster_state:ok", async () => {
-      for (const p of ports) {
-        const info = await redisCli(["-p", String(p), "cluster", "info"], 1000);
-        if (!info.includes("cluster_state:ok")) return false;
-      }
-      return true;
-    }, 15000);
+    await waitHealthy(20000);
     return {
       ports,
       nodesJson: JSON.stringify(ports.map((port) => ({ host: "127.0.0.1", port }))),
       stop,
+      topology,
+      keySlot,
+      masterOf,
+      waitHealthy,
+      pid: (port) => byPort(port).child.pid,
+      logs: (port) => byPort(port).child.logs(),
+      async kill(port) {
+        await killChild(byPort(port).child);
+      },
+      async start(port) {
+        const n = byPort(port);
+        if (alive(n)) return;
+        n.child = await spawnRedis(port, n.dir, args(port));
+      },
     };
   } catch (e) {
     await stop();
