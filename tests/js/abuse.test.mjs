@@ -6,18 +6,8 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
+import { stuckReader } from "./lib/raw.mjs";
 import { startServer, once, sleep, metric } from "./lib/server.mjs";
-
-/** A client that speaks the protocol by hand, joins `room`, then stops reading its socket. */
-async function stuckReader(server, room) {
-  const stuck = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
-  await once(stuck, "open");
-  stuck.send("40");
-  stuck.send(`420["join","${room}"]`);
-  await new Promise((resolve) => stuck.on("message", (d) => String(d).startsWith("430") && resolve()));
-  stuck._socket.pause();
-  return stuck;
-}
 
 async function roundTrip(client) {
   const t0 = performance.now();

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
-import WebSocket from "ws";
 import { io } from "socket.io-client";
+import { stuckReader } from "./lib/raw.mjs";
 import { startServer, once, sleep, waitFor, metric } from "./lib/server.mjs";
 
 /** The server's TCP sockets (any state) whose peer port is in `peerPorts`, as `ss` lists them. */
@@ -25,17 +25,6 @@ function serverSockets(port, peerPorts) {
 function rssMiB(pid) {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
   return Number(line.split(/\s+/)[1]) / 1024;
-}
-
-/** A raw WebSocket client that joins `room`, then never reads again. */
-async function stuckReader(server, room) {
-  const ws = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
-  await once(ws, "open");
-  ws.send("40");
-  ws.send(`420["join","${room}"]`);
-  await new Promise((resolve) => ws.on("message", (d) => String(d).startsWith("430") && resolve()));
-  ws._socket.pause();
-  return ws;
 }
 
 test("WebSocket clients that stop reading are gone from ss within 10 s of their disconnect, and RSS comes back", { timeout: 120000 }, async () => {

@@ -2,7 +2,7 @@
 // bounded fetch. Every socket opened here is tracked so a suite can terminate them all.
 import WebSocket from "ws";
 import http from "node:http";
-import { sleep } from "./server.mjs";
+import { sleep, once } from "./server.mjs";
 
 const sockets = new Set();
 
@@ -130,4 +130,15 @@ export function requestFrom(url, { localAddress = "127.0.0.1", method = "GET", h
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** A raw WebSocket client that joins `room` through the chat app, then stops reading its socket. */
+export async function stuckReader(server, room) {
+  const ws = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+  await once(ws, "open");
+  ws.send("40");
+  ws.send(`420["join","${room}"]`);
+  await new Promise((resolve) => ws.on("message", (d) => String(d).startsWith("430") && resolve()));
+  ws._socket.pause();
+  return ws;
 }
