@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// How long `/stats` waits for the presence hashes before answering 503.
-const STATS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(800);
+const STATS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The demo page, embedded so the binary serves it from any directory.
 pub const INDEX_HTML: &str = include_str!("../public/index.html");
@@ -132,7 +132,7 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response<Body> {
     match read.unwrap_or_else(|_| {
         Err(redis::RedisError::from((
             redis::ErrorKind::IoError,
-            "no answer within 800 ms",
+            "no answer within 500 ms",
         )))
     }) {
         Ok(instances) => {

@@ -313,7 +313,8 @@ for (const adapter of ["classic", "sharded"]) {
         // sharded server does not hear: PUBLISH reports no receiver and the webhook answers 503.
         assert.ok(posts.every((p) => p.status === 503), `sharded: the emitter's PUBLISH reaches no server, so 503: ${JSON.stringify(hookCounts)}`);
       }
-      assert.ok(statsPoll.samples.every((s) => typeof s.status === "number" && s.ms <= 1000), `/stats answered within 1 s throughout: ${codes(statsPoll.samples)}`);
+      // The server gives up on Redis after 0.5 s; the rest of the budget is for a loaded 2-core machine.
+      assert.ok(statsPoll.samples.every((s) => typeof s.status === "number" && s.ms <= 1500), `/stats answered within 1.5 s throughout: ${codes(statsPoll.samples)}`);
       const statsTail = statsPoll.samples.filter((s) => s.t > promotedAt + 3000);
       assert.ok(statsTail.length > 0 && statsTail.every((s) => s.status === 200), `/stats answers after the failover: ${codes(statsPoll.samples)}`);
       const stats = await (await fetch(`${B.url}/stats`)).json();

@@ -48,7 +48,9 @@ impl Emitter {
         if self.service.is_cluster() {
             let request_channel = format!("{}-request#{nsp}#", self.prefix);
             let servers = self.service.numsub(&request_channel, false).await?;
-            if servers == 0 {
+            // Servers re-subscribe their request channel and their room pattern separately after
+            // a node failure: a server counted above may not hear the room yet.
+            if servers == 0 || self.service.numpat().await? == 0 {
                 return Ok(0);
             }
             self.service

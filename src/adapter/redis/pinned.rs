@@ -56,13 +56,20 @@ impl PinnedSubscriber {
             return Ok(c.clone());
         }
         let mut last = None;
-        for step in 0..self.nodes.len() {
-            let index = (st.index + step) % self.nodes.len();
+        let n = self.nodes.len();
+        let start = st.index;
+        // Several attempts fit in the caller's own deadline (`REDIS_TIMEOUT_MS` around the whole
+        // query), and the next node is recorded before each attempt: when that deadline cuts an
+        // attempt at a node that swallows packets, the next call starts past it.
+        let attempt_timeout = (self.timeout / 4).max(Duration::from_millis(200));
+        for step in 0..n {
+            let index = (start + step) % n;
+            st.index = (index + 1) % n;
             let attempt = async {
                 let client = Client::open(self.nodes[index].clone())?;
                 client.get_multiplexed_async_connection_with_config(&self.config).await
             };
-            match tokio::time::timeout(self.timeout, attempt).await {
+            match tokio::time::timeout(attempt_timeout, attempt).await {
                 Ok(Ok(conn)) => {
                     st.generation += 1;
                     let generation = st.generation;
@@ -86,7 +93,7 @@ impl PinnedSubscriber {
             }
         }
         // Next time, start after the node tried first.
-        st.index = (st.index + 1) % self.nodes.len().max(1);
+        st.index = (start + 1) % n.max(1);
         Err(last.unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::ClientError, "no cluster nodes"))))
     }
 
@@ -94,7 +101,15 @@ impl PinnedSubscriber {
     /// next command moves to the next node.
     pub async fn query(&self, cmd: &Cmd) -> RedisResult<Value> {
         let (generation, mut conn) = self.connection().await?;
-        let result = conn.req_packed_command(cmd).await;
+        // Shorter than the caller's deadline, so a node that stalls is marked failed (and left)
+        // here instead of the caller dropping this future first.
+        let result = match tokio::time::timeout(self.timeout * 3 / 4, conn.req_packed_command(cmd)).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "subscriber command timed out",
+            ))),
+        };
         if let Err(e) = &result
             && (e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error())
         {

@@ -566,8 +566,20 @@ impl RedisService {
     pub async fn numsub(&self, channel: &str, sharded: bool) -> RedisResult<usize> {
         let mut cmd = redis::cmd("PUBSUB");
         cmd.arg(if sharded { "SHARDNUMSUB" } else { "NUMSUB" }).arg(channel);
+        self.count_on_all_nodes(cmd, numsub_count).await
+    }
+
+    /// `PUBSUB NUMPAT`: patterns subscribed by all clients, summed over every node of a Cluster.
+    pub async fn numpat(&self) -> RedisResult<usize> {
+        let count = |v: &Value| redis::from_redis_value::<usize>(v).unwrap_or(0);
+        self.count_on_all_nodes(redis::cmd("PUBSUB").arg("NUMPAT").clone(), count)
+            .await
+    }
+
+    /// Runs a counting `PUBSUB` command on the server, or on every node of a Cluster, and sums.
+    async fn count_on_all_nodes(&self, cmd: redis::Cmd, count: fn(&Value) -> usize) -> RedisResult<usize> {
         if !self.inner.cluster {
-            return Ok(numsub_count(&self.command(cmd).await?));
+            return Ok(count(&self.command(cmd).await?));
         }
         let Conn::Cluster(mut conn) = self.inner.cmd.clone() else {
             return Err(redis::RedisError::from((
@@ -580,8 +592,8 @@ impl RedisService {
         Ok(match result? {
             Value::Map(per_node) => per_node
                 .iter()
-                .fold(0usize, |total, (_, v)| total.saturating_add(numsub_count(v))),
-            other => numsub_count(&other),
+                .fold(0usize, |total, (_, v)| total.saturating_add(count(v))),
+            other => count(&other),
         })
     }
 
