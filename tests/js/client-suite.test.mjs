@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { io, Manager } from "socket.io-client";
+import { clientPool } from "./lib/clients.mjs";
 import { startServer, freePort, binary, sleep, once, waitFor } from "./lib/server.mjs";
 import { RawSocket } from "./lib/raw.mjs";
 
@@ -17,19 +18,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 let server;
-const clients = [];
-
-function connect(nsp = "/", opts = {}) {
-  const s = io(`${server.url}${nsp}`, { forceNew: true, reconnection: false, ...opts });
-  clients.push(s);
-  return s;
-}
-
-async function connected(nsp, opts) {
-  const s = connect(nsp, opts);
-  await once(s, "connect");
-  return s;
-}
+const { connect, connected, track, disconnectAll } = clientPool(() => server.url);
 
 /** Resolves true if `event` arrives within `ms`, false otherwise. */
 function arrives(socket, event, ms) {
@@ -51,7 +40,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of clients) c.disconnect();
+  disconnectAll();
   await server.stop();
 });
 
@@ -428,7 +417,7 @@ describe("reconnection", () => {
       reconnectionDelayMax: 400,
       randomizationFactor: 0,
     });
-    clients.push(s);
+    track(s);
     try {
       await once(s, "connect");
       const firstId = s.id;

@@ -2,29 +2,18 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
+import { clientPool } from "./lib/clients.mjs";
 import { startServer, sleep, once } from "./lib/server.mjs";
 
 let server;
-const clients = [];
-
-function connect(nsp = "/", opts = {}) {
-  const s = io(`${server.url}${nsp}`, { forceNew: true, reconnection: false, ...opts });
-  clients.push(s);
-  return s;
-}
-
-async function connected(nsp, opts) {
-  const s = connect(nsp, opts);
-  await once(s, "connect");
-  return s;
-}
+const { connect, connected, track, disconnectAll } = clientPool(() => server.url);
 
 before(async () => {
   server = await startServer({ name: "testbed", env: { PING_INTERVAL: "300", PING_TIMEOUT: "300" } });
 });
 
 after(async () => {
-  for (const c of clients) c.disconnect();
+  disconnectAll();
   await server.stop();
 });
 
@@ -249,7 +238,7 @@ describe("disconnects", () => {
     const small = await startServer({ name: "testbed", env: { MAX_HTTP_BUFFER_SIZE: "1000" } });
     try {
       const s = io(small.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
-      clients.push(s);
+      track(s);
       await once(s, "connect");
       assert.equal(await s.emitWithAck("echo", "x".repeat(900)), "x".repeat(900));
       const p = once(s, "disconnect");
@@ -265,7 +254,7 @@ describe("disconnects", () => {
     const restartable = await startServer({ name: "testbed" });
     const port = restartable.port;
     const s = io(restartable.url, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 200, transports: ["websocket"] });
-    clients.push(s);
+    track(s);
     await once(s, "connect");
     const firstId = s.id;
     const down = once(s, "disconnect");
