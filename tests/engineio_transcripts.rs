@@ -114,14 +114,21 @@ fn binary_over_websocket() {
     check("eio_binary_websocket", &h);
 }
 
-#[test]
-fn upgrade_with_pending_get() {
+/// A polling session with a GET parked, and a WebSocket probe answered (`3probe`): the upgrade is
+/// pending. Returns the harness, the session's polling query and its sid.
+fn probing_with_parked_get() -> (Harness, String, String) {
     let mut h = Harness::new(App::EngineEcho);
     let q = polling(&mut h);
     let sid = h.sid(1);
     h.get(&q);
     h.ws_open(&format!("{WS}&sid={sid}"));
     h.ws_text(&sid, "2probe");
+    (h, q, sid)
+}
+
+#[test]
+fn upgrade_with_pending_get() {
+    let (mut h, q, sid) = probing_with_parked_get();
     // Like Node, the parked GET is released with a noop at the next 100 ms check, not at once.
     h.advance(99);
     h.advance(1);
@@ -134,12 +141,7 @@ fn upgrade_with_pending_get() {
 
 #[test]
 fn upgrade_pending_get_freed_by_data_gets_no_noop() {
-    let mut h = Harness::new(App::EngineEcho);
-    let q = polling(&mut h);
-    let sid = h.sid(1);
-    h.get(&q);
-    h.ws_open(&format!("{WS}&sid={sid}"));
-    h.ws_text(&sid, "2probe");
+    let (mut h, q, sid) = probing_with_parked_get();
     h.advance(50);
     h.post(&q, b"4data before the noop check");
     h.get(&q);
