@@ -70,9 +70,8 @@ struct WsPipe {
     out: VecDeque<Message>,
     /// Bytes in `out`.
     out_bytes: usize,
-    /// Send a close frame once `out` is written, then stop.
-    closing: bool,
-    /// When a closing pipe is reset if it has not finished.
+    /// Set once closing: send a close frame once `out` is written, then stop; a pipe that has
+    /// not finished by then is reset.
     close_deadline: Option<Instant>,
     /// The close frame has been queued.
     close_sent: bool,
@@ -86,7 +85,6 @@ impl WsPipe {
             abort: conn.abort,
             out: VecDeque::new(),
             out_bytes: 0,
-            closing: false,
             close_deadline: None,
             close_sent: false,
             done: false,
@@ -100,10 +98,7 @@ impl WsPipe {
 
     /// Closes after what is queued, within [`CLOSE_DEADLINE`] of `now`.
     fn start_closing(&mut self, now: Instant) {
-        if !self.closing {
-            self.closing = true;
-            self.close_deadline = Some(now + CLOSE_DEADLINE);
-        }
+        self.close_deadline.get_or_insert(now + CLOSE_DEADLINE);
     }
 
     /// Drops what is queued: the peer is being disconnected for not reading it.
@@ -137,7 +132,7 @@ impl WsPipe {
             return Ok(false);
         }
         let mut progress = false;
-        if self.closing && !self.close_sent && self.out.is_empty() {
+        if self.close_deadline.is_some() && !self.close_sent && self.out.is_empty() {
             self.push(Message::Close(None));
             self.close_sent = true;
         }
@@ -471,9 +466,11 @@ impl Driver {
 
     /// The earliest close deadline of a pipe still closing.
     fn close_deadline(&self) -> Option<Instant> {
-        let ws = self.ws.as_ref().and_then(WsPipe::pending_deadline);
-        let probes = self.closing_probes.iter().filter_map(WsPipe::pending_deadline).min();
-        ws.into_iter().chain(probes).min()
+        self.ws
+            .iter()
+            .chain(&self.closing_probes)
+            .filter_map(WsPipe::pending_deadline)
+            .min()
     }
 
     /// Resets the pipes whose close deadline passed; returns whether any was.
@@ -483,8 +480,8 @@ impl Driver {
             any |= p.reset_if_overdue(now);
         }
         if any {
+            // The reset pipes count as done: the write step drops them this turn.
             tracing::debug!(sid = %self.session.sid(), "closing connection did not finish in time; reset");
-            self.closing_probes.retain(|p| !p.done);
         }
         any
     }
