@@ -5,11 +5,11 @@
 //! (`hi`, `echo`, acks, dates, UTF-8, binary in order, handshake, id). Connection state recovery
 //! (issue #17) is not part of it yet.
 
-use crate::app::message::{iso8601, now_ms};
 use crate::engineio::EngineConfig;
 use crate::http::engine_routes;
 use crate::server::{ConnectError, Event, Server, ServerConfig, Socket};
 use crate::socketio::packet::placeholder_num;
+use crate::time::{iso8601, now_ms};
 use crate::transport::{Engine, EngineOptions};
 use axum::Router;
 use axum::extract::Request;

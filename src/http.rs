@@ -2,10 +2,10 @@
 //! `/health`, `/stats` and `/metrics`.
 
 use crate::adapter::redis::{PresenceTracker, RedisService};
-use crate::app::message::now_ms;
 use crate::client_bundle;
 use crate::metrics::{self, Gauges};
 use crate::server::Server;
+use crate::time::now_ms;
 use crate::transport::Engine;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};

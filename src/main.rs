@@ -85,6 +85,10 @@ async fn main() -> ExitCode {
         }
     };
     sio_server::logging::init(config.log_format, &config.instance_id);
+    if let Err(e) = sio_server::ids::check() {
+        eprintln!("sio-server: {e}");
+        return ExitCode::from(1);
+    }
     if mode == Mode::Conformance {
         // The protocol test suites expect 127.0.0.1:3000; PORT (or --port) moves it for parallel runs.
         let addr = SocketAddr::from(([127, 0, 0, 1], config.port));

@@ -1,7 +1,6 @@
 //! `message:audio`: a voice message by URL with an optional duration.
 
-use super::controller::{Draft, MessageController, put};
-use super::image::number;
+use super::controller::{Draft, MessageController, number, put};
 use super::validate::{Fields, ValidationError};
 use serde_json::Value;
 

@@ -2,9 +2,11 @@
 //! every message type shares: validate the room and sender, build the typed part, assemble the
 //! `Message`, and broadcast both the specific event and the generic `message` to the room.
 
-use super::message::{Message, iso8601, new_id, now_ms};
+use super::message::Message;
 use super::validate::{Fields, ValidationError, sender};
+use crate::ids;
 use crate::server::{EmitError, Namespace};
+use crate::time::{iso8601, now_ms};
 use serde_json::{Map, Value};
 
 /// What a controller derives from a valid payload.
@@ -53,7 +55,7 @@ pub fn prepare(controller: &dyn MessageController, payload: &Value) -> Result<Me
     metadata.extend(draft.fields);
     metadata.insert("type".into(), Value::String(controller.kind().to_owned()));
     Ok(Message {
-        id: new_id(),
+        id: ids::time_ordered(),
         text: draft.text,
         sender,
         timestamp: iso8601(now_ms()),
@@ -76,5 +78,14 @@ pub fn deliver(nsp: &Namespace, controller: &dyn MessageController, message: &Me
 pub(crate) fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
     if let Some(v) = value {
         map.insert(key.to_owned(), v);
+    }
+}
+
+/// A JSON number, integral when it is one.
+pub(crate) fn number(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Value::from(n as i64)
+    } else {
+        Value::from(n)
     }
 }

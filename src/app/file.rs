@@ -1,7 +1,6 @@
 //! `message:file`: a file by URL with its name, size and type.
 
-use super::controller::{Draft, MessageController, put};
-use super::image::number;
+use super::controller::{Draft, MessageController, number, put};
 use super::validate::{Fields, ValidationError};
 use serde_json::Value;
 

@@ -1,6 +1,6 @@
 //! `message:image`: an image by URL, with optional caption and dimensions.
 
-use super::controller::{Draft, MessageController, put};
+use super::controller::{Draft, MessageController, number, put};
 use super::validate::{Fields, ValidationError};
 use serde_json::Value;
 
@@ -30,15 +30,6 @@ impl MessageController for ImageController {
             put(&mut d.fields, key, f.optional_number(key, 0.0, f64::MAX)?.map(number));
         }
         Ok(d)
-    }
-}
-
-/// A JSON number, integral when it is one.
-pub(crate) fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        Value::from(n as i64)
-    } else {
-        Value::from(n)
     }
 }
 

@@ -1,7 +1,7 @@
-//! Session ids: 20 characters of base64url CSPRNG randomness, optionally prefixed by an instance tag.
+//! Session ids: 20 characters of base64url CSPRNG randomness ([`crate::ids::token`]), optionally
+//! prefixed by an instance tag.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::ids::token;
 
 /// The character separating an instance tag from the random part of a sid.
 ///
@@ -9,30 +9,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// load balancer can route on the prefix (`map $arg_sid …`).
 pub const TAG_SEPARATOR: char = '.';
 
-/// Returns 20 characters of base64url randomness (15 bytes from the OS CSPRNG).
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 15];
-    if getrandom::fill(&mut bytes).is_err() {
-        // The OS generator failing is not recoverable in a meaningful way; fall back to a
-        // time- and address-seeded mix rather than panicking. Logged so operators see it.
-        tracing::error!("OS random generator failed; using a weaker fallback for a session id");
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-            ^ (&bytes as *const _ as usize as u128);
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (seed >> ((i * 8) % 128)) as u8 ^ (i as u8).wrapping_mul(151);
-        }
-    }
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// Generates a session id: `random` or `tag.random`.
 pub fn generate(tag: Option<&str>) -> String {
     match tag {
-        Some(tag) if !tag.is_empty() => format!("{tag}{TAG_SEPARATOR}{}", random_id()),
-        _ => random_id(),
+        Some(tag) if !tag.is_empty() => format!("{tag}{TAG_SEPARATOR}{}", token()),
+        _ => token(),
     }
 }
 
@@ -44,15 +25,6 @@ pub fn tag_of(sid: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_20_base64url_chars_and_distinct() {
-        let a = random_id();
-        let b = random_id();
-        assert_eq!(a.len(), 20);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn tags_prefix_and_split() {

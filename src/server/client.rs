@@ -6,7 +6,7 @@ use super::Server;
 use super::handshake::Handshake;
 use super::reason::DisconnectReason;
 use super::socket::{Socket, encode_frames};
-use crate::engineio::{CloseReason, Data, sid};
+use crate::engineio::{CloseReason, Data};
 use crate::metrics;
 use crate::socketio::{Connection, Incoming, Packet, Violation};
 use crate::transport::{ConnHandler, EngineConn, RequestInfo};
@@ -103,7 +103,7 @@ impl SioConnection {
             self.send(&Packet::connect_error(&nsp_name, "Invalid namespace", None));
             return;
         };
-        let id: Arc<str> = Arc::from(sid::random_id());
+        let id: Arc<str> = Arc::from(crate::ids::token());
         let handshake = Handshake::new(&self.request, auth);
         let socket = Socket::new(id.clone(), nsp.clone(), self.shared.clone(), handshake);
         let middlewares = nsp

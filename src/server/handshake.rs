@@ -5,7 +5,6 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the client sent when it connected.
 #[derive(Clone, Debug)]
@@ -51,10 +50,7 @@ impl Handshake {
             url: request.url.clone(),
             secure: request.secure,
             xdomain: request.headers.contains_key(http::header::ORIGIN),
-            issued: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            issued: crate::time::now_ms(),
         }
     }
 
@@ -78,7 +74,7 @@ impl Handshake {
             .collect();
         json!({
             "headers": headers,
-            "time": httpdate(self.issued),
+            "time": crate::time::iso8601(self.issued),
             "address": self.address.ip().to_string(),
             "xdomain": self.xdomain,
             "secure": self.secure,
@@ -87,39 +83,5 @@ impl Handshake {
             "query": query,
             "auth": self.auth,
         })
-    }
-}
-
-/// A UTC timestamp for the `time` field (ISO-8601).
-fn httpdate(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let (y, mo, d) = civil_from_days(days as i64);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z", ms % 1000)
-}
-
-/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(httpdate(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(httpdate(1_764_086_400_123), "2025-11-25T16:00:00.123Z");
     }
 }

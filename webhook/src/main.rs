@@ -29,6 +29,10 @@ async fn main() -> ExitCode {
         }
     };
     sio_server::logging::init(config.log_format, &config.instance_id);
+    if let Err(e) = sio_server::ids::check() {
+        eprintln!("sio-webhook: {e}");
+        return ExitCode::from(1);
+    }
     let delivery = match &config.mode {
         WebhookMode::SocketIo(url) => {
             tracing::info!(%url, "delivering through a Socket.IO connection");

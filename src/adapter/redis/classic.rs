@@ -45,10 +45,7 @@ pub mod request_type {
 }
 use request_type as rt;
 
-/// A 6-character URL-safe random id, like Node's `uid2(6)`.
-pub fn uid6() -> String {
-    crate::engineio::sid::random_id()[..6].to_owned()
-}
+pub use crate::ids::uid6;
 
 /// The classic adapter of one namespace.
 pub struct ClassicAdapter {

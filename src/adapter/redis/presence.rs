@@ -4,7 +4,7 @@
 //! shutdown removes its entries.
 
 use super::service::RedisService;
-use crate::app::message::now_ms;
+use crate::time::now_ms;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;

@@ -47,12 +47,7 @@ pub mod message_type {
 }
 use message_type as mt;
 
-/// A 16-hex-character id, like socket.io-adapter's `randomId()`.
-fn random_hex() -> String {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use crate::ids::hex16 as random_hex;
 
 /// Whether a room name looks like a socket id (Node: a 20-character string).
 fn looks_like_socket_id(room: &str) -> bool {
