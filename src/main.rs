@@ -150,7 +150,7 @@ async fn main() -> ExitCode {
         io,
         engine: engine.clone(),
     });
-    if !start_webhook(&config, state.io.clone(), app).await {
+    if !start_webhook(&config, state.io.clone()).await {
         return ExitCode::from(1);
     }
     let addr = SocketAddr::new(config.host, config.port);
@@ -166,7 +166,7 @@ async fn main() -> ExitCode {
 
 /// Serves the webhook in this process on `WEBHOOK_PORT`, delivering straight into `io`.
 /// Returns false only when an explicitly configured port cannot be bound.
-async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatApp) -> bool {
+async fn start_webhook(config: &Config, io: Server) -> bool {
     let (port, explicit) = match config.webhook_port {
         WebhookPort::Off => return true,
         WebhookPort::Default(p) => (p, false),
@@ -189,7 +189,7 @@ async fn start_webhook(config: &Config, io: Server, app: sio_server::app::ChatAp
         body_timeout: config.limits.header_read_timeout,
         ..WebhookOptions::default()
     };
-    let router = sio_server::webhook::router(Delivery::InProcess { io, app }, options, &config.instance_id);
+    let router = sio_server::webhook::router(Delivery::InProcess { io }, options, &config.instance_id);
     tracing::info!(%addr, "webhook listening (in-process delivery)");
     sio_server::webhook::warn_if_exposed(addr, config.webhook_secret.is_some());
     let serve_options = ServeOptions {

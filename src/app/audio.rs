@@ -49,6 +49,9 @@ mod tests {
         assert_eq!(m.text, "sent a voice message");
         assert_eq!(m.metadata["duration"], 3.5);
         let e = prepare(&AudioController, &json!({"roomId": "r"})).unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("required", "audioUrl"));
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            (crate::app::ErrorCode::Required, "audioUrl")
+        );
     }
 }

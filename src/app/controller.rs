@@ -64,14 +64,55 @@ pub fn prepare(controller: &dyn MessageController, payload: &Value) -> Result<Me
     })
 }
 
-/// Broadcasts `message` to its room, cluster-wide: the specific event (for typed messages), then
-/// the generic `message`.
-pub fn deliver(nsp: &Namespace, controller: &dyn MessageController, message: &Message) -> Result<(), EmitError> {
-    let room = nsp.to(&message.room_id);
-    if controller.event() != "message" {
-        room.emit(controller.event(), message)?;
+/// Where a prepared message is broadcast: a namespace of this process's server (cluster-wide
+/// through its adapter), or the webhook's Redis emitter.
+///
+/// Synchronous today; when delivery becomes awaitable (a durably stored broadcast), this is the
+/// one seam to make async.
+pub trait Outlet {
+    /// Broadcasts `event` with `message` to `room`; `Err` says why it did not go out.
+    fn emit(&mut self, room: &str, event: &'static str, message: &Message) -> Result<(), String>;
+}
+
+impl Outlet for Namespace {
+    fn emit(&mut self, room: &str, event: &'static str, message: &Message) -> Result<(), String> {
+        self.to(room).emit(event, message).map_err(|e: EmitError| e.to_string())
     }
-    room.emit("message", message)
+}
+
+/// Why a prepared message was not (fully) broadcast.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{event} to room {room:?} not broadcast: {reason}")]
+pub struct DeliverError {
+    /// The event that failed.
+    pub event: &'static str,
+    /// The room it was for.
+    pub room: String,
+    /// Why.
+    pub reason: String,
+    /// An earlier event of the same message did go out (a retry would repeat it).
+    pub partial: bool,
+}
+
+/// Broadcasts `message` to its room: the specific event (for typed messages), then the generic
+/// `message`. Stops at the first failure and says which event it was.
+pub fn deliver(
+    outlet: &mut dyn Outlet,
+    controller: &dyn MessageController,
+    message: &Message,
+) -> Result<(), DeliverError> {
+    let specific = Some(controller.event()).filter(|e| *e != "message");
+    for (i, event) in specific.into_iter().chain(["message"]).enumerate() {
+        outlet
+            .emit(&message.room_id, event, message)
+            .map_err(|reason| DeliverError {
+                event,
+                room: message.room_id.clone(),
+                reason,
+                partial: i > 0,
+            })?;
+    }
+    Ok(())
 }
 
 /// Inserts `value` under `key` when present.
@@ -87,5 +128,48 @@ pub(crate) fn number(n: f64) -> Value {
         Value::from(n as i64)
     } else {
         Value::from(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::image::ImageController;
+    use crate::app::text::TextController;
+    use serde_json::json;
+
+    /// Records emits; fails the `fail_at`-th one.
+    struct Recorder(Vec<&'static str>, Option<usize>);
+
+    impl Outlet for Recorder {
+        fn emit(&mut self, _room: &str, event: &'static str, _m: &Message) -> Result<(), String> {
+            if self.1 == Some(self.0.len()) {
+                return Err("refused".into());
+            }
+            self.0.push(event);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn typed_messages_go_out_as_their_event_then_message() {
+        let image = prepare(&ImageController, &json!({"roomId": "r", "imageUrl": "http://a/b.png"})).unwrap();
+        let mut out = Recorder(vec![], None);
+        deliver(&mut out, &ImageController, &image).unwrap();
+        assert_eq!(out.0, ["message:image", "message"]);
+        let text = prepare(&TextController, &json!({"roomId": "r", "message": "hi"})).unwrap();
+        let mut out = Recorder(vec![], None);
+        deliver(&mut out, &TextController, &text).unwrap();
+        assert_eq!(out.0, ["message"]);
+    }
+
+    #[test]
+    fn failures_name_the_event_and_whether_some_went_out() {
+        let image = prepare(&ImageController, &json!({"roomId": "r", "imageUrl": "http://a/b.png"})).unwrap();
+        let e = deliver(&mut Recorder(vec![], Some(0)), &ImageController, &image).unwrap_err();
+        assert_eq!((e.event, e.room.as_str(), e.partial), ("message:image", "r", false));
+        let e = deliver(&mut Recorder(vec![], Some(1)), &ImageController, &image).unwrap_err();
+        assert_eq!((e.event, e.partial), ("message", true));
+        assert_eq!(e.to_string(), "message to room \"r\" not broadcast: refused");
     }
 }

@@ -60,12 +60,18 @@ mod tests {
             &json!({"roomId": "r", "imageUrl": "file:///etc/passwd"}),
         )
         .unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("invalid_url", "imageUrl"));
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            (crate::app::ErrorCode::InvalidUrl, "imageUrl")
+        );
         let e = prepare(
             &ImageController,
             &json!({"roomId": "r", "imageUrl": "http://x/a", "height": -1}),
         )
         .unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("out_of_range", "height"));
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            (crate::app::ErrorCode::OutOfRange, "height")
+        );
     }
 }

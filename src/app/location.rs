@@ -58,13 +58,19 @@ mod tests {
             &json!({"roomId": "r", "latitude": 100, "longitude": 0}),
         )
         .unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("out_of_range", "latitude"));
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            (crate::app::ErrorCode::OutOfRange, "latitude")
+        );
         let e = prepare(
             &LocationController,
             &json!({"roomId": "r", "latitude": "1", "longitude": 0}),
         )
         .unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("invalid_type", "latitude"));
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            (crate::app::ErrorCode::InvalidType, "latitude")
+        );
         assert_eq!(
             prepare(&LocationController, &json!({"roomId": "r", "latitude": 1}))
                 .unwrap_err()

@@ -16,5 +16,5 @@ pub mod zalo;
 pub use controller::{Draft, MessageController};
 pub use message::Message;
 pub use rate::ChatRate;
-pub use registry::ChatApp;
-pub use validate::ValidationError;
+pub use registry::{ChatApp, SendError};
+pub use validate::{ErrorCode, ValidationError};

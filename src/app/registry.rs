@@ -2,7 +2,7 @@
 //! `join` / `leave` / `echo`, and one handler per message controller.
 
 use super::audio::AudioController;
-use super::controller::{MessageController, deliver, prepare};
+use super::controller::{DeliverError, MessageController, deliver, prepare};
 use super::file::FileController;
 use super::image::ImageController;
 use super::location::LocationController;
@@ -26,6 +26,17 @@ pub fn default_controllers() -> Vec<Arc<dyn MessageController>> {
         Arc::new(LocationController),
         Arc::new(AudioController),
     ]
+}
+
+/// Why [`ChatApp::send`] did not deliver a message.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The payload is invalid.
+    #[error("{}", .0.message)]
+    Invalid(ValidationError),
+    /// It is valid but was not (fully) broadcast.
+    #[error(transparent)]
+    NotDelivered(DeliverError),
 }
 
 /// The chat application.
@@ -66,18 +77,10 @@ impl ChatApp {
         &self.controllers
     }
 
-    /// Validates and delivers a message for `controller` into the main namespace of `io`:
-    /// the path shared by socket events and the webhook.
-    pub fn send(
-        &self,
-        io: &Server,
-        controller: &dyn MessageController,
-        payload: &Value,
-    ) -> Result<Message, ValidationError> {
-        let message = prepare(controller, payload)?;
-        if let Err(e) = deliver(&io.sockets(), controller, &message) {
-            tracing::warn!(error = %e, room = %message.room_id, "message not delivered");
-        }
+    /// Validates and delivers a message for `controller` into the main namespace of `io`.
+    pub fn send(&self, io: &Server, controller: &dyn MessageController, payload: &Value) -> Result<Message, SendError> {
+        let message = prepare(controller, payload).map_err(SendError::Invalid)?;
+        deliver(&mut io.sockets(), controller, &message).map_err(SendError::NotDelivered)?;
         Ok(message)
     }
 
@@ -143,8 +146,14 @@ impl ChatApp {
                 let payload = ev.args.first().cloned().unwrap_or(Value::Null);
                 match app.send(&io, controller.as_ref(), &payload) {
                     Ok(message) => answer(ack, json!({"ok": true, "id": message.id})),
-                    Err(e) => {
-                        tracing::debug!(sid = %s.id(), event = controller.event(), field = %e.field, code = e.code, "invalid message");
+                    Err(SendError::NotDelivered(e)) => {
+                        tracing::warn!(sid = %s.id(), error = %e, "message not delivered");
+                        let error = json!({"code": "not_delivered", "message": e.to_string(), "field": null});
+                        let _ = s.emit("message:error", json!({"event": controller.event(), "error": &error}));
+                        answer(ack, json!({"ok": false, "error": error}));
+                    }
+                    Err(SendError::Invalid(e)) => {
+                        tracing::debug!(sid = %s.id(), event = controller.event(), field = %e.field, code = ?e.code, "invalid message");
                         crate::metrics::inc(&crate::metrics::METRICS.invalid_messages);
                         let _ = s.emit("message:error", json!({"event": controller.event(), "error": &e}));
                         answer(ack, error_json(&e));
@@ -235,7 +244,10 @@ mod tests {
         assert_eq!(room_arg(Some(&json!("r1"))).unwrap(), "r1");
         assert_eq!(room_arg(Some(&json!({"roomId": "r2"}))).unwrap(), "r2");
         assert_eq!(room_arg(Some(&json!(""))).unwrap_err().field, "roomId");
-        assert_eq!(room_arg(None).unwrap_err().code, "required");
-        assert_eq!(room_arg(Some(&json!(5))).unwrap_err().code, "invalid_type");
+        assert_eq!(room_arg(None).unwrap_err().code, crate::app::ErrorCode::Required);
+        assert_eq!(
+            room_arg(Some(&json!(5))).unwrap_err().code,
+            crate::app::ErrorCode::InvalidType
+        );
     }
 }

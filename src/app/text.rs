@@ -52,9 +52,12 @@ mod tests {
         let e = |v| prepare(&TextController, &v).unwrap_err();
         assert_eq!(e(json!({"message": "hi"})).field, "roomId");
         assert_eq!(e(json!({"roomId": "r", "message": ""})).field, "message");
-        assert_eq!(e(json!({"roomId": "r", "message": 5})).code, "invalid_type");
+        assert_eq!(
+            e(json!({"roomId": "r", "message": 5})).code,
+            crate::app::ErrorCode::InvalidType
+        );
         assert_eq!(e(json!({"roomId": "r", "message": "x", "sender": 1})).field, "sender");
-        assert_eq!(e(json!("just a string")).code, "invalid_payload");
+        assert_eq!(e(json!("just a string")).code, crate::app::ErrorCode::InvalidPayload);
         assert_eq!(
             e(json!({"roomId": "r", "message": "x", "metadata": 3})).field,
             "metadata"

@@ -1,15 +1,33 @@
 //! Field validation for chat payloads: typed errors naming the field, shared by the socket
 //! controllers and the webhook.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// What is wrong with a field; its JSON form (`snake_case`) is the machine-readable `code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A required field is missing or blank.
+    Required,
+    /// A field has the wrong JSON type.
+    InvalidType,
+    /// A field is not an absolute http(s) URL.
+    InvalidUrl,
+    /// A number is outside its range.
+    OutOfRange,
+    /// A string is longer than allowed.
+    TooLong,
+    /// The payload is not an object (and any code this server does not know, when read back).
+    #[serde(other)]
+    InvalidPayload,
+}
+
 /// A validation failure, sent to clients as `{code, message, field}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidationError {
-    /// Machine-readable code: `invalid_payload`, `required`, `invalid_type`, `invalid_url`,
-    /// `out_of_range`, `too_long`.
-    pub code: &'static str,
+    /// Machine-readable code.
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     /// The offending field (`payload` for the payload itself).
@@ -17,7 +35,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(code: &'static str, field: &str, message: impl Into<String>) -> ValidationError {
+    fn new(code: ErrorCode, field: &str, message: impl Into<String>) -> ValidationError {
         ValidationError {
             code,
             message: message.into(),
@@ -37,7 +55,7 @@ impl<'a> Fields<'a> {
     pub fn of(v: &'a Value) -> Result<Fields<'a>, ValidationError> {
         v.as_object()
             .map(Fields)
-            .ok_or_else(|| ValidationError::new("invalid_payload", "payload", "payload must be a JSON object"))
+            .ok_or_else(|| ValidationError::new(ErrorCode::InvalidPayload, "payload", "payload must be a JSON object"))
     }
 
     fn get(&self, field: &str) -> Option<&'a Value> {
@@ -47,15 +65,19 @@ impl<'a> Fields<'a> {
     /// A required non-blank string.
     pub fn required_str(&self, field: &str) -> Result<&'a str, ValidationError> {
         match self.get(field) {
-            None => Err(ValidationError::new("required", field, format!("{field} is required"))),
+            None => Err(ValidationError::new(
+                ErrorCode::Required,
+                field,
+                format!("{field} is required"),
+            )),
             Some(Value::String(s)) if s.trim().is_empty() => Err(ValidationError::new(
-                "required",
+                ErrorCode::Required,
                 field,
                 format!("{field} must not be empty"),
             )),
             Some(Value::String(s)) => Ok(s),
             Some(_) => Err(ValidationError::new(
-                "invalid_type",
+                ErrorCode::InvalidType,
                 field,
                 format!("{field} must be a string"),
             )),
@@ -69,7 +91,7 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => Err(ValidationError::new(
-                "invalid_type",
+                ErrorCode::InvalidType,
                 field,
                 format!("{field} must be a string"),
             )),
@@ -90,7 +112,7 @@ impl<'a> Fields<'a> {
             Ok(s)
         } else {
             Err(ValidationError::new(
-                "invalid_url",
+                ErrorCode::InvalidUrl,
                 field,
                 format!("{field} must be an absolute http(s) URL"),
             ))
@@ -108,7 +130,11 @@ impl<'a> Fields<'a> {
     /// A required number within `[min, max]`.
     pub fn number(&self, field: &str, min: f64, max: f64) -> Result<f64, ValidationError> {
         match self.get(field) {
-            None => Err(ValidationError::new("required", field, format!("{field} is required"))),
+            None => Err(ValidationError::new(
+                ErrorCode::Required,
+                field,
+                format!("{field} is required"),
+            )),
             Some(v) => self.number_value(field, v, min, max),
         }
     }
@@ -116,10 +142,10 @@ impl<'a> Fields<'a> {
     fn number_value(&self, field: &str, v: &Value, min: f64, max: f64) -> Result<f64, ValidationError> {
         let n = v
             .as_f64()
-            .ok_or_else(|| ValidationError::new("invalid_type", field, format!("{field} must be a number")))?;
+            .ok_or_else(|| ValidationError::new(ErrorCode::InvalidType, field, format!("{field} must be a number")))?;
         if !(min..=max).contains(&n) {
             return Err(ValidationError::new(
-                "out_of_range",
+                ErrorCode::OutOfRange,
                 field,
                 format!("{field} must be between {min} and {max}"),
             ));
@@ -133,7 +159,7 @@ impl<'a> Fields<'a> {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
             Some(_) => Err(ValidationError::new(
-                "invalid_type",
+                ErrorCode::InvalidType,
                 field,
                 format!("{field} must be an object"),
             )),
@@ -151,7 +177,7 @@ pub fn sender(fields: &Fields<'_>) -> Result<String, ValidationError> {
 fn check_len(field: &str, s: &str) -> Result<(), ValidationError> {
     if s.chars().count() > MAX_NAME_LEN {
         return Err(ValidationError::new(
-            "too_long",
+            ErrorCode::TooLong,
             field,
             format!("{field} must be at most {MAX_NAME_LEN} characters"),
         ));
@@ -209,13 +235,16 @@ mod tests {
     fn fields() {
         let v = json!({"roomId": " ", "n": "x", "lat": 91, "s": 3});
         let f = Fields::of(&v).unwrap();
-        assert_eq!(f.name("roomId").unwrap_err().code, "required");
+        assert_eq!(f.name("roomId").unwrap_err().code, ErrorCode::Required);
         assert_eq!(f.name("missing").unwrap_err().field, "missing");
-        assert_eq!(f.number("n", 0.0, 1.0).unwrap_err().code, "invalid_type");
-        assert_eq!(f.number("lat", -90.0, 90.0).unwrap_err().code, "out_of_range");
-        assert_eq!(f.optional_str("s").unwrap_err().code, "invalid_type");
-        assert_eq!(Fields::of(&json!([1])).err().unwrap().code, "invalid_payload");
+        assert_eq!(f.number("n", 0.0, 1.0).unwrap_err().code, ErrorCode::InvalidType);
+        assert_eq!(f.number("lat", -90.0, 90.0).unwrap_err().code, ErrorCode::OutOfRange);
+        assert_eq!(f.optional_str("s").unwrap_err().code, ErrorCode::InvalidType);
+        assert_eq!(Fields::of(&json!([1])).err().unwrap().code, ErrorCode::InvalidPayload);
         let long = json!({"roomId": "r".repeat(MAX_NAME_LEN + 1)});
-        assert_eq!(Fields::of(&long).unwrap().name("roomId").unwrap_err().code, "too_long");
+        assert_eq!(
+            Fields::of(&long).unwrap().name("roomId").unwrap_err().code,
+            ErrorCode::TooLong
+        );
     }
 }

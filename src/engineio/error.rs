@@ -49,7 +49,28 @@ impl EngineError {
 
     /// The JSON body Node answers with, byte for byte.
     pub fn body(self) -> String {
-        format!(r#"{{"code":{},"message":"{}"}}"#, self.code(), self)
+        ErrorBody::new(self.code(), &self.to_string()).to_json()
+    }
+}
+
+/// Engine.IO's error body `{"code":N,"message":"…"}`, also used for a handshake a limit refuses.
+#[derive(Debug, serde::Serialize)]
+pub struct ErrorBody<'a> {
+    /// The Engine.IO error code (0–5).
+    pub code: u8,
+    /// Human-readable explanation.
+    pub message: &'a str,
+}
+
+impl<'a> ErrorBody<'a> {
+    /// A body with this code and message.
+    pub fn new(code: u8, message: &'a str) -> ErrorBody<'a> {
+        ErrorBody { code, message }
+    }
+
+    /// The body as JSON text (fields in declaration order, strings escaped).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -78,6 +99,10 @@ mod tests {
             r#"{"code":5,"message":"Unsupported protocol version"}"#
         );
         assert_eq!(EngineError::Forbidden.status(), 403);
+        assert_eq!(
+            ErrorBody::new(4, "say \"no\"").to_json(),
+            r#"{"code":4,"message":"say \"no\""}"#
+        );
         assert_eq!(EngineError::BadRequest.status(), 400);
     }
 }

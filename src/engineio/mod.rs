@@ -12,7 +12,7 @@ pub mod str;
 pub mod timer;
 
 pub use config::{EngineConfig, TransportKind, Transports};
-pub use error::EngineError;
+pub use error::{EngineError, ErrorBody};
 pub use packet::{Data, Frame, Packet, PacketError, PacketType};
 pub use request::{Method, Query, Route};
 pub use session::{CloseReason, Event, Session, SessionError, Transmit};

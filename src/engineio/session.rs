@@ -21,7 +21,8 @@ use thiserror::Error;
 /// pausing yet would only poll again, and Node's clients see no noop when data frees the GET first.
 const UPGRADE_NOOP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Why a session closed, with Node's reason strings.
+/// Why a session closed. Node's reason strings are written once, in
+/// [`crate::socketio::DisconnectReason`], which every close reason maps into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloseReason {
     /// The client closed the transport (WebSocket closed, or a `1` packet over polling).
@@ -36,20 +37,6 @@ pub enum CloseReason {
     ForcedClose,
     /// The server is shutting down.
     ServerShuttingDown,
-}
-
-impl CloseReason {
-    /// Node's reason string.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::TransportClose => "transport close",
-            CloseReason::TransportError => "transport error",
-            CloseReason::PingTimeout => "ping timeout",
-            CloseReason::ParseError => "parse error",
-            CloseReason::ForcedClose => "forced close",
-            CloseReason::ServerShuttingDown => "server shutting down",
-        }
-    }
 }
 
 /// A request the session refuses; the HTTP layer answers it as Node does.

@@ -139,11 +139,11 @@ impl SioConnection {
     }
 
     fn violation(&mut self, v: Violation) {
-        tracing::debug!(sid = %self.shared.conn.sid(), reason = v.reason(), detail = ?v, "closing the connection");
+        tracing::debug!(sid = %self.shared.conn.sid(), reason = %v.reason(), detail = ?v, "closing the connection");
         metrics::inc(&metrics::METRICS.violations);
         self.shared.conn.close();
         if !matches!(v, Violation::Decode(_)) {
-            self.shared.close_all(DisconnectReason::ForcedServerClose);
+            self.shared.close_all(v.reason());
         }
     }
 }

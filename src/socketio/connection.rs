@@ -4,6 +4,7 @@
 
 use super::decoder::{DecodeError, Decoder, DecoderLimits};
 use super::packet::{Packet, PacketType};
+use super::reason::DisconnectReason;
 use crate::engineio::Data;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -37,10 +38,10 @@ pub enum Violation {
 
 impl Violation {
     /// The disconnect reason Node reports to the connection's sockets.
-    pub const fn reason(&self) -> &'static str {
+    pub const fn reason(&self) -> DisconnectReason {
         match self {
-            Violation::Decode(_) => "forced close",
-            Violation::InvalidState | Violation::ConnectTimeout => "forced server close",
+            Violation::Decode(_) => DisconnectReason::ForcedClose,
+            Violation::InvalidState | Violation::ConnectTimeout => DisconnectReason::ForcedServerClose,
         }
     }
 }
@@ -185,6 +186,9 @@ mod tests {
             c.handle_message(text("abc")),
             Err(Violation::Decode(DecodeError::UnknownType))
         );
-        assert_eq!(Violation::Decode(DecodeError::UnknownType).reason(), "forced close");
+        assert_eq!(
+            Violation::Decode(DecodeError::UnknownType).reason().as_str(),
+            "forced close"
+        );
     }
 }

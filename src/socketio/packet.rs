@@ -36,18 +36,33 @@ impl PacketType {
         }
     }
 
-    /// The packet type for a wire digit.
-    pub const fn from_digit(b: u8) -> Option<Self> {
-        Some(match b {
-            b'0' => PacketType::Connect,
-            b'1' => PacketType::Disconnect,
-            b'2' => PacketType::Event,
-            b'3' => PacketType::Ack,
-            b'4' => PacketType::ConnectError,
-            b'5' => PacketType::BinaryEvent,
-            b'6' => PacketType::BinaryAck,
+    /// The packet type for a wire number (`0`–`6`, as the adapters' msgpack `type` carries it).
+    pub const fn from_u8(n: u8) -> Option<Self> {
+        Some(match n {
+            0 => PacketType::Connect,
+            1 => PacketType::Disconnect,
+            2 => PacketType::Event,
+            3 => PacketType::Ack,
+            4 => PacketType::ConnectError,
+            5 => PacketType::BinaryEvent,
+            6 => PacketType::BinaryAck,
             _ => return None,
         })
+    }
+
+    /// The packet type for a wire digit (`b'0'`–`b'6'`).
+    pub const fn from_digit(b: u8) -> Option<Self> {
+        Self::from_u8(b.wrapping_sub(b'0'))
+    }
+
+    /// The type without attachments (`BinaryEvent` → `Event`, `BinaryAck` → `Ack`): for packets
+    /// whose binary parts travel inline, where the wire type follows from the attachments.
+    pub const fn plain(self) -> Self {
+        match self {
+            PacketType::BinaryEvent => PacketType::Event,
+            PacketType::BinaryAck => PacketType::Ack,
+            other => other,
+        }
     }
 
     /// Whether binary attachments follow this packet.

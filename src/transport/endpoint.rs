@@ -10,7 +10,7 @@ use super::mailbox::{MailSender, mailbox};
 use super::outbox::Outbox;
 use super::registry::{Handle, Registry};
 use crate::engineio::request::{self, Method, Query, Route};
-use crate::engineio::{EngineConfig, EngineError, Session, SessionError, Transmit, TransportKind, sid};
+use crate::engineio::{EngineConfig, EngineError, ErrorBody, Session, SessionError, Transmit, TransportKind, sid};
 use crate::serve::ConnAbort;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
@@ -135,7 +135,7 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 
 /// A refused handshake: 503 `{"code":4,"message":…}`.
 fn handshake_refused(message: &str) -> Response<Body> {
-    let body = format!(r#"{{"code":4,"message":"{message}"}}"#);
+    let body = ErrorBody::new(EngineError::Forbidden.code(), message).to_json();
     text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body)
 }
 

@@ -6,7 +6,8 @@
 //! but not acknowledged in time, so it may still arrive.
 
 use crate::adapter::redis::emitter::Emitter;
-use crate::app::{ChatApp, MessageController, ValidationError, controller};
+use crate::app::controller::{self, DeliverError, Outlet};
+use crate::app::{Message, MessageController, ValidationError};
 use crate::client::{ClientError, SioClient};
 use crate::server::Server;
 use serde_json::{Value, json};
@@ -26,6 +27,20 @@ pub enum DeliveryError {
     /// Sent but not acknowledged: it may or may not have been delivered (answer 504).
     #[error("{0}")]
     Unknown(String),
+    /// Part of it went out (the typed event) and the rest failed: a retry would repeat that part
+    /// (answer 500).
+    #[error("{0}")]
+    Partial(String),
+}
+
+impl From<DeliverError> for DeliveryError {
+    fn from(e: DeliverError) -> Self {
+        if e.partial {
+            DeliveryError::Partial(e.to_string())
+        } else {
+            DeliveryError::Unavailable(e.to_string())
+        }
+    }
 }
 
 /// A delivery route.
@@ -35,8 +50,6 @@ pub enum Delivery {
     InProcess {
         /// The server.
         io: Server,
-        /// The chat app.
-        app: ChatApp,
     },
     /// Through a persistent Socket.IO client connection.
     SocketIo {
@@ -91,11 +104,9 @@ impl Delivery {
     ) -> Result<String, DeliveryError> {
         let message = controller::prepare(controller.as_ref(), &payload).map_err(DeliveryError::Invalid)?;
         match self {
-            Delivery::InProcess { io, app } => {
-                let delivered = app
-                    .send(io, controller.as_ref(), &payload)
-                    .map_err(DeliveryError::Invalid)?;
-                Ok(delivered.id)
+            Delivery::InProcess { io } => {
+                controller::deliver(&mut io.sockets(), controller.as_ref(), &message)?;
+                Ok(message.id)
             }
             Delivery::SocketIo { client, timeout } => {
                 let mut pending = client
@@ -134,28 +145,31 @@ impl Delivery {
                         "rate limited by the server: {}",
                         ack["error"]["message"].as_str().unwrap_or("over its chat budget")
                     ))),
-                    _ => match serde_json::from_value::<ValidationErrorOwned>(ack["error"].clone()) {
-                        Ok(e) => Err(DeliveryError::Invalid(e.into())),
+                    _ => match serde_json::from_value::<ValidationError>(ack["error"].clone()) {
+                        Ok(e) => Err(DeliveryError::Invalid(e)),
                         Err(_) => Err(DeliveryError::Unknown(format!("unexpected acknowledgement {ack}"))),
                     },
                 }
             }
             Delivery::Redis { emitter } => {
-                let value = serde_json::to_value(&message).unwrap_or(Value::Null);
-                let publish =
-                    |event: &'static str| emitter.emit_to_room("/", &message.room_id, event, vec![value.clone()]);
-                if controller.event() != "message" {
-                    publish(controller.event())
+                // The emits are chosen by `controller::deliver`, then published in order; each
+                // must reach a subscribed server.
+                let mut planned = Planned::default();
+                controller::deliver(&mut planned, controller.as_ref(), &message)?;
+                for (i, (event, value)) in planned.0.into_iter().enumerate() {
+                    let failed = |reason: String| DeliverError {
+                        event,
+                        room: message.room_id.clone(),
+                        reason,
+                        partial: i > 0,
+                    };
+                    let receivers = emitter
+                        .emit_to_room("/", &message.room_id, event, vec![value])
                         .await
-                        .map_err(|e| DeliveryError::Unavailable(e.to_string()))?;
-                }
-                let receivers = publish("message")
-                    .await
-                    .map_err(|e| DeliveryError::Unavailable(e.to_string()))?;
-                if receivers < 1 {
-                    return Err(DeliveryError::Unavailable(
-                        "no Socket.IO server is subscribed in Redis".into(),
-                    ));
+                        .map_err(|e| failed(e.to_string()))?;
+                    if receivers < 1 {
+                        return Err(failed("no Socket.IO server is subscribed in Redis".into()).into());
+                    }
                 }
                 Ok(message.id)
             }
@@ -163,29 +177,15 @@ impl Delivery {
     }
 }
 
-/// A validation error as the server sends it back in an ack.
-#[derive(serde::Deserialize)]
-struct ValidationErrorOwned {
-    code: String,
-    message: String,
-    field: String,
-}
+/// The Redis route's outlet: records each emit `controller::deliver` asks for, to publish after.
+#[derive(Default)]
+struct Planned(Vec<(&'static str, Value)>);
 
-impl From<ValidationErrorOwned> for ValidationError {
-    fn from(e: ValidationErrorOwned) -> Self {
-        let code: &'static str = match e.code.as_str() {
-            "required" => "required",
-            "invalid_type" => "invalid_type",
-            "invalid_url" => "invalid_url",
-            "out_of_range" => "out_of_range",
-            "too_long" => "too_long",
-            _ => "invalid_payload",
-        };
-        ValidationError {
-            code,
-            message: e.message,
-            field: e.field,
-        }
+impl Outlet for Planned {
+    fn emit(&mut self, _room: &str, event: &'static str, message: &Message) -> Result<(), String> {
+        let value = serde_json::to_value(message).map_err(|e| format!("cannot serialize the message: {e}"))?;
+        self.0.push((event, value));
+        Ok(())
     }
 }
 

@@ -221,6 +221,9 @@ pub(super) async fn webhook(State(state): State<Arc<WebhookState>>, event: Strin
             Err(e @ DeliveryError::Unavailable(_)) => {
                 tracing::warn!(event, %room, reason = %e, "webhook message not delivered")
             }
+            Err(e @ DeliveryError::Partial(_)) => {
+                tracing::warn!(event, %room, reason = %e, "webhook message partially delivered")
+            }
             Err(e @ DeliveryError::Unknown(_)) => {
                 tracing::warn!(event, %room, reason = %e, "webhook message outcome unknown")
             }
@@ -269,6 +272,15 @@ fn outcome(result: Result<&str, &DeliveryError>) -> (StatusCode, Value, bool) {
             StatusCode::SERVICE_UNAVAILABLE,
             error_body("unavailable", &format!("not delivered: {reason}"), None),
             false,
+        ),
+        Err(DeliveryError::Partial(reason)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_body(
+                "partially_delivered",
+                &format!("partially delivered: {reason}; do not retry, the part that went out would repeat"),
+                None,
+            ),
+            true,
         ),
         Err(DeliveryError::Unknown(reason)) => (
             StatusCode::GATEWAY_TIMEOUT,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use sio_server::engineio::request::{self, Method, Query, Route};
 use sio_server::engineio::{
-    Data, EngineConfig, EngineError, Event, Frame, Session, SessionError, Str, Transmit, TransportKind, sid,
+    Data, EngineConfig, EngineError, Event, Frame, Session, SessionError, Str, Transmit, TransportKind,
 };
 use sio_server::socketio::{Connection, DecoderLimits, Incoming, Packet, PacketType};
 use std::collections::HashMap;
@@ -179,7 +179,7 @@ impl Harness {
     }
 
     fn open_session(&mut self, transport: TransportKind) -> String {
-        let id = sid::random_id();
+        let id = sio_server::ids::token();
         self.redact(&id, "sid");
         let session = Session::new(id.clone(), transport, self.config.clone(), self.now);
         let conn = Connection::new(DecoderLimits::default(), self.connect_timeout, self.now);
@@ -445,7 +445,10 @@ impl Harness {
         match event {
             Event::Upgraded => self.line("     [upgraded to websocket]"),
             Event::Closed(reason) => {
-                self.line(format!("     [session closed: {}]", reason.as_str()));
+                self.line(format!(
+                    "     [session closed: {}]",
+                    sio_server::socketio::DisconnectReason::from(reason)
+                ));
                 self.slots.remove(sid);
             }
             Event::Message(data) => match self.app {
@@ -477,7 +480,7 @@ impl Harness {
         match incoming {
             Incoming::Connect { nsp, auth } => match nsp.as_str() {
                 "/" | "/custom" => {
-                    let id = sid::random_id();
+                    let id = sio_server::ids::token();
                     let slot = self.slots.get_mut(sid).expect("open");
                     slot.conn.connected(&nsp, &id);
                     send_packet(&mut slot.session, &Packet::connect_reply(&nsp, &id));

@@ -181,15 +181,9 @@ pub fn packet_from_mp(v: Mp) -> Result<Packet, CodecError> {
     let ty = json
         .get("type")
         .and_then(Value::as_u64)
-        .ok_or(CodecError::Shape("packet.type"))?;
-    let ty = match ty {
-        0 => PacketType::Connect,
-        1 => PacketType::Disconnect,
-        2 | 5 => PacketType::Event,
-        3 | 6 => PacketType::Ack,
-        4 => PacketType::ConnectError,
-        _ => return Err(CodecError::Shape("packet.type")),
-    };
+        .and_then(|n| PacketType::from_u8(u8::try_from(n).ok()?))
+        .ok_or(CodecError::Shape("packet.type"))?
+        .plain();
     let nsp = json.get("nsp").and_then(Value::as_str).unwrap_or("/").to_owned();
     let id = json.get("id").and_then(Value::as_u64);
     let data = json.get("data").cloned();
