@@ -296,12 +296,12 @@ fn bad(var: &'static str, value: &str, reason: &str) -> ConfigError {
 
 /// Percent-encodes a password for a `redis://` URL.
 fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<RedisConfig>, ConfigError> {

@@ -185,22 +185,18 @@ fn check_len(field: &str, s: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// Whether `s` is an absolute `http://` or `https://` URL with a host.
+/// Whether `s` is an absolute `http://` or `https://` URL with a host, as [`http::Uri`] parses it.
+/// Non-ASCII characters (an IDN host, a path in Vietnamese) count as letters: the shape is
+/// checked, not the name.
 pub fn is_http_url(s: &str) -> bool {
-    let rest = if let Some(r) = s.strip_prefix("https://") {
-        r
-    } else if let Some(r) = s.strip_prefix("http://") {
-        r
-    } else {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let ascii: String = s.chars().map(|c| if c.is_ascii() { c } else { 'x' }).collect();
+    let Ok(uri) = http::Uri::try_from(ascii) else {
         return false;
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = host.strip_prefix('[').map_or_else(
-        || host.split(':').next().unwrap_or(""),
-        |v6| v6.split(']').next().unwrap_or(""),
-    );
-    !host.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+    matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty() && h != "[]")
 }
 
 #[cfg(test)]
@@ -215,6 +211,9 @@ mod tests {
             "https://cdn.example.com:8443/p?q=1#f",
             "http://[::1]:3000/a",
             "http://localhost",
+            "https://user:pw@example.com/a",
+            "https://cdn.example.com/ảnh%20đẹp.png",
+            "http://例え.jp/x",
         ] {
             assert!(is_http_url(ok), "{ok}");
         }
@@ -226,6 +225,10 @@ mod tests {
             "https://a b/c",
             "javascript:alert(1)",
             "a.png",
+            "http://a.b/x\ny",
+            "http://:80/x",
+            "HTTP//a.b",
+            "mailto:a@b.c",
         ] {
             assert!(!is_http_url(bad), "{bad}");
         }

@@ -28,46 +28,21 @@ pub struct Query {
 }
 
 impl Query {
-    /// Extracts the Engine.IO parameters from a raw query string (percent-decoded).
+    /// Extracts the Engine.IO parameters from a raw query string (`+` and `%XX` decoded; invalid
+    /// escapes and UTF-8 are kept or replaced, never refused: verification judges the values).
     pub fn parse(raw: &str) -> Query {
         let mut q = Query::default();
-        for pair in raw.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v);
-            match k {
-                "EIO" => q.eio = Some(v),
-                "transport" => q.transport = Some(v),
-                "sid" => q.sid = Some(v),
-                _ => {}
-            }
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            let slot = match &*k {
+                "EIO" => &mut q.eio,
+                "transport" => &mut q.transport,
+                "sid" => &mut q.sid,
+                _ => continue,
+            };
+            *slot = Some(v.into_owned());
         }
         q
     }
-}
-
-/// Decodes `%XX` escapes and `+` in a query value; invalid escapes are kept as they are.
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a verified request asks for.
@@ -130,5 +105,21 @@ pub fn verify(
             }
             Ok(Route::Handshake(transport))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_decoded_and_the_last_wins() {
+        let q = Query::parse("EIO=4&transport=polling&t=x&sid=a%2Bb+c&sid=d%2");
+        assert_eq!(q.eio.as_deref(), Some("4"));
+        assert_eq!(q.transport.as_deref(), Some("polling"));
+        assert_eq!(q.sid.as_deref(), Some("d%2"));
+        assert_eq!(Query::parse("sid=a%2Bb+c&&x").sid.as_deref(), Some("a+b c"));
+        assert_eq!(Query::parse("sid=%FF").sid.as_deref(), Some("\u{FFFD}"));
+        assert_eq!(Query::parse(""), Query::default());
     }
 }

@@ -30,17 +30,8 @@ pub struct Handshake {
 impl Handshake {
     /// Builds the handshake from the opening request and the CONNECT payload.
     pub fn new(request: &RequestInfo, auth: Value) -> Handshake {
-        let query = request
-            .query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (
-                    crate::engineio::request::percent_decode(k),
-                    crate::engineio::request::percent_decode(v),
-                )
-            })
+        let query = form_urlencoded::parse(request.query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         Handshake {
             headers: request.headers.clone(),

@@ -5,26 +5,20 @@
 use super::conn::{ConnHandler, transport_to_u8};
 use super::mailbox::MailReceiver;
 use super::outbox::{OVER_LIMIT_GRACE, Outbox};
+pub use super::pipe::Ws;
+pub(crate) use super::pipe::WsConn;
+use super::pipe::{Read, WsPipe, classify, to_message};
 use super::registry::Registry;
-use crate::engineio::{Event, Frame, Session, SessionError, Str, Transmit, TransportKind};
-use crate::serve::ConnAbort;
+use crate::engineio::{Event, Frame, Session, SessionError, Transmit, TransportKind};
 use bytes::Bytes;
-use futures_util::{Sink, Stream};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::oneshot;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-
-/// The WebSocket type the transports use.
-pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 /// What HTTP handlers ask of a session's driver.
 pub(crate) enum Cmd {
@@ -51,165 +45,6 @@ const TURN_BUDGET: usize = 64;
 /// Most bytes waiting for the WebSocket at once (counted against the outbound limit); the rest
 /// wait in the outbox.
 const WS_BACKLOG_BYTES: usize = 64 * 1024;
-/// How long a closing WebSocket may take to write its last frames and its close frame. A peer that
-/// does not read them by then is reset, so a closed connection never outlives this.
-pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
-
-/// An upgraded WebSocket and the means to reset its TCP connection.
-pub(crate) struct WsConn {
-    /// The WebSocket.
-    pub(crate) ws: Box<Ws>,
-    /// Resets the connection when dropped (absent when not served by [`crate::serve::serve`]).
-    pub(crate) abort: Option<ConnAbort>,
-}
-
-/// A WebSocket plus the frames waiting to be written on it.
-struct WsPipe {
-    ws: Box<Ws>,
-    abort: Option<ConnAbort>,
-    out: VecDeque<Message>,
-    /// Bytes in `out`.
-    out_bytes: usize,
-    /// Set once closing: send a close frame once `out` is written, then stop; a pipe that has
-    /// not finished by then is reset.
-    close_deadline: Option<Instant>,
-    /// The close frame has been queued.
-    close_sent: bool,
-    done: bool,
-}
-
-impl WsPipe {
-    fn new(conn: WsConn) -> WsPipe {
-        WsPipe {
-            ws: conn.ws,
-            abort: conn.abort,
-            out: VecDeque::new(),
-            out_bytes: 0,
-            close_deadline: None,
-            close_sent: false,
-            done: false,
-        }
-    }
-
-    fn push(&mut self, msg: Message) {
-        self.out_bytes += msg.len();
-        self.out.push_back(msg);
-    }
-
-    /// Closes after what is queued, within [`CLOSE_DEADLINE`] of `now`.
-    fn start_closing(&mut self, now: Instant) {
-        self.close_deadline.get_or_insert(now + CLOSE_DEADLINE);
-    }
-
-    /// Drops what is queued: the peer is being disconnected for not reading it.
-    fn discard_backlog(&mut self) {
-        self.out.clear();
-        self.out_bytes = 0;
-    }
-
-    /// The close deadline, while the pipe still has something to finish.
-    fn pending_deadline(&self) -> Option<Instant> {
-        if self.done { None } else { self.close_deadline }
-    }
-
-    /// Resets the connection if its close deadline passed; returns whether it did.
-    fn reset_if_overdue(&mut self, now: Instant) -> bool {
-        if self.pending_deadline().is_none_or(|at| now < at) {
-            return false;
-        }
-        if let Some(abort) = &self.abort {
-            abort.abort();
-        }
-        self.discard_backlog();
-        self.done = true;
-        crate::metrics::inc(&crate::metrics::METRICS.close_deadline_resets);
-        true
-    }
-
-    /// Writes what it can; returns Err on a write failure.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
-        if self.done {
-            return Ok(false);
-        }
-        let mut progress = false;
-        if self.close_deadline.is_some() && !self.close_sent && self.out.is_empty() {
-            self.push(Message::Close(None));
-            self.close_sent = true;
-        }
-        let mut ws = Pin::new(&mut *self.ws);
-        while !self.out.is_empty() {
-            match ws.as_mut().poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => return Err(()),
-                Poll::Pending => return Ok(progress),
-            }
-            let msg = self.out.pop_front().expect("not empty");
-            self.out_bytes -= msg.len();
-            if ws.as_mut().start_send(msg).is_err() {
-                return Err(());
-            }
-            progress = true;
-        }
-        match ws.as_mut().poll_flush(cx) {
-            Poll::Ready(Ok(())) => {
-                if self.close_sent {
-                    self.done = true;
-                }
-            }
-            Poll::Ready(Err(_)) => {
-                if self.close_sent {
-                    self.done = true;
-                    return Ok(progress);
-                }
-                return Err(());
-            }
-            Poll::Pending => {}
-        }
-        Ok(progress)
-    }
-
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, ()>>> {
-        if self.done || self.close_sent {
-            return Poll::Pending;
-        }
-        Pin::new(&mut *self.ws)
-            .poll_next(cx)
-            .map(|m| m.map(|r| r.map_err(|_| ())))
-    }
-}
-
-/// What a WebSocket read produced, for the session.
-enum Read {
-    Frame(Frame),
-    Closed,
-    Error,
-    Nothing,
-}
-
-fn classify(msg: Option<Result<Message, ()>>) -> Read {
-    match msg {
-        Some(Ok(Message::Text(t))) => {
-            let bytes = Bytes::from(t);
-            match Str::from_utf8(bytes) {
-                Ok(s) => Read::Frame(Frame::Text(s)),
-                Err(_) => Read::Error,
-            }
-        }
-        Some(Ok(Message::Binary(b))) => Read::Frame(Frame::Binary(b)),
-        Some(Ok(Message::Close(_))) | None => Read::Closed,
-        Some(Ok(_)) => Read::Nothing,
-        Some(Err(())) => Read::Error,
-    }
-}
-
-fn to_message(frame: Frame) -> Message {
-    match frame {
-        // SAFETY: `Str` only ever holds valid UTF-8.
-        Frame::Text(s) => Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into_bytes()) }),
-        Frame::Binary(b) => Message::Binary(b),
-    }
-}
-
 /// Drives one session until it is closed and its last bytes are written.
 pub(crate) struct Driver {
     session: Session,
@@ -281,7 +116,7 @@ impl Driver {
         }
     }
 
-    /// Moves packets and a close request queued by the application into the session. Everything
+    /// Step 2: moves packets and a close request queued by the application into the session. Everything
     /// queued before a close goes out before it.
     fn apply_outbox(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let closing = self.outbox.close_requested();
@@ -359,94 +194,105 @@ impl Driver {
         }
     }
 
-    /// Moves the session's output to the transports and its events to the handler.
+    /// Moves the session's output to the transports and its events to the handler, until the
+    /// handlers stop producing more.
     fn process_output(&mut self, now: Instant) -> bool {
         let mut progress = false;
         loop {
             let mut any = false;
             while let Some(t) = self.session.poll_transmit() {
                 any = true;
-                if self.ws.is_none() && self.session.transport() == TransportKind::WebSocket {
-                    // The upgrade completed: frames flushed with it belong on the former probe.
-                    self.ws = self.probe.take();
-                }
-                tracing::trace!(sid = %self.session.sid(), transmit = ?t, "out");
-                match t {
-                    Transmit::Poll(body) => {
-                        if let Some(reply) = self.pending_get.take()
-                            && reply.send(Ok(body)).is_err()
-                        {
-                            self.session.handle_transport_error(now);
-                        }
-                    }
-                    Transmit::WebSocket(f) => {
-                        if let Some(ws) = &mut self.ws {
-                            ws.push(to_message(f));
-                        }
-                    }
-                    Transmit::CloseWebSocket => {
-                        if let Some(ws) = &mut self.ws {
-                            ws.start_closing(now);
-                        }
-                    }
-                    Transmit::Probe(f) => {
-                        if let Some(p) = &mut self.probe {
-                            p.push(to_message(f));
-                        }
-                    }
-                    Transmit::CloseProbe => {
-                        if let Some(mut p) = self.probe.take() {
-                            p.start_closing(now);
-                            self.closing_probes.push(p);
-                        }
-                    }
-                }
+                self.on_transmit(t, now);
             }
             while let Some(e) = self.session.poll_event() {
                 any = true;
-                tracing::trace!(sid = %self.session.sid(), event = ?e, "in");
-                match e {
-                    Event::Message(data) => {
-                        if !self.had_message {
-                            // The handshake's buffers are freed once it is answered (and reused
-                            // by the next connections' handshakes).
-                            self.had_message = true;
-                            self.shrink_when_idle = true;
-                        }
-                        crate::metrics::inc(&crate::metrics::METRICS.messages_in);
-                        self.handler.on_message(data, now)
-                    }
-                    Event::Upgraded => {
-                        if self.ws.is_none() {
-                            self.ws = self.probe.take();
-                        }
-                        self.transport
-                            .store(transport_to_u8(TransportKind::WebSocket), Ordering::Relaxed);
-                        self.handler.on_upgrade();
-                    }
-                    Event::Closed(reason) => {
-                        self.closed = true;
-                        // Whatever is still open gets the close deadline from now on.
-                        if let Some(ws) = &mut self.ws {
-                            ws.start_closing(now);
-                        }
-                        if let Some(mut p) = self.probe.take() {
-                            p.start_closing(now);
-                            self.closing_probes.push(p);
-                        }
-                        self.outbox.mark_closed();
-                        self.registry.remove(self.session.sid());
-                        self.handler.on_close(reason);
-                        if let Some(reply) = self.pending_get.take() {
-                            let _ = reply.send(Err(SessionError::Closed));
-                        }
-                    }
-                }
+                self.on_event(e, now);
             }
             if !any {
                 return progress;
             }
             progress = true;
+        }
+    }
+
+    /// Hands one transmit to the GET, the WebSocket or the probe it is for.
+    fn on_transmit(&mut self, t: Transmit, now: Instant) {
+        if self.ws.is_none() && self.session.transport() == TransportKind::WebSocket {
+            // The upgrade completed: frames flushed with it belong on the former probe.
+            self.ws = self.probe.take();
+        }
+        tracing::trace!(sid = %self.session.sid(), transmit = ?t, "out");
+        match t {
+            Transmit::Poll(body) => {
+                if let Some(reply) = self.pending_get.take()
+                    && reply.send(Ok(body)).is_err()
+                {
+                    self.session.handle_transport_error(now);
+                }
+            }
+            Transmit::WebSocket(f) => {
+                if let Some(ws) = &mut self.ws {
+                    ws.push(to_message(f));
+                }
+            }
+            Transmit::CloseWebSocket => {
+                if let Some(ws) = &mut self.ws {
+                    ws.start_closing(now);
+                }
+            }
+            Transmit::Probe(f) => {
+                if let Some(p) = &mut self.probe {
+                    p.push(to_message(f));
+                }
+            }
+            Transmit::CloseProbe => self.close_probe(now),
+        }
+    }
+
+    /// Starts closing the probe, if there is one; it finishes among the closing probes.
+    fn close_probe(&mut self, now: Instant) {
+        if let Some(mut p) = self.probe.take() {
+            p.start_closing(now);
+            self.closing_probes.push(p);
+        }
+    }
+
+    /// Hands one session event to the handler.
+    fn on_event(&mut self, e: Event, now: Instant) {
+        tracing::trace!(sid = %self.session.sid(), event = ?e, "in");
+        match e {
+            Event::Message(data) => {
+                if !self.had_message {
+                    // The handshake's buffers are freed once it is answered (and reused by the
+                    // next connections' handshakes).
+                    self.had_message = true;
+                    self.shrink_when_idle = true;
+                }
+                crate::metrics::inc(&crate::metrics::METRICS.messages_in);
+                self.handler.on_message(data, now)
+            }
+            Event::Upgraded => {
+                if self.ws.is_none() {
+                    self.ws = self.probe.take();
+                }
+                self.transport
+                    .store(transport_to_u8(TransportKind::WebSocket), Ordering::Relaxed);
+                self.handler.on_upgrade();
+            }
+            Event::Closed(reason) => {
+                self.closed = true;
+                // Whatever is still open gets the close deadline from now on.
+                if let Some(ws) = &mut self.ws {
+                    ws.start_closing(now);
+                }
+                self.close_probe(now);
+                self.outbox.mark_closed();
+                self.registry.remove(self.session.sid());
+                self.handler.on_close(reason);
+                if let Some(reply) = self.pending_get.take() {
+                    let _ = reply.send(Err(SessionError::Closed));
+                }
+            }
         }
     }
 
@@ -486,6 +332,129 @@ impl Driver {
         any
     }
 
+    /// Step 1: commands from HTTP handlers (a closed session answers a GET with `Closed` and
+    /// ignores the rest).
+    fn poll_commands(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        while let Poll::Ready(cmd) = self.cmds.poll_recv(cx) {
+            match cmd {
+                cmd if !self.closed => self.on_cmd(cmd, now, cx),
+                Cmd::Poll(reply) => {
+                    let _ = reply.send(Err(SessionError::Closed));
+                }
+                _ => {}
+            }
+            progress = true;
+        }
+        progress
+    }
+
+    /// Step 3: frames from the WebSocket (up to a turn's budget) and from a probe.
+    fn poll_reads(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        for _ in 0..TURN_BUDGET {
+            let Some(ws) = &mut self.ws else { break };
+            let Poll::Ready(msg) = ws.poll_read(cx) else { break };
+            progress = true;
+            match classify(msg) {
+                Read::Frame(f) => self.session.handle_ws_frame(f, now),
+                Read::Closed => self.session.handle_ws_closed(now),
+                Read::Error => self.session.handle_ws_error(now),
+                Read::Nothing => {}
+            }
+            if self.session.is_closed() {
+                break;
+            }
+            self.process_output(now);
+        }
+        if let Some(p) = &mut self.probe
+            && let Poll::Ready(msg) = p.poll_read(cx)
+        {
+            progress = true;
+            match classify(msg) {
+                Read::Frame(f) => self.session.handle_probe_frame(f, now),
+                Read::Closed | Read::Error => {
+                    self.probe = None;
+                    self.session.handle_probe_closed(now);
+                }
+                Read::Nothing => {}
+            }
+        }
+        progress
+    }
+
+    /// Step 4: the timer fired: the session's and the handler's timeouts while open, close
+    /// deadlines always.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let Some(at) = self.timer_at else { return false };
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.timer_at = None;
+        let now = now.max(at);
+        if !self.closed {
+            self.session.handle_timeout(now);
+            self.handler.handle_timeout(now);
+            self.shrink_when_idle = true;
+        }
+        self.reset_overdue(now);
+        true
+    }
+
+    /// Step 5: writes to the WebSocket, the probe and the probes being closed. A failed write
+    /// is a transport error (or a closed probe); pipes that are done are dropped.
+    fn poll_writes(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        if let Some(ws) = &mut self.ws {
+            match ws.poll_write(cx) {
+                Ok(p) => progress |= p,
+                Err(()) => {
+                    ws.done = true;
+                    ws.discard_backlog();
+                    self.session.handle_ws_error(now);
+                    progress = true;
+                }
+            }
+            self.outbox.set_in_transport(ws.out_bytes);
+        }
+        if let Some(p) = &mut self.probe
+            && p.poll_write(cx).is_err()
+        {
+            self.probe = None;
+            self.session.handle_probe_closed(now);
+            progress = true;
+        }
+        for p in &mut self.closing_probes {
+            if p.poll_write(cx).is_err() {
+                p.done = true;
+            }
+        }
+        self.closing_probes.retain(|p| !p.done);
+        progress
+    }
+
+    /// Step 6: arms the one timer for the earliest deadline (only close deadlines once closed);
+    /// returns true if that deadline has already passed.
+    fn arm_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let close = self.close_deadline();
+        let next = if self.closed {
+            close
+        } else {
+            let over = self.outbox.over_limit_since().map(|t| t + OVER_LIMIT_GRACE);
+            [self.session.poll_timeout(), self.handler.poll_timeout(), over, close]
+                .into_iter()
+                .flatten()
+                .min()
+        };
+        if next == self.timer_at {
+            return false;
+        }
+        self.timer_at = next;
+        let Some(at) = next else { return false };
+        self.timer.as_mut().reset(tokio::time::Instant::from_std(at));
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+
     fn finished(&self) -> bool {
         self.closed
             && self.ws.as_ref().is_none_or(|w| w.done)
@@ -497,126 +466,21 @@ impl Driver {
 impl Future for Driver {
     type Output = ();
 
+    /// One turn per loop: commands, outbox, reads, timer, session output, writes, timer arming;
+    /// until nothing moves (or the turn budget is spent, then it yields and wakes itself).
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         for _ in 0..TURN_BUDGET {
             let now = Instant::now();
-            let mut progress = false;
-
-            // Commands from HTTP handlers.
-            while let Poll::Ready(cmd) = this.cmds.poll_recv(cx) {
-                match cmd {
-                    cmd if !this.closed => this.on_cmd(cmd, now, cx),
-                    Cmd::Poll(reply) => {
-                        let _ = reply.send(Err(SessionError::Closed));
-                    }
-                    _ => {}
-                }
-                progress = true;
-            }
-
+            let mut progress = this.poll_commands(cx, now);
             if !this.closed {
-                // Packets queued by the application.
                 progress |= this.apply_outbox(cx, now);
-
-                // Frames from the WebSocket and from a probe.
-                for _ in 0..TURN_BUDGET {
-                    let Some(ws) = &mut this.ws else { break };
-                    let Poll::Ready(msg) = ws.poll_read(cx) else { break };
-                    progress = true;
-                    match classify(msg) {
-                        Read::Frame(f) => this.session.handle_ws_frame(f, now),
-                        Read::Closed => this.session.handle_ws_closed(now),
-                        Read::Error => this.session.handle_ws_error(now),
-                        Read::Nothing => {}
-                    }
-                    if this.session.is_closed() {
-                        break;
-                    }
-                    this.process_output(now);
-                }
-                if let Some(p) = &mut this.probe
-                    && let Poll::Ready(msg) = p.poll_read(cx)
-                {
-                    progress = true;
-                    match classify(msg) {
-                        Read::Frame(f) => this.session.handle_probe_frame(f, now),
-                        Read::Closed | Read::Error => {
-                            this.probe = None;
-                            this.session.handle_probe_closed(now);
-                        }
-                        Read::Nothing => {}
-                    }
-                }
+                progress |= this.poll_reads(cx, now);
             }
-
-            // Timers: the session's and the handler's while open, close deadlines always.
-            if let Some(at) = this.timer_at
-                && this.timer.as_mut().poll(cx).is_ready()
-            {
-                this.timer_at = None;
-                let now = now.max(at);
-                if !this.closed {
-                    this.session.handle_timeout(now);
-                    this.handler.handle_timeout(now);
-                    this.shrink_when_idle = true;
-                }
-                this.reset_overdue(now);
-                progress = true;
-            }
-
+            progress |= this.poll_timer(cx, now);
             progress |= this.process_output(now);
-
-            // Writes.
-            if let Some(ws) = &mut this.ws {
-                match ws.poll_write(cx) {
-                    Ok(p) => progress |= p,
-                    Err(()) => {
-                        ws.done = true;
-                        ws.discard_backlog();
-                        this.session.handle_ws_error(now);
-                        progress = true;
-                    }
-                }
-                this.outbox.set_in_transport(ws.out_bytes);
-            }
-            if let Some(p) = &mut this.probe
-                && p.poll_write(cx).is_err()
-            {
-                this.probe = None;
-                this.session.handle_probe_closed(now);
-                progress = true;
-            }
-            for p in &mut this.closing_probes {
-                if p.poll_write(cx).is_err() {
-                    p.done = true;
-                }
-            }
-            this.closing_probes.retain(|p| !p.done);
-
-            {
-                let close = this.close_deadline();
-                let next = if this.closed {
-                    close
-                } else {
-                    let over = this.outbox.over_limit_since().map(|t| t + OVER_LIMIT_GRACE);
-                    [this.session.poll_timeout(), this.handler.poll_timeout(), over, close]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                };
-                if next != this.timer_at {
-                    this.timer_at = next;
-                    if let Some(at) = next {
-                        this.timer.as_mut().reset(tokio::time::Instant::from_std(at));
-                        if this.timer.as_mut().poll(cx).is_ready() {
-                            progress = true;
-                            this.timer_at = Some(at);
-                        }
-                    }
-                }
-            }
-
+            progress |= this.poll_writes(cx, now);
+            progress |= this.arm_timer(cx);
             if this.finished() {
                 return Poll::Ready(());
             }

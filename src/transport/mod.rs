@@ -9,6 +9,7 @@ mod driver;
 pub mod endpoint;
 mod mailbox;
 pub mod outbox;
+mod pipe;
 pub mod proxy;
 mod registry;
 
