@@ -250,4 +250,18 @@ mod tests {
             ErrorCode::TooLong
         );
     }
+
+    #[test]
+    fn codes_round_trip_through_json() {
+        let e = ValidationError::new(ErrorCode::OutOfRange, "lat", "too far");
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v, json!({"code": "out_of_range", "message": "too far", "field": "lat"}));
+        assert_eq!(serde_json::from_value::<ValidationError>(v).unwrap(), e);
+        // A code this server does not know (a newer server's) reads back as invalid_payload.
+        let other = json!({"code": "too_blue", "message": "m", "field": "f"});
+        assert_eq!(
+            serde_json::from_value::<ValidationError>(other).unwrap().code,
+            ErrorCode::InvalidPayload
+        );
+    }
 }

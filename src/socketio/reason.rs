@@ -64,3 +64,28 @@ impl fmt::Display for DisconnectReason {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_reasons_map_to_nodes_strings() {
+        let all = [
+            (CloseReason::TransportClose, "transport close"),
+            (CloseReason::TransportError, "transport error"),
+            (CloseReason::PingTimeout, "ping timeout"),
+            (CloseReason::ParseError, "parse error"),
+            (CloseReason::ForcedClose, "forced close"),
+            (CloseReason::ServerShuttingDown, "server shutting down"),
+        ];
+        for (reason, node) in all {
+            assert_eq!(DisconnectReason::from(reason).to_string(), node);
+        }
+        assert_eq!(DisconnectReason::ForcedServerClose.as_str(), "forced server close");
+        assert_eq!(
+            DisconnectReason::ClientNamespaceDisconnect.as_str(),
+            "client namespace disconnect"
+        );
+    }
+}
