@@ -1,7 +1,12 @@
-//! Server configuration from the environment (ARCHITECTURE.md, "Configuration"), with Node's
-//! defaults. A bad value is a startup error naming the variable, never a silent default.
+//! Server configuration from the environment and flags (ARCHITECTURE.md, "Configuration"), with
+//! Node's defaults. A bad value is a startup error naming the variable, never a silent default.
+//! The settings, their flags, defaults and help lines are declared once, in [`settings`] (its
+//! doc says how to add one); this module parses and checks their values into a [`Config`].
 
-use crate::adapter::redis::queue::DEFAULT_QUEUE_BYTES;
+pub mod settings;
+
+pub use settings::{Mode, ServerCli};
+
 use crate::adapter::redis::service::redact;
 use crate::adapter::redis::{AdapterKind, RedisConfig, RedisTarget};
 use crate::engineio::EngineConfig;
@@ -129,27 +134,35 @@ pub struct Limits {
     pub chat_rate_bytes: u64,
 }
 
-/// Reads variables through `get`, so tests need not touch the process environment.
+/// Reads the values given for variables through `get` (the environment, flags, or a test's map);
+/// a variable given no value (or an empty one) takes its default from the [`settings`] table.
 pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn raw(&self, var: &'static str) -> Option<String> {
+    /// The value given for `var`, trimmed; `None` when unset or empty.
+    pub(crate) fn raw(&self, var: &'static str) -> Option<String> {
+        debug_assert!(settings::is_declared(var), "{var} is not declared in config::settings");
         (self.0)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    fn parse<T: std::str::FromStr>(&self, var: &'static str, default: T, what: &str) -> Result<T, ConfigError> {
-        match self.raw(var) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ConfigError {
-                var,
-                value: v,
-                reason: format!("expected {what}"),
-            }),
-        }
+    /// The value given for `var`, else its default from the table.
+    pub(crate) fn value(&self, var: &'static str) -> Option<String> {
+        self.raw(var).or_else(|| settings::default_of(var).map(str::to_owned))
     }
 
-    fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        let ms: u64 = self.parse(var, default, "a whole number of milliseconds")?;
+    /// `var` parsed as `what`, its default when not given.
+    pub(crate) fn parse<T: std::str::FromStr>(&self, var: &'static str, what: &str) -> Result<T, ConfigError> {
+        let v = self.value(var).ok_or_else(|| bad(var, "", "required"))?;
+        v.parse().map_err(|_| ConfigError {
+            var,
+            value: v,
+            reason: format!("expected {what}"),
+        })
+    }
+
+    /// `var` as a whole number of milliseconds, greater than 0.
+    pub(crate) fn millis(&self, var: &'static str) -> Result<Duration, ConfigError> {
+        let ms: u64 = self.parse(var, "a whole number of milliseconds")?;
         if ms == 0 {
             return Err(ConfigError {
                 var,
@@ -167,10 +180,34 @@ impl Config {
         Config::from_vars(&Env(|k| std::env::var(k).ok()))
     }
 
+    /// Reads the command line of `sio-server` and the process environment; exits on `--help`,
+    /// `--version` or an unknown flag (status 2). `client-suite` listens on 3210 unless PORT is given.
+    pub fn from_command_line() -> Result<(Option<Mode>, Config), ConfigError> {
+        use clap::CommandFactory;
+        let cmd = ServerCli::command();
+        let matches = cmd.clone().get_matches();
+        Config::from_matches(&cmd, &matches)
+    }
+
+    /// Reads the flags and environment variables clap found in `matches` of `cmd`.
+    fn from_matches(cmd: &clap::Command, matches: &clap::ArgMatches) -> Result<(Option<Mode>, Config), ConfigError> {
+        use clap::FromArgMatches;
+        let cli = ServerCli::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
+        let mut given = settings::given_values(cmd, matches);
+        if cli.mode == Some(Mode::ClientSuite) {
+            // The client's suite connects to localhost:3210; PORT (or --port) moves it.
+            given
+                .entry("PORT".into())
+                .or_insert_with(|| crate::client_suite::DEFAULT_PORT.to_string());
+        }
+        let config = Config::from_vars(&Env(move |k: &str| given.get(k).cloned()))?;
+        Ok((cli.mode, config))
+    }
+
     /// Reads variables from `env`.
     pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Config, ConfigError> {
-        let host = env.parse("HOST", IpAddr::from([0, 0, 0, 0]), "an IP address")?;
-        let port = env.parse("PORT", 3000u16, "a port number (0-65535)")?;
+        let host = env.parse("HOST", "an IP address")?;
+        let port = env.parse("PORT", "a port number (0-65535)")?;
         let instance_id = env.raw("INSTANCE_ID").unwrap_or_else(default_instance_id);
         if instance_id.len() > 64
             || instance_id
@@ -183,7 +220,7 @@ impl Config {
                 reason: "at most 64 characters, no spaces, dots or control characters".into(),
             });
         }
-        let path = env.raw("SOCKETIO_PATH").unwrap_or_else(|| "/socket.io".into());
+        let path = env.value("SOCKETIO_PATH").unwrap_or_default();
         let path = path.trim_end_matches('/').to_owned();
         if !path.starts_with('/') || path.len() < 2 || path.contains(['?', '#', '{', '}', ' ']) {
             return Err(ConfigError {
@@ -192,27 +229,26 @@ impl Config {
                 reason: "expected an absolute path such as /socket.io".into(),
             });
         }
-        let defaults = EngineConfig::default();
         let engine = EngineConfig {
-            ping_interval: env.millis("PING_INTERVAL", 25_000)?,
-            ping_timeout: env.millis("PING_TIMEOUT", 20_000)?,
-            max_payload: env.parse("MAX_HTTP_BUFFER_SIZE", defaults.max_payload, "a size in bytes")?,
-            ..defaults
+            ping_interval: env.millis("PING_INTERVAL")?,
+            ping_timeout: env.millis("PING_TIMEOUT")?,
+            max_payload: env.parse("MAX_HTTP_BUFFER_SIZE", "a size in bytes")?,
+            ..EngineConfig::default()
         };
-        let connect_timeout = env.millis("CONNECT_TIMEOUT", 45_000)?;
-        let log_format = match env.raw("LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
+        let connect_timeout = env.millis("CONNECT_TIMEOUT")?;
+        let log_format = match env.value("LOG_FORMAT").as_deref() {
+            Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
-            Some(other) => {
+            other => {
                 return Err(ConfigError {
                     var: "LOG_FORMAT",
-                    value: other.into(),
+                    value: other.unwrap_or_default().into(),
                     reason: "expected pretty or json".into(),
                 });
             }
         };
         let webhook_port = match env.raw("WEBHOOK_PORT") {
-            None => WebhookPort::Default(4000),
+            None => WebhookPort::Default(env.parse("WEBHOOK_PORT", "a port number or off")?),
             Some(v) if v.eq_ignore_ascii_case("off") => WebhookPort::Off,
             Some(v) => WebhookPort::Explicit(v.parse().map_err(|_| ConfigError {
                 var: "WEBHOOK_PORT",
@@ -220,7 +256,7 @@ impl Config {
                 reason: "expected a port number or off".into(),
             })?),
         };
-        let max_connections = env.parse("MAX_CONNECTIONS", 20_000, "a number of connections (0 = no limit)")?;
+        let max_connections: usize = env.parse("MAX_CONNECTIONS", "a number of connections (0 = no limit)")?;
         // A share of the instance; none when the instance has no limit.
         let share = |divisor: usize| {
             if max_connections == 0 {
@@ -228,6 +264,11 @@ impl Config {
             } else {
                 (max_connections / divisor).max(10)
             }
+        };
+        // Derived defaults: not in the table.
+        let derived = |var: &'static str, default: usize| match env.raw(var) {
+            None => Ok(default),
+            Some(_) => env.parse(var, "a number of connections (0 = off)"),
         };
         let trusted_proxies = match env.raw("TRUSTED_PROXIES") {
             None => TrustedProxies::default(),
@@ -245,28 +286,20 @@ impl Config {
             webhook_port,
             redis: redis_config(env)?,
             webhook_secret: webhook_secret(env)?,
-            shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+            shutdown_grace: env.millis("SHUTDOWN_GRACE_MS")?,
             limits: Limits {
                 max_connections,
-                handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", 0, "handshakes per second (0 = off)")?,
-                max_connections_per_ip: env.parse(
-                    "MAX_CONNECTIONS_PER_IP",
-                    share(10),
-                    "a number of connections (0 = off)",
-                )?,
-                max_half_open_per_ip: env.parse(
-                    "MAX_HALF_OPEN_PER_IP",
-                    share(20),
-                    "a number of connections (0 = off)",
-                )?,
-                max_rooms_per_socket: env.parse("MAX_ROOMS_PER_SOCKET", 1000, "a number of rooms")?,
-                max_event_name_len: env.parse("MAX_EVENT_NAME_LENGTH", 1024, "a length in bytes")?,
-                max_pending_acks: env.parse("MAX_PENDING_ACKS", 1000, "a number of acks")?,
-                outbound_queue_bytes: env.parse("OUTBOUND_QUEUE_BYTES", 8 << 20, "a size in bytes")?,
-                header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
-                write_timeout: env.millis("WRITE_TIMEOUT_MS", 10_000)?,
-                chat_rate_messages: env.parse("CHAT_RATE_MESSAGES", 0, "messages per second (0 = off)")?,
-                chat_rate_bytes: env.parse("CHAT_RATE_BYTES", 0, "bytes per second (0 = off)")?,
+                handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", "handshakes per second (0 = off)")?,
+                max_connections_per_ip: derived("MAX_CONNECTIONS_PER_IP", share(10))?,
+                max_half_open_per_ip: derived("MAX_HALF_OPEN_PER_IP", share(20))?,
+                max_rooms_per_socket: env.parse("MAX_ROOMS_PER_SOCKET", "a number of rooms")?,
+                max_event_name_len: env.parse("MAX_EVENT_NAME_LENGTH", "a length in bytes")?,
+                max_pending_acks: env.parse("MAX_PENDING_ACKS", "a number of acks")?,
+                outbound_queue_bytes: env.parse("OUTBOUND_QUEUE_BYTES", "a size in bytes")?,
+                header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS")?,
+                write_timeout: env.millis("WRITE_TIMEOUT_MS")?,
+                chat_rate_messages: env.parse("CHAT_RATE_MESSAGES", "messages per second (0 = off)")?,
+                chat_rate_bytes: env.parse("CHAT_RATE_BYTES", "bytes per second (0 = off)")?,
             },
             trusted_proxies,
         })
@@ -327,7 +360,7 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
                 RedisTarget::Standalone(u)
             }
             (None, Some(h)) => {
-                let port: u16 = env.parse("REDIS_PORT", 6379, "a port number")?;
+                let port: u16 = env.parse("REDIS_PORT", "a port number")?;
                 RedisTarget::Standalone(format!("redis://{auth}{h}:{port}"))
             }
             (None, None) => return Err(bad("REDIS_MODE", "standalone", "needs REDIS_URL or REDIS_HOST")),
@@ -357,18 +390,18 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
         }
         other => return Err(bad("REDIS_MODE", other, "expected none, standalone or cluster")),
     };
-    let kind = match env.raw("REDIS_ADAPTER").as_deref() {
-        None | Some("classic") => AdapterKind::Classic,
+    let kind = match env.value("REDIS_ADAPTER").as_deref() {
+        Some("classic") => AdapterKind::Classic,
         Some("sharded") => AdapterKind::Sharded,
-        Some(other) => return Err(bad("REDIS_ADAPTER", other, "expected classic or sharded")),
+        other => return Err(bad("REDIS_ADAPTER", other.unwrap_or(""), "expected classic or sharded")),
     };
     Ok(Some(RedisConfig {
         target,
-        timeout: env.millis("REDIS_TIMEOUT_MS", 5_000)?,
+        timeout: env.millis("REDIS_TIMEOUT_MS")?,
         kind,
-        key_prefix: env.raw("REDIS_KEY_PREFIX").unwrap_or_else(|| "socket.io".into()),
+        key_prefix: env.value("REDIS_KEY_PREFIX").unwrap_or_default(),
         requests_timeout: Duration::from_millis(5_000),
-        queue_bytes: match env.parse("REDIS_QUEUE_BYTES", DEFAULT_QUEUE_BYTES, "a size in bytes")? {
+        queue_bytes: match env.parse("REDIS_QUEUE_BYTES", "a size in bytes")? {
             0 => return Err(bad("REDIS_QUEUE_BYTES", "0", "must be greater than 0")),
             n => n,
         },
@@ -387,7 +420,8 @@ fn default_instance_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use std::cell::RefCell;
+    use std::collections::{BTreeSet, HashMap};
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -515,6 +549,166 @@ mod tests {
             "CHAT_RATE_MESSAGES"
         );
         assert_eq!(cfg(&[("CHAT_RATE_BYTES", "1k")]).unwrap_err().var, "CHAT_RATE_BYTES");
+    }
+
+    /// Runs `from_vars` in a few configurations, recording every variable it asks for.
+    fn variables_read<T>(from_vars: impl Fn(&Env<&dyn Fn(&str) -> Option<String>>) -> T) -> BTreeSet<String> {
+        let read = RefCell::new(BTreeSet::new());
+        let cases: [&[(&str, &str)]; 4] = [
+            &[],
+            &[("REDIS_HOST", "h"), ("WEBHOOK_MODE", "redis")],
+            &[("REDIS_URL", "redis://h:1")],
+            &[("REDIS_MODE", "cluster"), ("REDIS_NODES", r#"[{"host":"a","port":1}]"#)],
+        ];
+        for vars in cases {
+            let get = |k: &str| {
+                read.borrow_mut().insert(k.to_owned());
+                vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            };
+            from_vars(&Env(&get));
+        }
+        read.into_inner()
+    }
+
+    fn help_of(cmd: &mut clap::Command) -> String {
+        cmd.render_long_help().to_string()
+    }
+
+    #[test]
+    fn every_setting_read_is_in_the_help() {
+        use clap::CommandFactory;
+        let read = variables_read(|env| Config::from_vars(env).map(|_| ()));
+        let help = help_of(&mut ServerCli::command());
+        for var in &read {
+            let flag = format!("--{}", var.to_ascii_lowercase().replace('_', "-"));
+            assert!(
+                help.contains(&format!("[env: {var}")),
+                "{var} missing from --help:\n{help}"
+            );
+            assert!(help.contains(&flag), "{flag} missing from --help");
+        }
+        // And nothing is declared that the server does not read.
+        for arg in ServerCli::command().get_arguments() {
+            if let Some(var) = arg.get_env().and_then(|v| v.to_str()) {
+                assert!(read.contains(var), "{var} is declared but never read");
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(!help.trim().is_empty(), "{var} has no help line");
+            }
+        }
+        assert!(read.len() >= 36, "{read:?}");
+    }
+
+    #[test]
+    fn every_webhook_setting_read_is_in_its_help() {
+        use crate::webhook::config::{WebhookCli, WebhookConfig};
+        use clap::{Args, CommandFactory};
+        let read = variables_read(|env| WebhookConfig::from_vars(env).map(|_| ()));
+        let server_only: BTreeSet<String> = settings::ServerSettings::augment_args(clap::Command::new("x"))
+            .get_arguments()
+            .filter_map(|a| a.get_env()?.to_str().map(str::to_owned))
+            .collect();
+        let help = help_of(&mut WebhookCli::command());
+        for var in read.difference(&server_only) {
+            assert!(
+                help.contains(&format!("[env: {var}")),
+                "{var} missing from --help:\n{help}"
+            );
+        }
+        for var in [
+            "WEBHOOK_MODE",
+            "SOCKETIO_URL",
+            "WEBHOOK_TIMEOUT_MS",
+            "WEBHOOK_SECRET",
+            "REDIS_URL",
+        ] {
+            assert!(help.contains(&format!("[env: {var}")), "{var}");
+        }
+        assert!(
+            !help.contains("[env: PING_INTERVAL"),
+            "server-only settings stay out of sio-webhook --help"
+        );
+    }
+
+    #[test]
+    fn table_defaults_match_the_types_they_configure() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.engine.max_payload, EngineConfig::default().max_payload);
+        assert_eq!(c.limits.outbound_queue_bytes, 8 << 20);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        let r = cfg(&[("REDIS_HOST", "h")]).unwrap().redis.unwrap();
+        assert_eq!(r.queue_bytes, crate::adapter::redis::queue::DEFAULT_QUEUE_BYTES);
+        assert_eq!(
+            (r.key_prefix.as_str(), r.timeout),
+            ("socket.io", Duration::from_secs(5))
+        );
+        // An empty value is no value: the default applies (docker compose passes `VAR=`).
+        let c = cfg(&[("PORT", ""), ("LOG_FORMAT", " "), ("SOCKETIO_PATH", "")]).unwrap();
+        assert_eq!(
+            (c.port, c.log_format, c.path.as_str()),
+            (3000, LogFormat::Pretty, "/socket.io")
+        );
+    }
+
+    fn from_args(args: &[&str]) -> Result<(Option<Mode>, Config), ConfigError> {
+        use clap::CommandFactory;
+        let cmd = ServerCli::command();
+        let matches = cmd.clone().try_get_matches_from(args).unwrap();
+        Config::from_matches(&cmd, &matches)
+    }
+
+    #[test]
+    fn command_line() {
+        use clap::CommandFactory;
+        let (mode, c) = from_args(&["sio-server", "--port", "3001", "--ping-interval=100"]).unwrap();
+        assert_eq!(
+            (mode, c.port, c.engine.ping_interval),
+            (None, 3001, Duration::from_millis(100))
+        );
+        let (mode, c) = from_args(&["sio-server", "client-suite", "--webhook-port", "off"]).unwrap();
+        assert_eq!((mode, c.webhook_port), (Some(Mode::ClientSuite), WebhookPort::Off));
+        if std::env::var_os("PORT").is_none() {
+            assert_eq!(c.port, crate::client_suite::DEFAULT_PORT);
+        }
+        let (mode, c) = from_args(&["sio-server", "--port=4100", "client-suite"]).unwrap();
+        assert_eq!((mode, c.port), (Some(Mode::ClientSuite), 4100));
+        assert_eq!(
+            from_args(&["sio-server", "conformance"]).unwrap().0,
+            Some(Mode::Conformance)
+        );
+        // A bad flag value names its variable, as the environment's does.
+        assert_eq!(
+            from_args(&["sio-server", "--ping-interval", "0"]).unwrap_err().var,
+            "PING_INTERVAL"
+        );
+        assert_eq!(
+            from_args(&["sio-server", "--redis-mode", "x"]).unwrap_err().var,
+            "REDIS_MODE"
+        );
+        let parse = |args: &[&str]| ServerCli::command().try_get_matches_from(args).unwrap_err();
+        let e = parse(&["sio-server", "--version"]);
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(e.to_string(), format!("sio-server {}\n", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            parse(&["sio-server", "--help"]).kind(),
+            clap::error::ErrorKind::DisplayHelp
+        );
+        let e = parse(&["sio-server", "--no-such-setting", "1"]);
+        assert_eq!((e.kind(), e.exit_code()), (clap::error::ErrorKind::UnknownArgument, 2));
+        let e = parse(&["sio-server", "serve"]);
+        assert_eq!((e.kind(), e.exit_code()), (clap::error::ErrorKind::InvalidValue, 2));
+    }
+
+    #[test]
+    fn help_hides_secret_values() {
+        use clap::CommandFactory;
+        for name in ["WEBHOOK_SECRET", "REDIS_URL", "REDIS_PASSWORD"] {
+            let cmd = ServerCli::command();
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_env() == Some(name.as_ref()))
+                .unwrap();
+            assert!(arg.is_hide_env_values_set(), "{name}");
+        }
     }
 
     #[test]
