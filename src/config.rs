@@ -193,7 +193,7 @@ impl Config {
     fn from_matches(cmd: &clap::Command, matches: &clap::ArgMatches) -> Result<(Option<Mode>, Config), ConfigError> {
         use clap::FromArgMatches;
         let cli = ServerCli::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
-        let mut given = settings::given_values(cmd, matches);
+        let mut given = settings::given_values(cmd, matches)?;
         if cli.mode == Some(Mode::ClientSuite) {
             // The client's suite connects to localhost:3210; PORT (or --port) moves it.
             given
@@ -696,6 +696,22 @@ mod tests {
         assert_eq!((e.kind(), e.exit_code()), (clap::error::ErrorKind::UnknownArgument, 2));
         let e = parse(&["sio-server", "serve"]);
         assert_eq!((e.kind(), e.exit_code()), (clap::error::ErrorKind::InvalidValue, 2));
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_names_its_variable() {
+        use clap::CommandFactory;
+        use std::os::unix::ffi::OsStringExt;
+        let cmd = ServerCli::command();
+        let args = [
+            std::ffi::OsString::from("sio-server"),
+            "--webhook-secret".into(),
+            std::ffi::OsString::from_vec(b"hunter2\xff".to_vec()),
+        ];
+        let matches = cmd.clone().try_get_matches_from(args).unwrap();
+        let e = Config::from_matches(&cmd, &matches).unwrap_err();
+        assert_eq!(e.var, "WEBHOOK_SECRET");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

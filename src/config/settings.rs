@@ -7,7 +7,7 @@
 //! ```text
 //! /// What it does, in one line (the --help line).
 //! #[arg(long, env = "MY_SETTING", default_value = "10")]
-//! pub my_setting: Option<String>,
+//! pub my_setting: Option<OsString>,
 //! ```
 //!
 //! then read it in `Config::from_vars` with `env.parse("MY_SETTING", "a number")?` (or
@@ -17,8 +17,10 @@
 //! checks them, so a bad value names its variable whether it came from the environment or a flag.
 //! The `every_setting_read_is_in_the_help` test fails for a variable read but not declared here.
 
+use super::ConfigError;
 use clap::{ArgMatches, Args, Command, CommandFactory, Parser, ValueEnum};
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::sync::LazyLock;
 
 /// Settings both binaries read.
@@ -26,28 +28,28 @@ use std::sync::LazyLock;
 pub struct CommonSettings {
     /// Address to bind (also the webhook's).
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
-    pub host: Option<String>,
+    pub host: Option<OsString>,
     /// This instance's name in logs, /health, /stats and its sids' prefix (default: <hostname>-<pid>).
     #[arg(long, env = "INSTANCE_ID")]
-    pub instance_id: Option<String>,
+    pub instance_id: Option<OsString>,
     /// Log format: pretty or json (one object per line); RUST_LOG filters (default info).
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
-    pub log_format: Option<String>,
+    pub log_format: Option<OsString>,
     /// Webhook port; sio-server: off disables its in-process webhook, and 4000 taken (not set) only warns.
     #[arg(long, env = "WEBHOOK_PORT", default_value = "4000")]
-    pub webhook_port: Option<String>,
+    pub webhook_port: Option<OsString>,
     /// HMAC-SHA256 key of the webhook, at least 32 bytes; unset: requests are not signed.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<OsString>,
     /// Milliseconds a client may take to send request headers (and a webhook body).
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value = "10000")]
-    pub header_read_timeout_ms: Option<String>,
+    pub header_read_timeout_ms: Option<OsString>,
     /// Milliseconds a write may wait for a peer that reads nothing before the connection is reset.
     #[arg(long, env = "WRITE_TIMEOUT_MS", default_value = "10000")]
-    pub write_timeout_ms: Option<String>,
+    pub write_timeout_ms: Option<OsString>,
     /// Milliseconds a graceful shutdown may take.
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value = "10000")]
-    pub shutdown_grace_ms: Option<String>,
+    pub shutdown_grace_ms: Option<OsString>,
 }
 
 /// Settings of the Socket.IO server only.
@@ -55,58 +57,58 @@ pub struct CommonSettings {
 pub struct ServerSettings {
     /// HTTP port (Socket.IO, demo page, health, stats, metrics); client-suite: 3210.
     #[arg(long, env = "PORT", default_value = "3000")]
-    pub port: Option<String>,
+    pub port: Option<OsString>,
     /// Path of the Engine.IO endpoint and the client bundle.
     #[arg(long, env = "SOCKETIO_PATH", default_value = "/socket.io")]
-    pub socketio_path: Option<String>,
+    pub socketio_path: Option<OsString>,
     /// `*`, or a comma-separated list of allowed origins (default: unset, no CORS headers).
     #[arg(long, env = "CORS_ORIGIN")]
-    pub cors_origin: Option<String>,
+    pub cors_origin: Option<OsString>,
     /// Engine.IO heartbeat interval, ms.
     #[arg(long, env = "PING_INTERVAL", default_value = "25000")]
-    pub ping_interval: Option<String>,
+    pub ping_interval: Option<OsString>,
     /// Engine.IO heartbeat timeout, ms.
     #[arg(long, env = "PING_TIMEOUT", default_value = "20000")]
-    pub ping_timeout: Option<String>,
+    pub ping_timeout: Option<OsString>,
     /// Largest message or polling body, bytes.
     #[arg(long, env = "MAX_HTTP_BUFFER_SIZE", default_value = "1000000")]
-    pub max_http_buffer_size: Option<String>,
+    pub max_http_buffer_size: Option<OsString>,
     /// Milliseconds a connection may stay without joining a namespace.
     #[arg(long, env = "CONNECT_TIMEOUT", default_value = "45000")]
-    pub connect_timeout: Option<String>,
+    pub connect_timeout: Option<OsString>,
     /// Most open sessions per instance (0 = no limit).
     #[arg(long, env = "MAX_CONNECTIONS", default_value = "20000")]
-    pub max_connections: Option<String>,
+    pub max_connections: Option<OsString>,
     /// Most handshakes per second from one client address (0 = off).
     #[arg(long, env = "HANDSHAKE_RATE_PER_IP", default_value = "0")]
-    pub handshake_rate_per_ip: Option<String>,
+    pub handshake_rate_per_ip: Option<OsString>,
     /// Sessions one address may hold once the instance is half full (0 = off) (default: MAX_CONNECTIONS/10, at least 10).
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP")]
-    pub max_connections_per_ip: Option<String>,
+    pub max_connections_per_ip: Option<OsString>,
     /// Sessions one address may hold that sent no message yet (0 = off) (default: MAX_CONNECTIONS/20, at least 10).
     #[arg(long, env = "MAX_HALF_OPEN_PER_IP")]
-    pub max_half_open_per_ip: Option<String>,
+    pub max_half_open_per_ip: Option<OsString>,
     /// Comma-separated networks whose X-Forwarded-For names the client (default: nobody).
     #[arg(long, env = "TRUSTED_PROXIES")]
-    pub trusted_proxies: Option<String>,
+    pub trusted_proxies: Option<OsString>,
     /// Most rooms one socket may be in (its own room included).
     #[arg(long, env = "MAX_ROOMS_PER_SOCKET", default_value = "1000")]
-    pub max_rooms_per_socket: Option<String>,
+    pub max_rooms_per_socket: Option<OsString>,
     /// Longest accepted event name, bytes.
     #[arg(long, env = "MAX_EVENT_NAME_LENGTH", default_value = "1024")]
-    pub max_event_name_length: Option<String>,
+    pub max_event_name_length: Option<OsString>,
     /// Most acks one socket may be waiting for.
     #[arg(long, env = "MAX_PENDING_ACKS", default_value = "1000")]
-    pub max_pending_acks: Option<String>,
+    pub max_pending_acks: Option<OsString>,
     /// Per-connection outbound queue, bytes (the hard limit is 3x).
     #[arg(long, env = "OUTBOUND_QUEUE_BYTES", default_value = "8388608")]
-    pub outbound_queue_bytes: Option<String>,
+    pub outbound_queue_bytes: Option<OsString>,
     /// Chat messages per second one socket may send, burst 2 s worth (0 = off).
     #[arg(long, env = "CHAT_RATE_MESSAGES", default_value = "0")]
-    pub chat_rate_messages: Option<String>,
+    pub chat_rate_messages: Option<OsString>,
     /// Bytes of chat messages per second one socket may send, burst 2 s worth (0 = off).
     #[arg(long, env = "CHAT_RATE_BYTES", default_value = "0")]
-    pub chat_rate_bytes: Option<String>,
+    pub chat_rate_bytes: Option<OsString>,
 }
 
 /// Redis settings (both binaries): the adapter of `sio-server`, the emitter of `sio-webhook`.
@@ -114,34 +116,34 @@ pub struct ServerSettings {
 pub struct RedisSettings {
     /// none, standalone or cluster (default: none, or standalone when REDIS_URL/REDIS_HOST is set).
     #[arg(long, env = "REDIS_MODE")]
-    pub redis_mode: Option<String>,
+    pub redis_mode: Option<OsString>,
     /// Standalone Redis: redis://[:password@]host:port.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<OsString>,
     /// Standalone Redis without a URL: its host.
     #[arg(long, env = "REDIS_HOST")]
-    pub redis_host: Option<String>,
+    pub redis_host: Option<OsString>,
     /// Standalone Redis without a URL: its port.
     #[arg(long, env = "REDIS_PORT", default_value = "6379")]
-    pub redis_port: Option<String>,
+    pub redis_port: Option<OsString>,
     /// Password of REDIS_HOST and of every Cluster node.
     #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
-    pub redis_password: Option<String>,
+    pub redis_password: Option<OsString>,
     /// Cluster nodes, JSON [{"host":"…","port":6379},…]; list them all.
     #[arg(long, env = "REDIS_NODES")]
-    pub redis_nodes: Option<String>,
+    pub redis_nodes: Option<OsString>,
     /// classic (PUBLISH/PSUBSCRIBE) or sharded (SPUBLISH/SSUBSCRIBE, Redis >= 7).
     #[arg(long, env = "REDIS_ADAPTER", default_value = "classic")]
-    pub redis_adapter: Option<String>,
+    pub redis_adapter: Option<OsString>,
     /// Channel prefix (the adapters' key option).
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "socket.io")]
-    pub redis_key_prefix: Option<String>,
+    pub redis_key_prefix: Option<OsString>,
     /// Redis command timeout, ms.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value = "5000")]
-    pub redis_timeout_ms: Option<String>,
+    pub redis_timeout_ms: Option<OsString>,
     /// Byte limit of the publish queue and of the incoming queue, each; past it the oldest go.
     #[arg(long, env = "REDIS_QUEUE_BYTES", default_value = "67108864")]
-    pub redis_queue_bytes: Option<String>,
+    pub redis_queue_bytes: Option<OsString>,
 }
 
 /// Which server `sio-server` runs.
@@ -178,19 +180,32 @@ pub struct ServerCli {
 
 /// The values given explicitly (flag or environment variable, in that order of precedence) in
 /// `matches` of `cmd`, by variable name. Defaults are left out: [`Env`](super::Env) applies them.
-pub fn given_values(cmd: &Command, matches: &ArgMatches) -> HashMap<String, String> {
+/// A value that is not UTF-8 is an error naming its variable.
+pub fn given_values(cmd: &Command, matches: &ArgMatches) -> Result<HashMap<String, String>, ConfigError> {
     use clap::parser::ValueSource;
-    cmd.get_arguments()
-        .filter_map(|arg| {
-            let var = arg.get_env()?.to_str()?;
-            let explicit = matches!(
-                matches.value_source(arg.get_id().as_str()),
-                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-            );
-            let value = matches.get_one::<String>(arg.get_id().as_str()).filter(|_| explicit)?;
-            Some((var.to_owned(), value.clone()))
-        })
-        .collect()
+    let mut given = HashMap::new();
+    for arg in cmd.get_arguments() {
+        let Some(var) = arg.get_env().and_then(|v| v.to_str()) else {
+            continue;
+        };
+        let id = arg.get_id().as_str();
+        if !matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let Some(value) = matches.get_one::<OsString>(id) else {
+            continue;
+        };
+        let value = value.to_str().ok_or_else(|| ConfigError {
+            var: TABLE.get_key_value(var).map_or("setting", |(k, _)| k.as_str()),
+            value: "<hidden>".into(),
+            reason: "not valid UTF-8".into(),
+        })?;
+        given.insert(var.to_owned(), value.to_owned());
+    }
+    Ok(given)
 }
 
 /// Every setting of both binaries: variable name → its default, if it has a fixed one.

@@ -5,6 +5,7 @@ use crate::adapter::redis::RedisConfig;
 use crate::config::settings::{CommonSettings, RedisSettings};
 use crate::config::{Config, ConfigError, Env, LogFormat, WebhookPort};
 use clap::{Args, Parser};
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -13,13 +14,13 @@ use std::time::Duration;
 pub struct WebhookSettings {
     /// How to deliver: socketio (one connection to SOCKETIO_URL) or redis (the REDIS_* settings).
     #[arg(long, env = "WEBHOOK_MODE", default_value = "socketio")]
-    pub webhook_mode: Option<String>,
+    pub webhook_mode: Option<OsString>,
     /// The server (or nginx) to deliver to with WEBHOOK_MODE=socketio.
     #[arg(long, env = "SOCKETIO_URL", default_value = "http://127.0.0.1:3000")]
-    pub socketio_url: Option<String>,
+    pub socketio_url: Option<OsString>,
     /// Milliseconds before a delivery is answered 503 (not sent) or 504 (sent, not acknowledged).
     #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value = "5000")]
-    pub webhook_timeout_ms: Option<String>,
+    pub webhook_timeout_ms: Option<OsString>,
 }
 
 /// `sio-webhook`'s command line. Every setting is an environment variable; a flag overrides it.
@@ -101,7 +102,7 @@ impl WebhookConfig {
         let cmd = WebhookCli::command();
         let matches = cmd.clone().get_matches();
         WebhookCli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        let given = crate::config::settings::given_values(&cmd, &matches);
+        let given = crate::config::settings::given_values(&cmd, &matches)?;
         WebhookConfig::from_vars(&Env(move |k: &str| given.get(k).cloned()))
     }
 
