@@ -1,7 +1,7 @@
 //! Process-wide metrics, rendered as Prometheus text at `/metrics`. Counters are plain atomics in
 //! one static: recording costs one relaxed increment on the hot path, no lock.
 //!
-//! Every metric is declared once, in the [`metrics!`] table at the bottom of this file: the table
+//! Every metric is declared once, in the `metrics!` table at the bottom of this file: the table
 //! makes the [`Metrics`] field (or the [`Gauges`] field), its initial value and its lines in
 //! [`render`], in the table's order. To add a counter, add one entry:
 //!
@@ -14,8 +14,9 @@
 //! entries with the same name, each with its label (`{limit = "chat_rate"}`); the first of the
 //! run carries the HELP text, the others none. A family indexed by number is one array entry
 //! (`packets_in: [AtomicU64; 7] => "…" {type = PACKET_TYPES}, "…"`); a time counted in µs and
-//! shown in seconds is a [`Micros`]. `well_formed` (a test) fails when a family is split or a
-//! HELP line is missing or repeated.
+//! shown in seconds is a [`Micros`]. A gauge (a value read when `/metrics` is asked for) is an
+//! entry of `gauges { … }`: a [`Gauges`] field that `http.rs` fills. `well_formed` (a test) fails
+//! when a family is split or a HELP line is missing or repeated.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -29,7 +29,7 @@ pub struct CommonSettings {
     /// Address to bind (also the webhook's).
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: Option<OsString>,
-    /// This instance's name in logs, /health, /stats and its sids' prefix (default: <hostname>-<pid>).
+    /// This instance's name in logs, /health, /stats and its sids' prefix (default: hostname-pid).
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<OsString>,
     /// Log format: pretty or json (one object per line); RUST_LOG filters (default info).
@@ -61,7 +61,7 @@ pub struct ServerSettings {
     /// Path of the Engine.IO endpoint and the client bundle.
     #[arg(long, env = "SOCKETIO_PATH", default_value = "/socket.io")]
     pub socketio_path: Option<OsString>,
-    /// `*`, or a comma-separated list of allowed origins (default: unset, no CORS headers).
+    /// Allowed origins: * (any) or a comma-separated list (default: unset, no CORS headers).
     #[arg(long, env = "CORS_ORIGIN")]
     pub cors_origin: Option<OsString>,
     /// Engine.IO heartbeat interval, ms.
@@ -117,7 +117,7 @@ pub struct RedisSettings {
     /// none, standalone or cluster (default: none, or standalone when REDIS_URL/REDIS_HOST is set).
     #[arg(long, env = "REDIS_MODE")]
     pub redis_mode: Option<OsString>,
-    /// Standalone Redis: redis://[:password@]host:port.
+    /// Standalone Redis: redis://host:port, or redis://:password@host:port.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<OsString>,
     /// Standalone Redis without a URL: its host.
