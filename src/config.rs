@@ -1,7 +1,12 @@
-//! Server configuration from the environment (ARCHITECTURE.md, "Configuration"), with Node's
-//! defaults. A bad value is a startup error naming the variable, never a silent default.
+//! Server configuration from the environment and flags (ARCHITECTURE.md, "Configuration"), with
+//! Node's defaults. A bad value is a startup error naming the variable, never a silent default.
+//! The settings, their flags, defaults and help lines are declared once, in [`settings`] (its
+//! doc says how to add one); this module parses and checks their values into a [`Config`].
 
-use crate::adapter::redis::queue::DEFAULT_QUEUE_BYTES;
+pub mod settings;
+
+pub use settings::{Mode, ServerCli};
+
 use crate::adapter::redis::service::redact;
 use crate::adapter::redis::{AdapterKind, RedisConfig, RedisTarget};
 use crate::engineio::EngineConfig;
@@ -129,27 +134,35 @@ pub struct Limits {
     pub chat_rate_bytes: u64,
 }
 
-/// Reads variables through `get`, so tests need not touch the process environment.
+/// Reads the values given for variables through `get` (the environment, flags, or a test's map);
+/// a variable given no value (or an empty one) takes its default from the [`settings`] table.
 pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn raw(&self, var: &'static str) -> Option<String> {
+    /// The value given for `var`, trimmed; `None` when unset or empty.
+    pub(crate) fn raw(&self, var: &'static str) -> Option<String> {
+        debug_assert!(settings::is_declared(var), "{var} is not declared in config::settings");
         (self.0)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    fn parse<T: std::str::FromStr>(&self, var: &'static str, default: T, what: &str) -> Result<T, ConfigError> {
-        match self.raw(var) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ConfigError {
-                var,
-                value: v,
-                reason: format!("expected {what}"),
-            }),
-        }
+    /// The value given for `var`, else its default from the table.
+    pub(crate) fn value(&self, var: &'static str) -> Option<String> {
+        self.raw(var).or_else(|| settings::default_of(var).map(str::to_owned))
     }
 
-    fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        let ms: u64 = self.parse(var, default, "a whole number of milliseconds")?;
+    /// `var` parsed as `what`, its default when not given.
+    pub(crate) fn parse<T: std::str::FromStr>(&self, var: &'static str, what: &str) -> Result<T, ConfigError> {
+        let v = self.value(var).ok_or_else(|| bad(var, "", "required"))?;
+        v.parse().map_err(|_| ConfigError {
+            var,
+            value: v,
+            reason: format!("expected {what}"),
+        })
+    }
+
+    /// `var` as a whole number of milliseconds, greater than 0.
+    pub(crate) fn millis(&self, var: &'static str) -> Result<Duration, ConfigError> {
+        let ms: u64 = self.parse(var, "a whole number of milliseconds")?;
         if ms == 0 {
             return Err(ConfigError {
                 var,
@@ -167,10 +180,34 @@ impl Config {
         Config::from_vars(&Env(|k| std::env::var(k).ok()))
     }
 
+    /// Reads the command line of `sio-server` and the process environment; exits on `--help`,
+    /// `--version` or an unknown flag (status 2). `client-suite` listens on 3210 unless PORT is given.
+    pub fn from_command_line() -> Result<(Option<Mode>, Config), ConfigError> {
+        use clap::CommandFactory;
+        let cmd = ServerCli::command();
+        let matches = cmd.clone().get_matches();
+        Config::from_matches(&cmd, &matches)
+    }
+
+    /// Reads the flags and environment variables clap found in `matches` of `cmd`.
+    fn from_matches(cmd: &clap::Command, matches: &clap::ArgMatches) -> Result<(Option<Mode>, Config), ConfigError> {
+        use clap::FromArgMatches;
+        let cli = ServerCli::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
+        let mut given = settings::given_values(cmd, matches)?;
+        if cli.mode == Some(Mode::ClientSuite) {
+            // The client's suite connects to localhost:3210; PORT (or --port) moves it.
+            given
+                .entry("PORT".into())
+                .or_insert_with(|| crate::client_suite::DEFAULT_PORT.to_string());
+        }
+        let config = Config::from_vars(&Env(move |k: &str| given.get(k).cloned()))?;
+        Ok((cli.mode, config))
+    }
+
     /// Reads variables from `env`.
     pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Config, ConfigError> {
-        let host = env.parse("HOST", IpAddr::from([0, 0, 0, 0]), "an IP address")?;
-        let port = env.parse("PORT", 3000u16, "a port number (0-65535)")?;
+        let host = env.parse("HOST", "an IP address")?;
+        let port = env.parse("PORT", "a port number (0-65535)")?;
         let instance_id = env.raw("INSTANCE_ID").unwrap_or_else(default_instance_id);
         if instance_id.len() > 64
             || instance_id
@@ -183,7 +220,7 @@ impl Config {
                 reason: "at most 64 characters, no spaces, dots or control characters".into(),
             });
         }
-        let path = env.raw("SOCKETIO_PATH").unwrap_or_else(|| "/socket.io".into());
+        let path = env.value("SOCKETIO_PATH").unwrap_or_default();
         let path = path.trim_end_matches('/').to_owned();
         if !path.starts_with('/') || path.len() < 2 || path.contains(['?', '#', '{', '}', ' ']) {
             return Err(ConfigError {
@@ -192,27 +229,26 @@ impl Config {
                 reason: "expected an absolute path such as /socket.io".into(),
             });
         }
-        let defaults = EngineConfig::default();
         let engine = EngineConfig {
-            ping_interval: env.millis("PING_INTERVAL", 25_000)?,
-            ping_timeout: env.millis("PING_TIMEOUT", 20_000)?,
-            max_payload: env.parse("MAX_HTTP_BUFFER_SIZE", defaults.max_payload, "a size in bytes")?,
-            ..defaults
+            ping_interval: env.millis("PING_INTERVAL")?,
+            ping_timeout: env.millis("PING_TIMEOUT")?,
+            max_payload: env.parse("MAX_HTTP_BUFFER_SIZE", "a size in bytes")?,
+            ..EngineConfig::default()
         };
-        let connect_timeout = env.millis("CONNECT_TIMEOUT", 45_000)?;
-        let log_format = match env.raw("LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
+        let connect_timeout = env.millis("CONNECT_TIMEOUT")?;
+        let log_format = match env.value("LOG_FORMAT").as_deref() {
+            Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
-            Some(other) => {
+            other => {
                 return Err(ConfigError {
                     var: "LOG_FORMAT",
-                    value: other.into(),
+                    value: other.unwrap_or_default().into(),
                     reason: "expected pretty or json".into(),
                 });
             }
         };
         let webhook_port = match env.raw("WEBHOOK_PORT") {
-            None => WebhookPort::Default(4000),
+            None => WebhookPort::Default(env.parse("WEBHOOK_PORT", "a port number or off")?),
             Some(v) if v.eq_ignore_ascii_case("off") => WebhookPort::Off,
             Some(v) => WebhookPort::Explicit(v.parse().map_err(|_| ConfigError {
                 var: "WEBHOOK_PORT",
@@ -220,7 +256,7 @@ impl Config {
                 reason: "expected a port number or off".into(),
             })?),
         };
-        let max_connections = env.parse("MAX_CONNECTIONS", 20_000, "a number of connections (0 = no limit)")?;
+        let max_connections: usize = env.parse("MAX_CONNECTIONS", "a number of connections (0 = no limit)")?;
         // A share of the instance; none when the instance has no limit.
         let share = |divisor: usize| {
             if max_connections == 0 {
@@ -228,6 +264,11 @@ impl Config {
             } else {
                 (max_connections / divisor).max(10)
             }
+        };
+        // Derived defaults: not in the table.
+        let derived = |var: &'static str, default: usize| match env.raw(var) {
+            None => Ok(default),
+            Some(_) => env.parse(var, "a number of connections (0 = off)"),
         };
         let trusted_proxies = match env.raw("TRUSTED_PROXIES") {
             None => TrustedProxies::default(),
@@ -245,28 +286,20 @@ impl Config {
             webhook_port,
             redis: redis_config(env)?,
             webhook_secret: webhook_secret(env)?,
-            shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+            shutdown_grace: env.millis("SHUTDOWN_GRACE_MS")?,
             limits: Limits {
                 max_connections,
-                handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", 0, "handshakes per second (0 = off)")?,
-                max_connections_per_ip: env.parse(
-                    "MAX_CONNECTIONS_PER_IP",
-                    share(10),
-                    "a number of connections (0 = off)",
-                )?,
-                max_half_open_per_ip: env.parse(
-                    "MAX_HALF_OPEN_PER_IP",
-                    share(20),
-                    "a number of connections (0 = off)",
-                )?,
-                max_rooms_per_socket: env.parse("MAX_ROOMS_PER_SOCKET", 1000, "a number of rooms")?,
-                max_event_name_len: env.parse("MAX_EVENT_NAME_LENGTH", 1024, "a length in bytes")?,
-                max_pending_acks: env.parse("MAX_PENDING_ACKS", 1000, "a number of acks")?,
-                outbound_queue_bytes: env.parse("OUTBOUND_QUEUE_BYTES", 8 << 20, "a size in bytes")?,
-                header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
-                write_timeout: env.millis("WRITE_TIMEOUT_MS", 10_000)?,
-                chat_rate_messages: env.parse("CHAT_RATE_MESSAGES", 0, "messages per second (0 = off)")?,
-                chat_rate_bytes: env.parse("CHAT_RATE_BYTES", 0, "bytes per second (0 = off)")?,
+                handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", "handshakes per second (0 = off)")?,
+                max_connections_per_ip: derived("MAX_CONNECTIONS_PER_IP", share(10))?,
+                max_half_open_per_ip: derived("MAX_HALF_OPEN_PER_IP", share(20))?,
+                max_rooms_per_socket: env.parse("MAX_ROOMS_PER_SOCKET", "a number of rooms")?,
+                max_event_name_len: env.parse("MAX_EVENT_NAME_LENGTH", "a length in bytes")?,
+                max_pending_acks: env.parse("MAX_PENDING_ACKS", "a number of acks")?,
+                outbound_queue_bytes: env.parse("OUTBOUND_QUEUE_BYTES", "a size in bytes")?,
+                header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS")?,
+                write_timeout: env.millis("WRITE_TIMEOUT_MS")?,
+                chat_rate_messages: env.parse("CHAT_RATE_MESSAGES", "messages per second (0 = off)")?,
+                chat_rate_bytes: env.parse("CHAT_RATE_BYTES", "bytes per second (0 = off)")?,
             },
             trusted_proxies,
         })
@@ -327,7 +360,7 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
                 RedisTarget::Standalone(u)
             }
             (None, Some(h)) => {
-                let port: u16 = env.parse("REDIS_PORT", 6379, "a port number")?;
+                let port: u16 = env.parse("REDIS_PORT", "a port number")?;
                 RedisTarget::Standalone(format!("redis://{auth}{h}:{port}"))
             }
             (None, None) => return Err(bad("REDIS_MODE", "standalone", "needs REDIS_URL or REDIS_HOST")),
@@ -357,18 +390,18 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
         }
         other => return Err(bad("REDIS_MODE", other, "expected none, standalone or cluster")),
     };
-    let kind = match env.raw("REDIS_ADAPTER").as_deref() {
-        None | Some("classic") => AdapterKind::Classic,
+    let kind = match env.value("REDIS_ADAPTER").as_deref() {
+        Some("classic") => AdapterKind::Classic,
         Some("sharded") => AdapterKind::Sharded,
-        Some(other) => return Err(bad("REDIS_ADAPTER", other, "expected classic or sharded")),
+        other => return Err(bad("REDIS_ADAPTER", other.unwrap_or(""), "expected classic or sharded")),
     };
     Ok(Some(RedisConfig {
         target,
-        timeout: env.millis("REDIS_TIMEOUT_MS", 5_000)?,
+        timeout: env.millis("REDIS_TIMEOUT_MS")?,
         kind,
-        key_prefix: env.raw("REDIS_KEY_PREFIX").unwrap_or_else(|| "socket.io".into()),
+        key_prefix: env.value("REDIS_KEY_PREFIX").unwrap_or_default(),
         requests_timeout: Duration::from_millis(5_000),
-        queue_bytes: match env.parse("REDIS_QUEUE_BYTES", DEFAULT_QUEUE_BYTES, "a size in bytes")? {
+        queue_bytes: match env.parse("REDIS_QUEUE_BYTES", "a size in bytes")? {
             0 => return Err(bad("REDIS_QUEUE_BYTES", "0", "must be greater than 0")),
             n => n,
         },
@@ -385,171 +418,4 @@ fn default_instance_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_vars(&Env(move |k| map.get(k).cloned()))
-    }
-
-    #[test]
-    fn defaults_are_nodes() {
-        let c = cfg(&[]).unwrap();
-        assert_eq!(c.port, 3000);
-        assert_eq!(c.engine.ping_interval, Duration::from_millis(25_000));
-        assert_eq!(c.engine.ping_timeout, Duration::from_millis(20_000));
-        assert_eq!(c.engine.max_payload, 1_000_000);
-        assert_eq!(c.connect_timeout, Duration::from_millis(45_000));
-        assert_eq!(c.webhook_port, WebhookPort::Default(4000));
-        assert_eq!(
-            (c.limits.chat_rate_messages, c.limits.chat_rate_bytes),
-            (0, 0),
-            "chat rate limit off"
-        );
-        assert!(!c.instance_id.is_empty());
-    }
-
-    #[test]
-    fn redis_settings() {
-        assert!(cfg(&[]).unwrap().redis.is_none());
-        let r = cfg(&[("REDIS_HOST", "cache"), ("REDIS_PASSWORD", "p@ss")])
-            .unwrap()
-            .redis
-            .unwrap();
-        assert_eq!(r.target, RedisTarget::Standalone("redis://:p%40ss@cache:6379".into()));
-        assert_eq!(r.kind, AdapterKind::Classic);
-        let r = cfg(&[
-            ("REDIS_MODE", "cluster"),
-            ("REDIS_NODES", r#"[{"host":"a","port":7000},{"host":"b","port":7001}]"#),
-            ("REDIS_ADAPTER", "sharded"),
-        ])
-        .unwrap()
-        .redis
-        .unwrap();
-        assert_eq!(
-            r.target,
-            RedisTarget::Cluster(vec!["redis://a:7000".into(), "redis://b:7001".into()])
-        );
-        assert_eq!(r.kind, AdapterKind::Sharded);
-        assert!(
-            cfg(&[("REDIS_MODE", "none"), ("REDIS_URL", "redis://x:1")])
-                .unwrap()
-                .redis
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        assert_eq!(cfg(&[("PORT", "http")]).unwrap_err().var, "PORT");
-        assert_eq!(cfg(&[("PING_INTERVAL", "0")]).unwrap_err().var, "PING_INTERVAL");
-        assert_eq!(cfg(&[("LOG_FORMAT", "xml")]).unwrap_err().var, "LOG_FORMAT");
-        assert_eq!(cfg(&[("WEBHOOK_PORT", "four")]).unwrap_err().var, "WEBHOOK_PORT");
-        assert_eq!(cfg(&[("INSTANCE_ID", "a b")]).unwrap_err().var, "INSTANCE_ID");
-        let e = cfg(&[("MAX_HTTP_BUFFER_SIZE", "-1")]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"invalid MAX_HTTP_BUFFER_SIZE="-1": expected a size in bytes"#
-        );
-        assert_eq!(cfg(&[("WEBHOOK_PORT", "off")]).unwrap().webhook_port, WebhookPort::Off);
-        assert_eq!(cfg(&[("WEBHOOK_SECRET", "short")]).unwrap_err().var, "WEBHOOK_SECRET");
-        assert!(
-            !cfg(&[("WEBHOOK_SECRET", "short")])
-                .unwrap_err()
-                .to_string()
-                .contains("short")
-        );
-        assert_eq!(
-            cfg(&[("WEBHOOK_SECRET", &"k".repeat(32))])
-                .unwrap()
-                .webhook_secret
-                .map(|s| s.len()),
-            Some(32)
-        );
-        assert_eq!(cfg(&[("SOCKETIO_PATH", "io")]).unwrap_err().var, "SOCKETIO_PATH");
-        assert_eq!(cfg(&[("REDIS_MODE", "sentinel")]).unwrap_err().var, "REDIS_MODE");
-        assert_eq!(cfg(&[("REDIS_MODE", "cluster")]).unwrap_err().var, "REDIS_NODES");
-        assert_eq!(
-            cfg(&[("REDIS_MODE", "cluster"), ("REDIS_NODES", "[{\"host\":\"a\"}]")])
-                .unwrap_err()
-                .var,
-            "REDIS_NODES"
-        );
-        assert_eq!(cfg(&[("REDIS_URL", "http://x")]).unwrap_err().var, "REDIS_URL");
-        let e = cfg(&[("REDIS_URL", "http://:hunter2@x")]).unwrap_err();
-        assert!(!e.to_string().contains("hunter2"), "{e}");
-        assert_eq!(
-            cfg(&[("REDIS_HOST", "h"), ("REDIS_QUEUE_BYTES", "0")]).unwrap_err().var,
-            "REDIS_QUEUE_BYTES"
-        );
-        let r = cfg(&[
-            ("REDIS_HOST", "h"),
-            ("REDIS_PASSWORD", "hunter2"),
-            ("REDIS_QUEUE_BYTES", "1048576"),
-        ])
-        .unwrap()
-        .redis
-        .unwrap();
-        assert_eq!(r.queue_bytes, 1 << 20);
-        assert!(!format!("{r:?}").contains("hunter2"), "{r:?}");
-        let secret = "hunter3-hunter3-hunter3-hunter3-hunter3";
-        let c = cfg(&[("REDIS_URL", "redis://:hunter2@h:1"), ("WEBHOOK_SECRET", secret)]).unwrap();
-        let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains(secret) && shown.contains("h:1"),
-            "{shown}"
-        );
-        assert_eq!(
-            cfg(&[("REDIS_HOST", "h"), ("REDIS_ADAPTER", "x")]).unwrap_err().var,
-            "REDIS_ADAPTER"
-        );
-        assert_eq!(
-            cfg(&[("REDIS_HOST", "h"), ("REDIS_PORT", "x")]).unwrap_err().var,
-            "REDIS_PORT"
-        );
-        assert_eq!(cfg(&[("SOCKETIO_PATH", "/chat/io/")]).unwrap().path, "/chat/io");
-        assert_eq!(
-            cfg(&[("CHAT_RATE_MESSAGES", "-1")]).unwrap_err().var,
-            "CHAT_RATE_MESSAGES"
-        );
-        assert_eq!(cfg(&[("CHAT_RATE_BYTES", "1k")]).unwrap_err().var, "CHAT_RATE_BYTES");
-    }
-
-    #[test]
-    fn per_address_limits_derive_from_max_connections() {
-        let l = cfg(&[]).unwrap().limits;
-        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (2_000, 1_000));
-        let l = cfg(&[("MAX_CONNECTIONS", "300")]).unwrap().limits;
-        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (30, 15));
-        let l = cfg(&[("MAX_CONNECTIONS", "3")]).unwrap().limits;
-        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (10, 10));
-        let l = cfg(&[("MAX_CONNECTIONS", "0")]).unwrap().limits;
-        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (0, 0));
-        let l = cfg(&[("MAX_CONNECTIONS_PER_IP", "0"), ("MAX_HALF_OPEN_PER_IP", "7")])
-            .unwrap()
-            .limits;
-        assert_eq!((l.max_connections_per_ip, l.max_half_open_per_ip), (0, 7));
-        assert_eq!(
-            cfg(&[("MAX_CONNECTIONS_PER_IP", "-1")]).unwrap_err().var,
-            "MAX_CONNECTIONS_PER_IP"
-        );
-        assert_eq!(
-            cfg(&[("MAX_HALF_OPEN_PER_IP", "x")]).unwrap_err().var,
-            "MAX_HALF_OPEN_PER_IP"
-        );
-    }
-
-    #[test]
-    fn trusted_proxies() {
-        assert!(cfg(&[]).unwrap().trusted_proxies.is_empty());
-        let t = cfg(&[("TRUSTED_PROXIES", "127.0.0.1/32, 10.0.0.0/8")])
-            .unwrap()
-            .trusted_proxies;
-        assert!(t.contains("10.9.8.7".parse().unwrap()));
-        let e = cfg(&[("TRUSTED_PROXIES", "10.0.0.0/8,nginx")]).unwrap_err();
-        assert_eq!(e.var, "TRUSTED_PROXIES");
-        assert!(e.reason.contains("nginx"), "{e}");
-    }
-}
+mod tests;

@@ -182,19 +182,6 @@ impl Packet {
             PacketType::Noop => Packet::Noop,
         })
     }
-
-    /// The packet's type.
-    pub fn packet_type(&self) -> PacketType {
-        match self {
-            Packet::Open(_) => PacketType::Open,
-            Packet::Close => PacketType::Close,
-            Packet::Ping(_) => PacketType::Ping,
-            Packet::Pong(_) => PacketType::Pong,
-            Packet::Message(_) => PacketType::Message,
-            Packet::Upgrade => PacketType::Upgrade,
-            Packet::Noop => PacketType::Noop,
-        }
-    }
 }
 
 #[cfg(test)]

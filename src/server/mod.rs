@@ -169,15 +169,6 @@ impl Server {
         self.namespaces().iter().map(Namespace::local_len).sum()
     }
 
-    /// Disconnects every socket with reason "server shutting down".
-    pub fn disconnect_all_local(&self) {
-        for nsp in self.namespaces() {
-            for s in nsp.local_sockets() {
-                s.on_close(DisconnectReason::ServerShuttingDown);
-            }
-        }
-    }
-
     /// The Engine.IO handler that runs this server on each session.
     pub fn engine_handler(&self) -> Arc<dyn EngineHandler> {
         Arc::new(self.clone())

@@ -32,9 +32,6 @@ pub enum DecodeError {
     /// A binary message arrived with no packet waiting for attachments.
     #[error("got binary data when not reconstructing a packet")]
     UnexpectedBinary,
-    /// The text part is larger than allowed.
-    #[error("packet too large")]
-    TooLarge,
 }
 
 /// Limits the decoder enforces.

@@ -70,7 +70,6 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         session: Session,
         handler: Box<dyn ConnHandler>,

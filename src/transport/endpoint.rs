@@ -264,7 +264,7 @@ impl Engine {
                     Ok(slot) => slot,
                     Err(message) => return handshake_refused(message),
                 };
-                let (body, _) = self.open(TransportKind::Polling, &info, None, slot);
+                let body = self.open(TransportKind::Polling, &info, None, slot);
                 let mut res = text_response(StatusCode::OK, "text/plain; charset=UTF-8", body.unwrap_or_default());
                 res.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -336,7 +336,7 @@ impl Engine {
         info: &RequestInfo,
         ws: Option<WsConn>,
         slot: AddressSlot,
-    ) -> (Option<String>, Arc<str>) {
+    ) -> Option<String> {
         let now = Instant::now();
         let sid: Arc<str> = sid::generate(self.inner.options.sid_tag.as_deref()).into();
         let mut session = Session::new(sid.to_string(), transport, self.inner.config.clone(), now);
@@ -364,7 +364,7 @@ impl Engine {
         crate::metrics::inc(&crate::metrics::METRICS.handshakes);
         let driver = Driver::new(session, handler, outbox, kind, rx, ws, self.inner.registry.clone());
         tokio::spawn(driver);
-        (first, sid)
+        first
     }
 
     /// Answers 101 and runs `then` with the WebSocket once the connection is upgraded.

@@ -1,9 +1,47 @@
-//! Configuration of the standalone `sio-webhook` (the in-process webhook uses `sio-server`'s).
+//! Configuration of the standalone `sio-webhook` (the in-process webhook uses `sio-server`'s):
+//! its command line ([`WebhookCli`], declared like `config::settings`) and its checked values.
 
 use crate::adapter::redis::RedisConfig;
+use crate::config::settings::{CommonSettings, RedisSettings};
 use crate::config::{Config, ConfigError, Env, LogFormat, WebhookPort};
+use clap::{Args, Parser};
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::time::Duration;
+
+/// Settings of `sio-webhook` only.
+#[derive(Args, Clone, Debug, Default)]
+pub struct WebhookSettings {
+    /// How to deliver: socketio (one connection to SOCKETIO_URL) or redis (the REDIS_* settings).
+    #[arg(long, env = "WEBHOOK_MODE", default_value = "socketio")]
+    pub webhook_mode: Option<OsString>,
+    /// The server (or nginx) to deliver to with WEBHOOK_MODE=socketio.
+    #[arg(long, env = "SOCKETIO_URL", default_value = "http://127.0.0.1:3000")]
+    pub socketio_url: Option<OsString>,
+    /// Milliseconds before a delivery is answered 503 (not sent) or 504 (sent, not acknowledged).
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value = "5000")]
+    pub webhook_timeout_ms: Option<OsString>,
+}
+
+/// `sio-webhook`'s command line. Every setting is an environment variable; a flag overrides it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sio-webhook",
+    version,
+    about = "The standalone webhook: POST /webhook delivers chat messages through Socket.IO or Redis.",
+    after_help = "Every setting is read from its environment variable; the flag overrides it. See README.md, \"Webhook\"."
+)]
+pub struct WebhookCli {
+    /// Settings both binaries read.
+    #[command(flatten)]
+    pub common: CommonSettings,
+    /// Delivery.
+    #[command(flatten, next_help_heading = "Delivery")]
+    pub webhook: WebhookSettings,
+    /// Redis (WEBHOOK_MODE=redis).
+    #[command(flatten, next_help_heading = "Redis")]
+    pub redis: RedisSettings,
+}
 
 /// How the standalone webhook delivers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +95,17 @@ impl std::fmt::Debug for WebhookConfig {
 }
 
 impl WebhookConfig {
+    /// Reads the command line of `sio-webhook` and the process environment; exits on `--help`,
+    /// `--version` or an unknown flag (status 2).
+    pub fn from_command_line() -> Result<WebhookConfig, ConfigError> {
+        use clap::{CommandFactory, FromArgMatches};
+        let cmd = WebhookCli::command();
+        let matches = cmd.clone().get_matches();
+        WebhookCli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let given = crate::config::settings::given_values(&cmd, &matches)?;
+        WebhookConfig::from_vars(&Env(move |k: &str| given.get(k).cloned()))
+    }
+
     /// Reads variables from `env`.
     pub fn from_vars<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WebhookConfig, ConfigError> {
         let base = Config::from_vars(env)?;
@@ -70,12 +119,9 @@ impl WebhookConfig {
             }
             WebhookPort::Default(p) | WebhookPort::Explicit(p) => p,
         };
-        let mode = match (env.0)("WEBHOOK_MODE")
-            .map(|m| m.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("") | Some("socketio") => {
-                let url = (env.0)("SOCKETIO_URL").unwrap_or_else(|| "http://127.0.0.1:3000".into());
+        let mode = match env.value("WEBHOOK_MODE").map(|m| m.to_ascii_lowercase()).as_deref() {
+            Some("socketio") => {
+                let url = env.value("SOCKETIO_URL").unwrap_or_default();
                 if !(url.starts_with("http://") || url.starts_with("ws://")) {
                     return Err(ConfigError {
                         var: "SOCKETIO_URL",
@@ -90,28 +136,21 @@ impl WebhookConfig {
                 value: "redis".into(),
                 reason: "needs REDIS_URL, REDIS_HOST or REDIS_MODE=cluster with REDIS_NODES".into(),
             })?),
-            Some(other) => {
+            other => {
                 return Err(ConfigError {
                     var: "WEBHOOK_MODE",
-                    value: other.into(),
+                    value: other.unwrap_or_default().into(),
                     reason: "expected socketio or redis".into(),
                 });
             }
         };
-        let ms = match (env.0)("WEBHOOK_TIMEOUT_MS") {
-            None => 5000,
-            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| ConfigError {
-                var: "WEBHOOK_TIMEOUT_MS",
-                value: v.clone(),
-                reason: "expected a whole number of milliseconds greater than 0".into(),
-            })?,
-        };
+        let timeout = env.millis("WEBHOOK_TIMEOUT_MS")?;
         Ok(WebhookConfig {
             host: base.host,
             port,
             secret: base.webhook_secret,
             mode,
-            timeout: Duration::from_millis(ms),
+            timeout,
             log_format: base.log_format,
             header_read_timeout: base.limits.header_read_timeout,
             write_timeout: base.limits.write_timeout,

@@ -5,7 +5,6 @@
 use sio_server::adapter::redis::RedisService;
 use sio_server::adapter::redis::emitter::Emitter;
 use sio_server::client::SioClient;
-use sio_server::config::Env;
 use sio_server::serve::ServeOptions;
 use sio_server::webhook::config::{WebhookConfig, WebhookMode};
 use sio_server::webhook::{Delivery, WebhookOptions};
@@ -15,13 +14,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args().any(|a| a == "-h" || a == "--help") {
-        eprintln!(
-            "usage: sio-webhook   (configured by WEBHOOK_PORT, HOST, SOCKETIO_URL, WEBHOOK_MODE, WEBHOOK_SECRET, REDIS_*; see README.md)"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let config = match WebhookConfig::from_vars(&Env(|k: &str| std::env::var(k).ok())) {
+    let config = match WebhookConfig::from_command_line() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sio-webhook: {e}");
@@ -33,7 +26,20 @@ async fn main() -> ExitCode {
         eprintln!("sio-webhook: {e}");
         return ExitCode::from(1);
     }
-    let delivery = match &config.mode {
+    let delivery = delivery(&config).await;
+    let options = WebhookOptions {
+        secret: config.secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+        body_timeout: config.header_read_timeout,
+        timeout: config.timeout,
+        ..WebhookOptions::default()
+    };
+    let router = sio_server::webhook::router(delivery, options, &config.instance_id);
+    serve(&config, router).await
+}
+
+/// Where messages go: one Socket.IO connection, or Redis (connecting, with retries, first).
+async fn delivery(config: &WebhookConfig) -> Delivery {
+    match &config.mode {
         WebhookMode::SocketIo(url) => {
             tracing::info!(%url, "delivering through a Socket.IO connection");
             Delivery::SocketIo {
@@ -58,14 +64,11 @@ async fn main() -> ExitCode {
                 emitter: Emitter::new(service, &rc.key_prefix),
             }
         }
-    };
-    let options = WebhookOptions {
-        secret: config.secret.as_ref().map(|s| Arc::from(s.as_bytes())),
-        body_timeout: config.header_read_timeout,
-        timeout: config.timeout,
-        ..WebhookOptions::default()
-    };
-    let router = sio_server::webhook::router(delivery, options, &config.instance_id);
+    }
+}
+
+/// Serves `router` until SIGTERM/SIGINT, then stops within the grace period.
+async fn serve(config: &WebhookConfig, router: axum::Router) -> ExitCode {
     let addr = SocketAddr::new(config.host, config.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
