@@ -29,6 +29,9 @@ pub mod kinds;
 pub mod local;
 pub mod requests;
 
+#[cfg(test)]
+mod harness;
+
 pub use adapter::{ClusterAdapter, ClusterBus, Outbound, encode_message};
 pub use kinds::{MessageType, RequestType};
 pub use requests::Requests;

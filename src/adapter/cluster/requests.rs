@@ -181,15 +181,14 @@ impl Requests {
 /// the heap until due, where they find nothing.
 async fn expire_loop(table: Weak<Shared>, wake: Arc<Notify>) {
     loop {
-        let next = {
-            let Some(shared) = table.upgrade() else { return };
-            let next = shared
-                .table
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .expire(Instant::now());
-            next
-        };
+        let Some(shared) = table.upgrade() else { return };
+        let next = shared
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(Instant::now());
+        // Not kept while sleeping, so the table can go.
+        drop(shared);
         match next {
             Some(at) => {
                 tokio::select! {

@@ -77,7 +77,8 @@ impl MemoryBus {
         }
     }
 
-    fn count(&self, channel: &str, sharded: bool) -> usize {
+    /// How many connections subscribe to `channel` (a sharded channel when `sharded`).
+    pub fn subscribers(&self, channel: &str, sharded: bool) -> usize {
         let b = self.lock();
         b.conns
             .values()
@@ -154,12 +155,12 @@ impl PubSub for MemoryPubSub {
     }
 
     fn numsub(&self, channel: &str) -> BoxFuture<'static, Result<usize, String>> {
-        let n = self.bus.count(channel, false);
+        let n = self.bus.subscribers(channel, false);
         Box::pin(async move { Ok(n) })
     }
 
     fn shardnumsub(&self, channel: &str) -> BoxFuture<'static, Result<usize, String>> {
-        let n = self.bus.count(channel, true);
+        let n = self.bus.subscribers(channel, true);
         Box::pin(async move { Ok(n) })
     }
 }
