@@ -2,65 +2,65 @@
 //! one place: socket.io-adapter's `ClusterAdapter` [`MessageType`] (sharded Redis adapter, Redis
 //! Streams adapter) and `@socket.io/redis-adapter`'s classic [`RequestType`].
 
-/// socket.io-adapter's `MessageType` (`ClusterAdapter` / `ClusterAdapterWithHeartbeat`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MessageType {
-    /// A server announces itself (heartbeat adapters only).
-    InitialHeartbeat = 1,
-    /// A server is still alive (heartbeat adapters only).
-    Heartbeat = 2,
-    /// Broadcast (with `requestId`: expecting acks).
-    Broadcast = 3,
-    /// Make sockets join rooms.
-    SocketsJoin = 4,
-    /// Make sockets leave rooms.
-    SocketsLeave = 5,
-    /// Disconnect sockets.
-    DisconnectSockets = 6,
-    /// Fetch sockets.
-    FetchSockets = 7,
-    /// Response to a fetch.
-    FetchSocketsResponse = 8,
-    /// `serverSideEmit`.
-    ServerSideEmit = 9,
-    /// Response to a `serverSideEmit` with ack.
-    ServerSideEmitResponse = 10,
-    /// How many clients a server targeted for a broadcast with acks.
-    BroadcastClientCount = 11,
-    /// One client's ack.
-    BroadcastAck = 12,
-    /// A server leaves (heartbeat adapters only).
-    AdapterClose = 13,
+/// Declares a wire enum: its variants with their numbers, `ALL`, `code()` and `from_code()`.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $code,)+
+        }
+
+        impl $name {
+            /// Every type, in wire order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The wire number.
+            pub fn code(self) -> u64 {
+                self as u64
+            }
+
+            /// The type of wire number `code`, if any.
+            pub fn from_code(code: u64) -> Option<$name> {
+                $name::ALL.iter().copied().find(|t| t.code() == code)
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// socket.io-adapter's `MessageType` (`ClusterAdapter` / `ClusterAdapterWithHeartbeat`).
+    MessageType {
+        /// A server announces itself (heartbeat adapters only).
+        InitialHeartbeat = 1,
+        /// A server is still alive (heartbeat adapters only).
+        Heartbeat = 2,
+        /// Broadcast (with `requestId`: expecting acks).
+        Broadcast = 3,
+        /// Make sockets join rooms.
+        SocketsJoin = 4,
+        /// Make sockets leave rooms.
+        SocketsLeave = 5,
+        /// Disconnect sockets.
+        DisconnectSockets = 6,
+        /// Fetch sockets.
+        FetchSockets = 7,
+        /// Response to a fetch.
+        FetchSocketsResponse = 8,
+        /// `serverSideEmit`.
+        ServerSideEmit = 9,
+        /// Response to a `serverSideEmit` with ack.
+        ServerSideEmitResponse = 10,
+        /// How many clients a server targeted for a broadcast with acks.
+        BroadcastClientCount = 11,
+        /// One client's ack.
+        BroadcastAck = 12,
+        /// A server leaves (heartbeat adapters only).
+        AdapterClose = 13,
+    }
 }
 
 impl MessageType {
-    /// Every type, in wire order.
-    pub const ALL: [MessageType; 13] = [
-        MessageType::InitialHeartbeat,
-        MessageType::Heartbeat,
-        MessageType::Broadcast,
-        MessageType::SocketsJoin,
-        MessageType::SocketsLeave,
-        MessageType::DisconnectSockets,
-        MessageType::FetchSockets,
-        MessageType::FetchSocketsResponse,
-        MessageType::ServerSideEmit,
-        MessageType::ServerSideEmitResponse,
-        MessageType::BroadcastClientCount,
-        MessageType::BroadcastAck,
-        MessageType::AdapterClose,
-    ];
-
-    /// The wire number.
-    pub fn code(self) -> u64 {
-        self as u64
-    }
-
-    /// The type of wire number `code`, if any.
-    pub fn from_code(code: u64) -> Option<MessageType> {
-        MessageType::ALL.into_iter().find(|t| t.code() == code)
-    }
-
     /// Whether this message answers a request of the server it is addressed to.
     pub fn is_response(self) -> bool {
         matches!(
@@ -73,54 +73,29 @@ impl MessageType {
     }
 }
 
-/// `@socket.io/redis-adapter`'s classic `RequestType`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RequestType {
-    /// Legacy: socket ids in rooms.
-    Sockets = 0,
-    /// All rooms of the cluster.
-    AllRooms = 1,
-    /// Make sockets join rooms.
-    RemoteJoin = 2,
-    /// Make sockets leave rooms.
-    RemoteLeave = 3,
-    /// Disconnect sockets.
-    RemoteDisconnect = 4,
-    /// Fetch sockets.
-    RemoteFetch = 5,
-    /// `serverSideEmit`.
-    ServerSideEmit = 6,
-    /// Broadcast expecting acks.
-    Broadcast = 7,
-    /// Response: how many clients a server targeted.
-    BroadcastClientCount = 8,
-    /// Response: one client's ack.
-    BroadcastAck = 9,
-}
-
-impl RequestType {
-    /// Every type, in wire order.
-    pub const ALL: [RequestType; 10] = [
-        RequestType::Sockets,
-        RequestType::AllRooms,
-        RequestType::RemoteJoin,
-        RequestType::RemoteLeave,
-        RequestType::RemoteDisconnect,
-        RequestType::RemoteFetch,
-        RequestType::ServerSideEmit,
-        RequestType::Broadcast,
-        RequestType::BroadcastClientCount,
-        RequestType::BroadcastAck,
-    ];
-
-    /// The wire number.
-    pub fn code(self) -> u64 {
-        self as u64
-    }
-
-    /// The type of wire number `code`, if any.
-    pub fn from_code(code: u64) -> Option<RequestType> {
-        RequestType::ALL.into_iter().find(|t| t.code() == code)
+wire_enum! {
+    /// `@socket.io/redis-adapter`'s classic `RequestType`.
+    RequestType {
+        /// Legacy: socket ids in rooms.
+        Sockets = 0,
+        /// All rooms of the cluster.
+        AllRooms = 1,
+        /// Make sockets join rooms.
+        RemoteJoin = 2,
+        /// Make sockets leave rooms.
+        RemoteLeave = 3,
+        /// Disconnect sockets.
+        RemoteDisconnect = 4,
+        /// Fetch sockets.
+        RemoteFetch = 5,
+        /// `serverSideEmit`.
+        ServerSideEmit = 6,
+        /// Broadcast expecting acks.
+        Broadcast = 7,
+        /// Response: how many clients a server targeted.
+        BroadcastClientCount = 8,
+        /// Response: one client's ack.
+        BroadcastAck = 9,
     }
 }
 
