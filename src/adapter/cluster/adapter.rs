@@ -406,4 +406,66 @@ mod tests {
         assert!(has_binary(&json!([{"a": crate::socketio::placeholder(0)}])));
         assert!(!has_binary(&json!([{"a": 1}])));
     }
+
+    /// A bus that records what the adapter publishes.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(MessageType, Vec<Room>, bool, String)>>);
+
+    impl ClusterBus for Recorder {
+        fn publish(&self, to: Outbound<'_>, payload: Vec<u8>) {
+            let text = String::from_utf8(payload).expect("JSON");
+            self.0
+                .lock()
+                .unwrap()
+                .push((to.ty, to.rooms.to_vec(), to.is_request, text));
+        }
+        fn publish_response(&self, _requester: &str, _payload: Vec<u8>) {}
+        fn server_count(&self) -> BoxFuture<'static, usize> {
+            Box::pin(async { 1 })
+        }
+    }
+
+    #[tokio::test]
+    async fn operations_have_nodes_wire_shape() {
+        let bus = Arc::new(Recorder::default());
+        let a = ClusterAdapter::with_uid("/chat", "u1".into(), bus.clone(), Duration::from_secs(5));
+        let opts = BroadcastOptions {
+            rooms: vec![Room::from("r")],
+            except: vec![Room::from("x")],
+            flags: BroadcastFlags {
+                volatile: true,
+                ..Default::default()
+            },
+        };
+        a.broadcast(&Packet::event("/chat", "m", [json!(1)]), &opts);
+        a.add_sockets(&opts, &[Room::from("j")]);
+        a.del_sockets(&opts, &[Room::from("j")]);
+        a.disconnect_sockets(&opts, true);
+        a.server_side_emit(&[json!("e"), json!(2)]);
+        let _ = a.broadcast_with_ack(&Packet::event("/chat", "q", [json!(3)]), &opts);
+        let got = bus.0.lock().unwrap().clone();
+        let env = |ty: u64, data: &str| format!(r#"{{"type":{ty},"data":{data},"uid":"u1","nsp":"/chat"}}"#);
+        let o = r#"{"rooms":["r"],"except":["x"]}"#;
+        assert_eq!(
+            got[0],
+            (
+                MessageType::Broadcast,
+                vec![Room::from("r")],
+                false,
+                env(
+                    3,
+                    r#"{"packet":{"type":2,"data":["m",1],"nsp":"/chat"},"opts":{"rooms":["r"],"except":["x"],"flags":{"volatile":true}}}"#
+                )
+            )
+        );
+        assert_eq!(got[1].3, env(4, &format!(r#"{{"opts":{o},"rooms":["j"]}}"#)));
+        assert_eq!(got[2].3, env(5, &format!(r#"{{"opts":{o},"rooms":["j"]}}"#)));
+        assert_eq!(got[3].3, env(6, &format!(r#"{{"opts":{o},"close":true}}"#)));
+        assert_eq!(got[4].3, env(9, r#"{"packet":["e",2]}"#));
+        let (ty, _, is_request, text) = &got[5];
+        assert!(*is_request && *ty == MessageType::Broadcast);
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["data"]["requestId"].as_str().map(str::len), Some(16));
+        assert!(v["data"]["packet"].get("id").is_none(), "the ack id stays local");
+    }
 }

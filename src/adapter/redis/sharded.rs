@@ -116,9 +116,45 @@ pub fn sharded_adapter(
 mod tests {
     use super::*;
 
+    use crate::adapter::pubsub::incoming_queue;
+    use crate::adapter::pubsub::memory::MemoryBus;
+
     #[test]
     fn socket_id_rooms_use_the_base_channel() {
         assert!(looks_like_socket_id("AbCdEfGhIjKlMnOpQrSt"));
         assert!(!looks_like_socket_id("room-1"));
+    }
+
+    #[tokio::test]
+    async fn plain_broadcasts_to_one_room_use_its_channel() {
+        let bus = MemoryBus::default();
+        let (tx, mut rx) = incoming_queue(1 << 20);
+        let listener = bus.connect(tx);
+        for c in ["p#/#", "p#/#r#", "p#/#AbCdEfGhIjKlMnOpQrSt#", "p#/#u9#"] {
+            listener.ssubscribe(c.into());
+        }
+        let (tx2, _rx2) = incoming_queue(1 << 20);
+        let sb = ShardedBus {
+            driver: Arc::new(bus.connect(tx2)),
+            channel: "p#/#".into(),
+        };
+        fn out(ty: MessageType, rooms: &[Room], is_request: bool) -> Outbound<'_> {
+            Outbound { ty, rooms, is_request }
+        }
+        let r = [Room::from("r")];
+        let sid = [Room::from("AbCdEfGhIjKlMnOpQrSt")];
+        let two = [Room::from("r"), Room::from("s")];
+        sb.publish(out(MessageType::Broadcast, &r, false), b"1".to_vec());
+        sb.publish(out(MessageType::Broadcast, &r, true), b"2".to_vec());
+        sb.publish(out(MessageType::Broadcast, &sid, false), b"3".to_vec());
+        sb.publish(out(MessageType::Broadcast, &two, false), b"4".to_vec());
+        sb.publish(out(MessageType::SocketsJoin, &r, false), b"5".to_vec());
+        sb.publish_response("u9", b"6".to_vec());
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            let m = rx.recv().await.expect("message");
+            got.push(format!("{} {}", m.channel, String::from_utf8_lossy(&m.payload)));
+        }
+        assert_eq!(got, ["p#/#r# 1", "p#/# 2", "p#/# 3", "p#/# 4", "p#/# 5", "p#/#u9# 6"]);
     }
 }
