@@ -407,9 +407,12 @@ mod tests {
         assert!(!has_binary(&json!([{"a": 1}])));
     }
 
+    /// One recorded publish: type, rooms, whether a request, the JSON text.
+    type Published = (MessageType, Vec<Room>, bool, String);
+
     /// A bus that records what the adapter publishes.
     #[derive(Default)]
-    struct Recorder(std::sync::Mutex<Vec<(MessageType, Vec<Room>, bool, String)>>);
+    struct Recorder(std::sync::Mutex<Vec<Published>>);
 
     impl ClusterBus for Recorder {
         fn publish(&self, to: Outbound<'_>, payload: Vec<u8>) {
@@ -442,7 +445,10 @@ mod tests {
         a.del_sockets(&opts, &[Room::from("j")]);
         a.disconnect_sockets(&opts, true);
         a.server_side_emit(&[json!("e"), json!(2)]);
-        let _ = a.broadcast_with_ack(&Packet::event("/chat", "q", [json!(3)]), &opts);
+        let (others, _acks) = a
+            .broadcast_with_ack(&Packet::event("/chat", "q", [json!(3)]), &opts)
+            .await;
+        assert_eq!(others, 0, "the recorder's cluster is this server alone");
         let got = bus.0.lock().unwrap().clone();
         let env = |ty: u64, data: &str| format!(r#"{{"type":{ty},"data":{data},"uid":"u1","nsp":"/chat"}}"#);
         let o = r#"{"rooms":["r"],"except":["x"]}"#;
