@@ -59,6 +59,9 @@ impl Table {
 struct Shared {
     table: Mutex<Table>,
     wake: Arc<Notify>,
+    /// Whether the expiry task runs (started by the first request, so a table can be built
+    /// outside a runtime).
+    started: std::sync::Once,
 }
 
 impl Drop for Shared {
@@ -80,14 +83,14 @@ impl Default for Requests {
 }
 
 impl Requests {
-    /// An empty table and its expiry task (which ends when the last clone is dropped).
+    /// An empty table. Its expiry task starts with the first request (inside a Tokio runtime)
+    /// and ends when the last clone is dropped.
     pub fn new() -> Requests {
-        let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             table: Mutex::default(),
-            wake: wake.clone(),
+            wake: Arc::new(Notify::new()),
+            started: std::sync::Once::new(),
         });
-        tokio::spawn(expire_loop(Arc::downgrade(&shared), wake));
         Requests { shared }
     }
 
@@ -96,6 +99,9 @@ impl Requests {
     }
 
     fn insert(&self, id: &str, entry: Entry, timeout: Duration) {
+        self.shared.started.call_once(|| {
+            tokio::spawn(expire_loop(Arc::downgrade(&self.shared), self.shared.wake.clone()));
+        });
         let at = Instant::now() + timeout;
         let mut t = self.lock();
         let earliest = t.deadlines.peek().is_none_or(|Reverse((first, _))| at < *first);
@@ -264,6 +270,12 @@ mod tests {
         assert_eq!(soon.await.unwrap(), vec![]);
         assert!(r.contains("late"));
         drop(late);
+    }
+
+    #[test]
+    fn a_table_can_be_built_outside_a_runtime() {
+        let r = Requests::new();
+        assert!(r.is_empty() && !r.contains("x") && !r.ack("x", RemoteAck::ClientCount(1)));
     }
 
     fn info(id: &str) -> SocketInfo {
