@@ -3,63 +3,27 @@
 //! Local work (the room index, local delivery) is always done by the namespace itself; an
 //! [`Adapter`] only carries operations to other servers. The in-memory default,
 //! [`MemoryAdapter`], is a single server: every remote operation finds nothing.
+//!
+//! Layers, bottom up: [`types`] (rooms and broadcast options, shared with the server), [`pubsub`]
+//! (a pub/sub driver trait with an in-memory bus for tests), [`cluster`] (the request tables,
+//! codec and `ClusterAdapter` message handling every cluster adapter shares), [`redis`] (the
+//! Redis driver and the classic and sharded adapters built on the two layers below).
 
+pub mod cluster;
+pub mod pubsub;
 pub mod redis;
+pub mod types;
 
-use crate::server::rooms::Room;
+pub use types::{BroadcastFlags, BroadcastOptions, RemoteAck, Room, SocketInfo};
+
 use crate::socketio::Packet;
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Flags of a broadcast (Node's `BroadcastFlags`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BroadcastFlags {
-    /// May be dropped when a client is not ready.
-    pub volatile: bool,
-    /// Only this server's sockets.
-    pub local: bool,
-    /// How long to wait for acks.
-    pub timeout: Option<Duration>,
-}
-
-/// Which sockets a cluster-wide operation targets.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BroadcastOptions {
-    /// Rooms to target (all sockets when empty).
-    pub rooms: Vec<Room>,
-    /// Rooms whose members are excluded.
-    pub except: Vec<Room>,
-    /// Flags.
-    pub flags: BroadcastFlags,
-}
-
-/// A socket as seen from anywhere in the cluster (Node's `RemoteSocket` data).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SocketInfo {
-    /// Socket id.
-    pub id: String,
-    /// Handshake, serialized as Node does.
-    pub handshake: Value,
-    /// Rooms the socket is in.
-    pub rooms: Vec<String>,
-    /// `socket.data`.
-    pub data: Value,
-}
-
-/// Acks arriving from other servers for one broadcast-with-ack.
-#[derive(Debug)]
-pub enum RemoteAck {
-    /// A server reports how many of its clients were targeted.
-    ClientCount(usize),
-    /// One client's ack (its first argument).
-    Ack(Value),
-}
 
 /// Cluster operations of one namespace.
 pub trait Adapter: Send + Sync + 'static {

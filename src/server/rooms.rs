@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 /// A socket id.
 pub type Sid = Arc<str>;
-/// A room name.
-pub type Room = Arc<str>;
+pub use crate::adapter::types::Room;
 
 /// A multiply-rotate hasher for socket ids. Sids are server-generated random strings, so no client
 /// can choose colliding keys, and a broadcast hashes one per member: SipHash's DoS resistance

@@ -5,7 +5,7 @@
 use super::codec::encode_broadcast;
 use super::service::RedisService;
 use crate::adapter::BroadcastOptions;
-use crate::server::rooms::Room;
+use crate::adapter::Room;
 use crate::socketio::Packet;
 use serde_json::Value;
 

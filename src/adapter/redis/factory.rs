@@ -1,12 +1,16 @@
-//! Connects to Redis and builds each namespace's Redis adapter (classic or sharded).
+//! Builds each namespace's adapter (classic or sharded) on a pub/sub driver: Redis
+//! ([`RedisAdapterFactory`]), or any other [`PubSub`], such as the in-memory bus
+//! ([`PubSubAdapterFactory::memory`]).
 
 use super::classic::ClassicAdapter;
-use super::hub::{Hub, Publisher, incoming_queue, spawn_resubscriber};
+use super::driver::RedisPubSub;
+use super::hub::{Publisher, spawn_resubscriber};
 use super::service::{Redacted, RedisService, RedisTarget};
-use super::sharded::ShardedAdapter;
-use super::subs::{RoomSubscriptions, SubKind};
+use super::sharded::sharded_adapter;
+use crate::adapter::pubsub::memory::MemoryBus;
+use crate::adapter::pubsub::{Hub, PubSub, incoming_queue};
 use crate::adapter::{Adapter, AdapterFactory};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -37,14 +41,67 @@ pub struct RedisConfig {
     pub queue_bytes: usize,
 }
 
+/// Builds classic or sharded adapters on one pub/sub driver, registering each with the hub that
+/// receives the driver's messages.
+pub struct PubSubAdapterFactory {
+    driver: Arc<dyn PubSub>,
+    hub: Hub,
+    kind: AdapterKind,
+    key_prefix: String,
+    requests_timeout: Duration,
+}
+
+impl PubSubAdapterFactory {
+    /// Adapters on `driver`, whose received messages `hub` dispatches.
+    pub fn new(
+        driver: Arc<dyn PubSub>,
+        hub: Hub,
+        kind: AdapterKind,
+        key_prefix: &str,
+        requests_timeout: Duration,
+    ) -> PubSubAdapterFactory {
+        PubSubAdapterFactory {
+            driver,
+            hub,
+            kind,
+            key_prefix: key_prefix.to_owned(),
+            requests_timeout,
+        }
+    }
+
+    /// Adapters on a new connection to the in-memory `bus` (one per server), with its own
+    /// incoming queue and dispatcher.
+    pub fn memory(bus: &MemoryBus, kind: AdapterKind, key_prefix: &str, requests_timeout: Duration) -> Self {
+        let (messages, messages_rx) = incoming_queue(super::queue::DEFAULT_QUEUE_BYTES);
+        let hub = Hub::default();
+        hub.spawn_dispatcher(messages_rx);
+        let driver = Arc::new(bus.connect(messages));
+        PubSubAdapterFactory::new(driver, hub, kind, key_prefix, requests_timeout)
+    }
+}
+
+impl AdapterFactory for PubSubAdapterFactory {
+    fn create(&self, nsp: &str) -> Arc<dyn Adapter> {
+        let (prefix, timeout) = (&self.key_prefix, self.requests_timeout);
+        match self.kind {
+            AdapterKind::Classic => {
+                let a = Arc::new(ClassicAdapter::new(nsp, prefix, self.driver.clone(), timeout));
+                self.hub.add(a.clone());
+                a
+            }
+            AdapterKind::Sharded => {
+                let (a, route) = sharded_adapter(nsp, prefix, self.driver.clone(), timeout);
+                self.hub.add(route);
+                a
+            }
+        }
+    }
+}
+
 /// Builds Redis adapters sharing one pair of connections.
 pub struct RedisAdapterFactory {
     service: RedisService,
-    publisher: Publisher,
-    hub: Hub,
-    config: RedisConfig,
-    /// Each namespace's fixed subscriptions, kept in place across failovers by their tasks.
-    fixed: Mutex<Vec<RoomSubscriptions>>,
+    adapters: PubSubAdapterFactory,
 }
 
 impl RedisAdapterFactory {
@@ -57,13 +114,9 @@ impl RedisAdapterFactory {
         hub.spawn_dispatcher(messages_rx);
         spawn_resubscriber(service.clone(), disconnects_rx);
         let publisher = Publisher::spawn(service.clone(), config.queue_bytes);
-        Ok(RedisAdapterFactory {
-            service,
-            publisher,
-            hub,
-            config,
-            fixed: Mutex::default(),
-        })
+        let driver = Arc::new(RedisPubSub::new(service.clone(), publisher));
+        let adapters = PubSubAdapterFactory::new(driver, hub, config.kind, &config.key_prefix, config.requests_timeout);
+        Ok(RedisAdapterFactory { service, adapters })
     }
 
     /// Connects, retrying with backoff (0.5 s doubling to 5 s) until Redis answers, logging each
@@ -85,16 +138,6 @@ impl RedisAdapterFactory {
         }
     }
 
-    /// Subscribes `channels` (one command each, retried until Redis takes it) and keeps them
-    /// subscribed across drops and failovers.
-    fn keep(&self, kind: SubKind, channels: Vec<String>) {
-        let subs = RoomSubscriptions::spawn_kind(self.service.clone(), kind);
-        for channel in channels {
-            subs.acquire(channel);
-        }
-        self.fixed.lock().unwrap_or_else(|e| e.into_inner()).push(subs);
-    }
-
     /// The Redis service (for presence and health).
     pub fn service(&self) -> &RedisService {
         &self.service
@@ -103,35 +146,6 @@ impl RedisAdapterFactory {
 
 impl AdapterFactory for RedisAdapterFactory {
     fn create(&self, nsp: &str) -> Arc<dyn Adapter> {
-        let c = &self.config;
-        match c.kind {
-            AdapterKind::Classic => {
-                let a = Arc::new(ClassicAdapter::new(
-                    nsp,
-                    &c.key_prefix,
-                    self.service.clone(),
-                    self.publisher.clone(),
-                    c.requests_timeout,
-                ));
-                self.hub.add(a.clone());
-                let (patterns, channels) = a.subscriptions();
-                self.keep(SubKind::Pattern, patterns);
-                self.keep(SubKind::Channel, channels);
-                a
-            }
-            AdapterKind::Sharded => {
-                let a = Arc::new(ShardedAdapter::new(
-                    nsp,
-                    &c.key_prefix,
-                    self.service.clone(),
-                    self.publisher.clone(),
-                    c.requests_timeout,
-                ));
-                self.hub.add(a.clone());
-                // One channel per command (on a Cluster they hash to different slots).
-                self.keep(SubKind::Sharded, a.subscriptions());
-                a
-            }
-        }
+        self.adapters.create(nsp)
     }
 }

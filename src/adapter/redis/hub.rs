@@ -1,10 +1,10 @@
-//! Shared plumbing of the Redis adapters: the publisher task (batched, bounded, off the emitting
-//! task's path) and the dispatcher that routes subscribed messages to each namespace's adapter.
+//! Shared plumbing of the Redis driver: the publisher task (batched, bounded, off the emitting
+//! task's path) and the keeper of the subscriber connection. (The dispatcher that routes
+//! subscribed messages to each namespace's adapter is `adapter::pubsub::Hub`.)
 
-use super::queue::{MESSAGE_OVERHEAD, QueueReceiver, QueueSender, Weighed, byte_queue};
-use super::service::{PubSubMessage, RedisService};
+use super::queue::{MESSAGE_OVERHEAD, QueueSender, Weighed, byte_queue};
+use super::service::RedisService;
 use crate::metrics::{self, METRICS};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -34,18 +34,6 @@ impl Weighed for Outgoing {
     fn weight(&self) -> usize {
         self.channel.len() + self.payload.len() + MESSAGE_OVERHEAD
     }
-}
-
-impl Weighed for PubSubMessage {
-    fn weight(&self) -> usize {
-        self.channel.len() + self.payload.len() + MESSAGE_OVERHEAD
-    }
-}
-
-/// The queue of messages received from Redis, bounded to `limit` bytes (oldest dropped first,
-/// counted in `sio_redis_queue_dropped_total{queue="incoming"}`).
-pub fn incoming_queue(limit: usize) -> (QueueSender<PubSubMessage>, QueueReceiver<PubSubMessage>) {
-    byte_queue("incoming", limit, &METRICS.redis_incoming_dropped)
 }
 
 /// Queues publishes for the publisher task.
@@ -91,45 +79,6 @@ impl Publisher {
     }
 }
 
-/// An adapter that receives subscribed messages.
-pub trait Routed: Send + Sync + 'static {
-    /// How well this adapter matches the message's channel (longest prefix wins); `None` if not.
-    fn route(&self, msg: &PubSubMessage) -> Option<usize>;
-    /// Handles a message routed to it.
-    fn deliver(&self, msg: PubSubMessage);
-}
-
-/// The adapters receiving messages, by namespace.
-#[derive(Clone, Default)]
-pub struct Hub {
-    adapters: Arc<RwLock<Vec<Arc<dyn Routed>>>>,
-}
-
-impl Hub {
-    /// Registers an adapter.
-    pub fn add(&self, a: Arc<dyn Routed>) {
-        self.adapters.write().unwrap_or_else(|e| e.into_inner()).push(a);
-    }
-
-    /// Routes messages until the channel closes.
-    pub fn spawn_dispatcher(&self, mut rx: QueueReceiver<PubSubMessage>) {
-        let hub = self.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                let target = {
-                    let list = hub.adapters.read().unwrap_or_else(|e| e.into_inner());
-                    list.iter()
-                        .filter_map(|a| a.route(&msg).map(|score| (score, a.clone())))
-                        .max_by_key(|(s, _)| *s)
-                };
-                if let Some((_, a)) = target {
-                    a.deliver(msg);
-                }
-            }
-        });
-    }
-}
-
 /// Keeps the subscriber connection alive: after a disconnection, pings it (which reconnects a
 /// standalone server's connection) with backoff until it answers. The subscriptions themselves are
 /// re-issued by their owners ([`super::subs`]) on [`super::service::SubscriberEvent::Reset`].
@@ -150,77 +99,4 @@ pub fn spawn_resubscriber(service: RedisService, mut disconnects: mpsc::Unbounde
             }
         }
     });
-}
-
-struct Fetch {
-    remaining: usize,
-    sockets: Vec<crate::adapter::SocketInfo>,
-    done: Option<tokio::sync::oneshot::Sender<Vec<crate::adapter::SocketInfo>>>,
-}
-
-/// `fetch_sockets` requests waiting for other servers' answers, by request id.
-#[derive(Clone, Default)]
-pub struct FetchTable(Arc<std::sync::Mutex<std::collections::HashMap<String, Fetch>>>);
-
-impl FetchTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Fetch>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Expects `servers` answers to request `id`; resolves with all sockets once they arrived.
-    pub fn start(&self, id: &str, servers: usize) -> tokio::sync::oneshot::Receiver<Vec<crate::adapter::SocketInfo>> {
-        let (done, rx) = tokio::sync::oneshot::channel();
-        self.lock().insert(
-            id.to_owned(),
-            Fetch {
-                remaining: servers,
-                sockets: Vec::new(),
-                done: Some(done),
-            },
-        );
-        rx
-    }
-
-    /// Whether `id` is one of this server's requests.
-    pub fn contains(&self, id: &str) -> bool {
-        self.lock().contains_key(id)
-    }
-
-    /// One server's answer.
-    pub fn answer(&self, id: &str, sockets: Vec<crate::adapter::SocketInfo>) {
-        let mut table = self.lock();
-        let Some(f) = table.get_mut(id) else { return };
-        f.sockets.extend(sockets);
-        f.remaining = f.remaining.saturating_sub(1);
-        if f.remaining == 0 {
-            if let Some(done) = f.done.take() {
-                let _ = done.send(std::mem::take(&mut f.sockets));
-            }
-            table.remove(id);
-        }
-    }
-
-    /// Gives up on `id`, returning what arrived.
-    pub fn give_up(&self, id: &str) -> Vec<crate::adapter::SocketInfo> {
-        self.lock().remove(id).map(|f| f.sockets).unwrap_or_default()
-    }
-
-    /// Waits for request `id` up to `timeout`; on timeout, logs and returns the partial answer.
-    pub async fn wait(
-        &self,
-        id: &str,
-        rx: tokio::sync::oneshot::Receiver<Vec<crate::adapter::SocketInfo>>,
-        timeout: std::time::Duration,
-    ) -> Vec<crate::adapter::SocketInfo> {
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(sockets)) => sockets,
-            _ => {
-                tracing::warn!(
-                    request_id = id,
-                    "timeout reached while waiting for fetchSockets responses"
-                );
-                self.give_up(id)
-            }
-        }
-    }
 }

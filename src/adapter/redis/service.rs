@@ -5,6 +5,7 @@
 use super::node::NodeConn;
 use super::pinned::PinnedSubscriber;
 use super::queue::QueueSender;
+pub use crate::adapter::pubsub::PubSubMessage;
 use crate::metrics::{self, METRICS};
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -69,15 +70,6 @@ impl<T: std::fmt::Display> std::fmt::Display for Redacted<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&redact(&self.0.to_string()))
     }
-}
-
-/// A message received on a subscription.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PubSubMessage {
-    /// The channel it was published to.
-    pub channel: String,
-    /// The payload.
-    pub payload: Bytes,
 }
 
 /// Something that happened to the subscriber connection, for the tasks that own subscriptions

@@ -103,11 +103,6 @@ pub struct RoomSubscriptions {
 }
 
 impl RoomSubscriptions {
-    /// Starts the task that applies sharded (`SSUBSCRIBE`) changes through `service`.
-    pub fn spawn(service: RedisService) -> RoomSubscriptions {
-        RoomSubscriptions::spawn_kind(service, SubKind::Sharded)
-    }
-
     /// Starts the task that applies changes of subscriptions of `kind` through `service`.
     pub fn spawn_kind(service: RedisService, kind: SubKind) -> RoomSubscriptions {
         let shared = Arc::new(Shared {

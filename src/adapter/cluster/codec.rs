@@ -1,9 +1,9 @@
 //! Encoding compatible with Node's adapters: JSON values ↔ msgpack (binary attachments become
 //! msgpack `bin` values in place of their placeholders, as notepack encodes Buffers), broadcast
-//! options, and the classic adapter's broadcast envelope `[uid, packet, opts]`.
+//! options, the classic adapter's broadcast envelope `[uid, packet, opts]`, and the sniffing of
+//! a message that may be either JSON or msgpack ([`decode_any`]).
 
-use crate::adapter::{BroadcastFlags, BroadcastOptions};
-use crate::server::rooms::Room;
+use crate::adapter::{BroadcastFlags, BroadcastOptions, Room};
 use crate::socketio::packet::placeholder_num;
 use crate::socketio::{Packet, PacketType, placeholder};
 use bytes::Bytes;
@@ -198,9 +198,26 @@ pub fn packet_from_mp(v: Mp) -> Result<Packet, CodecError> {
 
 /// The classic adapter's broadcast message: msgpack `[uid, packet, opts]`.
 pub fn encode_broadcast(uid: &str, packet: &Packet, opts: &BroadcastOptions) -> Vec<u8> {
-    let msg = Mp::Array(vec![Mp::from(uid), packet_to_mp(packet), opts_to_mp(opts)]);
+    encode_mp(&Mp::Array(vec![Mp::from(uid), packet_to_mp(packet), opts_to_mp(opts)]))
+}
+
+/// Decodes a message that is JSON when it starts with `{` and msgpack otherwise (how Node's
+/// adapters tell them apart), the msgpack `bin` values becoming placeholders into the returned
+/// attachments.
+pub fn decode_any(payload: &[u8]) -> Result<(Value, Vec<Bytes>), CodecError> {
+    if payload.first() == Some(&b'{') {
+        let v = serde_json::from_slice(payload).map_err(|e| CodecError::Undecodable(e.to_string()))?;
+        return Ok((v, Vec::new()));
+    }
+    let mut attachments = Vec::new();
+    let v = mp_to_json(decode_mp(payload)?, &mut attachments);
+    Ok((v, attachments))
+}
+
+/// Encodes a msgpack value.
+pub fn encode_mp(v: &Mp) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    let _ = rmpv::encode::write_value(&mut out, &msg);
+    let _ = rmpv::encode::write_value(&mut out, v);
     out
 }
 
@@ -304,5 +321,18 @@ mod tests {
         assert_eq!(mp_get(&parts[2], "rooms").and_then(Mp::as_array).map(Vec::len), Some(0));
         assert!(decode_broadcast(b"\xc1").is_err());
         assert!(decode_broadcast(&[0x91, 0xa1, b'u']).is_err());
+    }
+
+    #[test]
+    fn sniffs_json_and_msgpack() {
+        let (v, a) = decode_any(br#"{"type":3}"#).unwrap();
+        assert_eq!((v, a.len()), (json!({"type": 3}), 0));
+        let mp = encode_mp(&Mp::Map(vec![(Mp::from("b"), Mp::Binary(vec![7]))]));
+        assert_eq!(mp, [0x81, 0xa1, b'b', 0xc4, 0x01, 7]);
+        let (v, a) = decode_any(&mp).unwrap();
+        assert_eq!(v, json!({"b": placeholder(0)}));
+        assert_eq!(&a[0][..], &[7]);
+        assert!(matches!(decode_any(b"{oops"), Err(CodecError::Undecodable(_))));
+        assert!(matches!(decode_any(b""), Err(CodecError::Undecodable(_))));
     }
 }
