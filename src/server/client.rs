@@ -4,16 +4,22 @@
 
 use super::Server;
 use super::handshake::Handshake;
+use super::namespace::Namespace;
 use super::reason::DisconnectReason;
 use super::socket::{Socket, encode_frames};
+use crate::adapter::{BroadcastOptions, Restored, SessionEvent};
 use crate::engineio::{CloseReason, Data, sid};
 use crate::metrics;
 use crate::socketio::{Connection, Incoming, Packet, Violation};
 use crate::transport::{ConnHandler, EngineConn, RequestInfo};
+use futures_util::FutureExt as _;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a CONNECT waits for a remote store to restore its session before it gets a fresh one.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// State shared by a connection and its sockets.
 pub(crate) struct ClientShared {
@@ -21,6 +27,8 @@ pub(crate) struct ClientShared {
     pub(crate) max_rooms: usize,
     pub(crate) max_pending_acks: usize,
     sockets: Mutex<HashMap<String, Socket>>,
+    /// Namespaces whose CONNECT waits for an asynchronous session restore.
+    restoring: Mutex<HashSet<String>>,
 }
 
 impl ClientShared {
@@ -45,12 +53,97 @@ impl ClientShared {
         self.conn.close();
     }
 
+    fn restoring(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.restoring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn close_all(&self, reason: DisconnectReason) {
         let sockets: Vec<Socket> = self.sockets().drain().map(|(_, s)| s).collect();
         for s in sockets {
             s.on_close(reason);
         }
     }
+}
+
+/// Connects a socket to `nsp` (Node's `_add` and `_doConnect`): a fresh one through the
+/// middlewares, or a restored one, which skips them (Node's `skipMiddlewares`), gets its rooms and
+/// `data` back and its missed packets before the CONNECT reply. Returns the socket id on success.
+fn attach(
+    shared: &Arc<ClientShared>,
+    request: &RequestInfo,
+    nsp: &Namespace,
+    nsp_name: &str,
+    auth: Value,
+    restored: Option<Restored>,
+) -> Option<Arc<str>> {
+    let send = |p: &Packet| {
+        let _ = shared.conn.send(&encode_frames(p), false);
+    };
+    let handshake = Handshake::new(request, auth);
+    let (id, pid): (Arc<str>, Option<Arc<str>>) = match &restored {
+        Some(r) => (Arc::from(r.session.sid.as_str()), Some(Arc::from(r.session.pid.as_str()))),
+        None => (
+            Arc::from(sid::random_id()),
+            nsp.adapter().recovery().then(|| Arc::from(sid::random_id())),
+        ),
+    };
+    let socket = Socket::new(id.clone(), nsp.clone(), shared.clone(), handshake, pid.clone(), restored.is_some());
+    if restored.is_none() {
+        let middlewares = nsp
+            .hooks()
+            .middlewares
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for m in middlewares {
+            if let Err(e) = m(&socket) {
+                tracing::debug!(nsp = %nsp_name, error = %e.message, "connection refused by a middleware");
+                send(&Packet::connect_error(nsp_name, &e.message, e.data));
+                return None;
+            }
+        }
+    }
+    if shared.conn.is_closed() {
+        return None;
+    }
+    if restored.is_some() {
+        // The old socket may still look alive (its dead transport not noticed yet), here or on
+        // another server: disconnect it first, so the client has one member in each room.
+        if let Some(old) = nsp.socket(&id) {
+            old.disconnect(false);
+        }
+        let opts = BroadcastOptions {
+            rooms: vec![id.clone()],
+            ..BroadcastOptions::default()
+        };
+        nsp.adapter().disconnect_sockets(&opts, false);
+    }
+    socket.mark_connected();
+    nsp.add_socket(&socket);
+    if let Some(r) = &restored {
+        socket.restore_state(&r.session);
+        for p in &r.missed {
+            send(p);
+        }
+        metrics::add(&metrics::METRICS.packets_out, r.missed.len() as u64);
+        tracing::debug!(sid = %id, nsp = %nsp_name, missed = r.missed.len(), "connection state recovered");
+    }
+    shared.sockets().insert(nsp_name.to_owned(), socket.clone());
+    match &pid {
+        Some(pid) => send(&Packet::connect_reply_pid(nsp_name, &id, pid)),
+        None => send(&Packet::connect_reply(nsp_name, &id)),
+    }
+    socket.persist(SessionEvent::Connected);
+    let handlers = nsp
+        .hooks()
+        .on_connection
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for h in handlers {
+        h(&socket);
+    }
+    Some(id)
 }
 
 /// The Socket.IO side of one Engine.IO connection.
@@ -71,6 +164,7 @@ impl SioConnection {
                 max_rooms: cfg.max_rooms_per_socket,
                 max_pending_acks: cfg.max_pending_acks,
                 sockets: Mutex::default(),
+                restoring: Mutex::default(),
             }),
             server,
             state,
@@ -82,18 +176,29 @@ impl SioConnection {
         let _ = self.shared.conn.send(&encode_frames(packet), false);
     }
 
-    /// Keeps the protocol state in step with sockets the server disconnected.
+    /// Keeps the protocol state in step with sockets the server disconnected, and with sockets
+    /// an asynchronous restore connected.
     fn sync_namespaces(&mut self) {
-        let gone: Vec<String> = {
+        let (gone, added): (Vec<String>, Vec<(String, String)>) = {
             let sockets = self.shared.sockets();
-            self.state
+            let gone = self
+                .state
                 .namespaces()
                 .filter(|(n, _)| !sockets.contains_key(*n))
                 .map(|(n, _)| n.to_owned())
-                .collect()
+                .collect();
+            let added = sockets
+                .iter()
+                .filter(|(n, _)| self.state.socket_id(n).is_none())
+                .map(|(n, s)| (n.clone(), s.id().to_owned()))
+                .collect();
+            (gone, added)
         };
         for n in gone {
             self.state.disconnected(&n);
+        }
+        for (n, id) in added {
+            self.state.connected(&n, &id);
         }
     }
 
@@ -103,38 +208,34 @@ impl SioConnection {
             self.send(&Packet::connect_error(&nsp_name, "Invalid namespace", None));
             return;
         };
-        let id: Arc<str> = Arc::from(sid::random_id());
-        let handshake = Handshake::new(&self.request, auth);
-        let socket = Socket::new(id.clone(), nsp.clone(), self.shared.clone(), handshake);
-        let middlewares = nsp
-            .hooks()
-            .middlewares
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for m in middlewares {
-            if let Err(e) = m(&socket) {
-                tracing::debug!(nsp = %nsp_name, error = %e.message, "connection refused by a middleware");
-                self.send(&Packet::connect_error(&nsp_name, &e.message, e.data));
-                return;
+        let recovery = nsp.adapter().recovery();
+        // Node's `_createSocket`: only string `pid` and `offset` ask for a restore.
+        let restore = match (recovery, auth.get("pid"), auth.get("offset")) {
+            (true, Some(Value::String(pid)), Some(Value::String(offset))) => {
+                Some(nsp.adapter().restore_session(pid, offset))
             }
-        }
-        if self.shared.conn.is_closed() {
-            return;
-        }
-        socket.mark_connected();
-        nsp.add_socket(&socket);
-        self.shared.sockets().insert(nsp_name.clone(), socket.clone());
-        self.state.connected(&nsp_name, &id);
-        self.send(&Packet::connect_reply(&nsp_name, &id));
-        let handlers = nsp
-            .hooks()
-            .on_connection
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for h in handlers {
-            h(&socket);
+            _ => None,
+        };
+        let restored = match restore {
+            None => None,
+            // Polled once here: the in-memory adapter answers at once.
+            Some(mut fut) => match (&mut fut).now_or_never() {
+                Some(restored) => restored,
+                None => {
+                    // A remote store: finish the CONNECT when it answers, or fresh at the deadline.
+                    self.shared.restoring().insert(nsp_name.clone());
+                    let (shared, request) = (self.shared.clone(), self.request.clone());
+                    tokio::spawn(async move {
+                        let restored = tokio::time::timeout(RESTORE_TIMEOUT, fut).await.ok().flatten();
+                        attach(&shared, &request, &nsp, &nsp_name, auth, restored);
+                        shared.restoring().remove(&nsp_name);
+                    });
+                    return;
+                }
+            },
+        };
+        if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, restored) {
+            self.state.connected(&nsp_name, &id);
         }
     }
 
@@ -156,6 +257,9 @@ impl ConnHandler for SioConnection {
         self.sync_namespaces();
         match self.state.handle_message(data) {
             Ok(None) => {}
+            Ok(Some(Incoming::Connect { nsp, .. })) if self.shared.restoring().contains(&nsp) => {
+                self.violation(Violation::InvalidState)
+            }
             Ok(Some(Incoming::Connect { nsp, auth })) => {
                 metrics::inc(&metrics::METRICS.packets_in[0]);
                 self.connect(nsp, auth)
@@ -185,6 +289,7 @@ impl ConnHandler for SioConnection {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.sync_namespaces();
         if let Err(v) = self.state.handle_timeout(now) {
             self.violation(v);
         }

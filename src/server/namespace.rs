@@ -312,6 +312,7 @@ impl Namespace {
     pub fn local_add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         for s in self.local_targets(opts) {
             self.join_rooms(&s.0.id, rooms.iter().cloned());
+            s.persist(crate::adapter::SessionEvent::Changed);
         }
     }
 
@@ -321,6 +322,7 @@ impl Namespace {
             for room in rooms {
                 self.leave_room(&s.0.id, room);
             }
+            s.persist(crate::adapter::SessionEvent::Changed);
         }
     }
 

@@ -43,6 +43,22 @@ impl DisconnectReason {
     }
 }
 
+impl DisconnectReason {
+    /// Whether the session is kept for connection state recovery (Node's
+    /// `RECOVERABLE_DISCONNECT_REASONS`): not when the client or the server chose to leave.
+    pub const fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportError
+                | DisconnectReason::TransportClose
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::ForcedServerClose
+        )
+    }
+}
+
 impl From<CloseReason> for DisconnectReason {
     fn from(r: CloseReason) -> Self {
         match r {
