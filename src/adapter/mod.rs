@@ -198,6 +198,14 @@ pub trait Adapter: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// A lock every local delivery of [`Adapter::deliver`] takes first. The server holds it from a
+    /// synchronous [`Adapter::restore_session`] until the restored socket has joined its rooms and
+    /// got its missed packets, so no packet falls between the two (lost) or lands in both
+    /// (duplicated). `None` (the default): no such guarantee. Never held while application code runs.
+    fn delivery_fence(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
     /// Records a socket's session (its id, pid, rooms and data). Called on connect and on each
     /// change for a write-through store, and on a recoverable disconnect, after which the session
     /// must stay restorable for the recovery window. Fire and forget: an implementation starts the

@@ -48,6 +48,8 @@ struct Logged {
 pub struct SessionAwareAdapter {
     window: Duration,
     max_log_bytes: usize,
+    /// Taken by each delivery before `state`: see [`Adapter::delivery_fence`].
+    fence: Mutex<()>,
     state: Mutex<State>,
 }
 
@@ -105,6 +107,7 @@ impl SessionAwareAdapter {
         SessionAwareAdapter {
             window,
             max_log_bytes,
+            fence: Mutex::default(),
             state: Mutex::default(),
         }
     }
@@ -179,12 +182,16 @@ impl Adapter for SessionAwareAdapter {
         packet: Packet,
         opts: &BroadcastOptions,
     ) -> BoxFuture<'static, Result<(), super::AdapterError>> {
-        let mut st = self.lock();
-        let packet = self.log(&mut st, packet, opts, Instant::now());
-        // Delivered under the log lock, so each socket gets the packets in offset order.
+        let fence = self.fence.lock().unwrap_or_else(|e| e.into_inner());
+        let packet = self.log(&mut self.lock(), packet, opts, Instant::now());
+        // Delivered under the fence, so each socket gets the packets in offset order.
         nsp.local_broadcast(&packet, opts);
-        drop(st);
+        drop(fence);
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn delivery_fence(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        Some(self.fence.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn persist_session(&self, session: Session, event: SessionEvent) {

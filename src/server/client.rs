@@ -65,6 +65,21 @@ impl ClientShared {
     }
 }
 
+/// Closes this server's socket holding session `pid`, if its client reconnects before the dead
+/// transport was noticed: its session is persisted ("transport close") so it can be restored, and
+/// the client never has two members in a room.
+fn retire_local(nsp: &Namespace, pid: &str) {
+    let old = nsp.local_sockets().into_iter().find(|s| s.has_pid(pid));
+    if let Some(old) = old {
+        tracing::debug!(sid = %old.id(), "a newer connection resumes this session; closing the old socket");
+        old.on_close(DisconnectReason::TransportClose);
+        // Its connection is of no use to anyone once the client moved on.
+        if old.0.client.sockets().is_empty() {
+            old.0.client.conn.close();
+        }
+    }
+}
+
 /// Connects a socket to `nsp` (Node's `_add` and `_doConnect`): a fresh one through the
 /// middlewares, or a restored one, which skips them (Node's `skipMiddlewares`), gets its rooms and
 /// `data` back and its missed packets before the CONNECT reply. Returns the socket id on success.
@@ -75,7 +90,10 @@ fn attach(
     nsp_name: &str,
     auth: Value,
     restored: Option<Restored>,
+    fence: Option<std::sync::MutexGuard<'_, ()>>,
 ) -> Option<Arc<str>> {
+    // Middlewares are application code: never run them under the delivery fence.
+    let fence = fence.filter(|_| restored.is_some());
     let send = |p: &Packet| {
         let _ = shared.conn.send(&encode_frames(p), false);
     };
@@ -104,19 +122,11 @@ fn attach(
         }
     }
     if shared.conn.is_closed() {
-        return None;
-    }
-    if restored.is_some() {
-        // The old socket may still look alive (its dead transport not noticed yet), here or on
-        // another server: disconnect it first, so the client has one member in each room.
-        if let Some(old) = nsp.socket(&id) {
-            old.disconnect(false);
+        if let Some(r) = restored {
+            // The client left again while its session was restored: keep it for the next try.
+            nsp.adapter().persist_session(r.session, SessionEvent::Disconnected);
         }
-        let opts = BroadcastOptions {
-            rooms: vec![id.clone()],
-            ..BroadcastOptions::default()
-        };
-        nsp.adapter().disconnect_sockets(&opts, false);
+        return None;
     }
     socket.mark_connected();
     nsp.add_socket(&socket);
@@ -125,8 +135,16 @@ fn attach(
         for p in &r.missed {
             send(p);
         }
+        drop(fence);
         metrics::add(&metrics::METRICS.packets_out, r.missed.len() as u64);
         tracing::debug!(sid = %id, nsp = %nsp_name, missed = r.missed.len(), "connection state recovered");
+        // The old socket may still look alive on another server (its dead transport not noticed
+        // yet): disconnect it there, so the client has one member in each room.
+        let opts = BroadcastOptions {
+            rooms: vec![id.clone()],
+            ..BroadcastOptions::default()
+        };
+        nsp.adapter().disconnect_sockets(&opts, false);
     }
     shared.sockets().insert(nsp_name.to_owned(), socket.clone());
     match &pid {
@@ -208,35 +226,39 @@ impl SioConnection {
             self.send(&Packet::connect_error(&nsp_name, "Invalid namespace", None));
             return;
         };
-        let recovery = nsp.adapter().recovery();
         // Node's `_createSocket`: only string `pid` and `offset` ask for a restore.
-        let restore = match (recovery, auth.get("pid"), auth.get("offset")) {
-            (true, Some(Value::String(pid)), Some(Value::String(offset))) => {
-                Some(nsp.adapter().restore_session(pid, offset))
-            }
+        let wanted = match (nsp.adapter().recovery(), auth.get("pid"), auth.get("offset")) {
+            (true, Some(Value::String(pid)), Some(Value::String(offset))) => Some((pid.clone(), offset.clone())),
             _ => None,
         };
-        let restored = match restore {
-            None => None,
-            // Polled once here: the in-memory adapter answers at once.
-            Some(mut fut) => match (&mut fut).now_or_never() {
-                Some(restored) => restored,
-                None => {
-                    // A remote store: finish the CONNECT when it answers, or fresh at the deadline.
-                    self.shared.restoring().insert(nsp_name.clone());
-                    let (shared, request) = (self.shared.clone(), self.request.clone());
-                    tokio::spawn(async move {
-                        let restored = tokio::time::timeout(RESTORE_TIMEOUT, fut).await.ok().flatten();
-                        attach(&shared, &request, &nsp, &nsp_name, auth, restored);
-                        shared.restoring().remove(&nsp_name);
-                    });
-                    return;
-                }
-            },
+        let Some((pid, offset)) = wanted else {
+            if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, None, None) {
+                self.state.connected(&nsp_name, &id);
+            }
+            return;
         };
-        if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, restored) {
-            self.state.connected(&nsp_name, &id);
+        retire_local(&nsp, &pid);
+        let adapter = nsp.adapter().clone();
+        let fence = adapter.delivery_fence();
+        let mut fut = adapter.restore_session(&pid, &offset);
+        // Polled once here: the in-memory adapter answers at once, under its delivery fence.
+        if let Some(restored) = (&mut fut).now_or_never() {
+            let restored = restored.filter(|r| nsp.socket(&r.session.sid).is_none());
+            if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, restored, fence) {
+                self.state.connected(&nsp_name, &id);
+            }
+            return;
         }
+        drop(fence);
+        // A remote store: finish the CONNECT when it answers, or with a fresh socket at the deadline.
+        self.shared.restoring().insert(nsp_name.clone());
+        let (shared, request) = (self.shared.clone(), self.request.clone());
+        tokio::spawn(async move {
+            let restored = tokio::time::timeout(RESTORE_TIMEOUT, fut).await.ok().flatten();
+            let restored = restored.filter(|r| nsp.socket(&r.session.sid).is_none());
+            attach(&shared, &request, &nsp, &nsp_name, auth, restored, None);
+            shared.restoring().remove(&nsp_name);
+        });
     }
 
     fn violation(&mut self, v: Violation) {

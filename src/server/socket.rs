@@ -160,6 +160,11 @@ impl Socket {
         self.0.recovered
     }
 
+    /// Whether this socket's private session id is `pid`.
+    pub(crate) fn has_pid(&self, pid: &str) -> bool {
+        self.0.pid.as_deref() == Some(pid)
+    }
+
     /// The recoverable state of this socket, when recovery is on.
     pub(crate) fn session(&self) -> Option<crate::adapter::Session> {
         let pid = self.0.pid.as_ref()?;
