@@ -74,7 +74,7 @@ pub struct Config {
     pub recovery: bool,
     /// `RECOVERY_MAX_DISCONNECTION_MS` (120000): how long a disconnected session stays restorable.
     pub recovery_max_disconnection: Duration,
-    /// `RECOVERY_LOG_BYTES` (64 MiB): most bytes of packets kept per namespace for recovery.
+    /// `RECOVERY_LOG_BYTES` (16 MiB): most bytes of packets kept per namespace for recovery.
     pub recovery_log_bytes: usize,
     /// Limits against abuse.
     pub limits: Limits,
@@ -257,7 +257,7 @@ impl Config {
             shutdown_grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
             recovery: env.parse("RECOVERY", true, "true or false")?,
             recovery_max_disconnection: env.millis("RECOVERY_MAX_DISCONNECTION_MS", 120_000)?,
-            recovery_log_bytes: env.parse("RECOVERY_LOG_BYTES", 64 << 20, "a size in bytes")?,
+            recovery_log_bytes: env.parse("RECOVERY_LOG_BYTES", 16 << 20, "a size in bytes")?,
             limits: Limits {
                 max_connections,
                 handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", 0, "handshakes per second (0 = off)")?,

@@ -7,9 +7,10 @@
 use super::{
     Adapter, AdapterFactory, BoxFuture, BroadcastOptions, Restored, Session, SessionEvent, needs_offset, push_offset,
 };
-use crate::server::Namespace;
+use crate::engineio::Frame;
 use crate::server::rooms::Room;
-use crate::socketio::Packet;
+use crate::server::{Namespace, encode_frames};
+use crate::socketio::{Decoder, DecoderLimits, Packet};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,15 +33,38 @@ impl AdapterFactory for SessionAwareFactory {
     }
 }
 
-/// One logged packet.
+/// One logged packet, kept as the frames it was delivered in (shared with the sockets' queues).
 #[derive(Debug)]
 struct Logged {
     seq: u64,
     at: Instant,
     rooms: Vec<Room>,
     except: Vec<Room>,
-    packet: Packet,
+    frames: Vec<Frame>,
     size: usize,
+}
+
+/// Decodes logged frames back into the packet (they were encoded by us: never fails in practice;
+/// a frame that does not decode is left out and logged).
+fn decode(frames: &[Frame]) -> Option<Packet> {
+    let mut decoder = Decoder::new(DecoderLimits {
+        max_attachments: usize::MAX,
+    });
+    let mut out = None;
+    for f in frames {
+        let r = match f {
+            Frame::Text(t) => decoder.add_text(t.get(1..).unwrap_or_default()),
+            Frame::Binary(b) => decoder.add_binary(b.clone()),
+        };
+        match r {
+            Ok(p) => out = p.or(out),
+            Err(e) => {
+                tracing::warn!(error = %e, "a logged packet does not decode; not replayed");
+                return None;
+            }
+        }
+    }
+    out
 }
 
 /// The single-server recovering adapter.
@@ -116,25 +140,32 @@ impl SessionAwareAdapter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Logs `packet` with the next offset if it needs one; returns the packet to deliver.
-    fn log(&self, st: &mut State, mut packet: Packet, opts: &BroadcastOptions, now: Instant) -> Packet {
+    /// Encodes `packet`, with the next offset and logged if it needs one; returns its frames.
+    fn log(&self, st: &mut State, mut packet: Packet, opts: &BroadcastOptions, now: Instant) -> Vec<Frame> {
         if !needs_offset(&packet, opts) {
-            return packet;
+            return encode_frames(&packet);
         }
         st.next_seq += 1;
         push_offset(&mut packet, &st.next_seq.to_string());
-        let size = packet.encode_text().len() + packet.attachments.iter().map(|a| a.len()).sum::<usize>();
+        let frames = encode_frames(&packet);
+        let size = frames
+            .iter()
+            .map(|f| match f {
+                Frame::Text(t) => t.len(),
+                Frame::Binary(b) => b.len(),
+            })
+            .sum::<usize>();
         st.bytes += size;
         st.packets.push_back(Logged {
             seq: st.next_seq,
             at: now,
             rooms: opts.rooms.clone(),
             except: opts.except.clone(),
-            packet: packet.clone(),
+            frames: frames.clone(),
             size,
         });
         st.sweep(now, self.window, self.max_log_bytes);
-        packet
+        frames
     }
 
     /// The sans-IO part of [`Adapter::restore_session`], at time `now`.
@@ -154,7 +185,7 @@ impl SessionAwareAdapter {
             .iter()
             .skip(at + 1)
             .filter(|p| should_include(&session.rooms, &p.rooms, &p.except))
-            .map(|p| p.packet.clone())
+            .filter_map(|p| decode(&p.frames))
             .collect();
         Some(Restored { session, missed })
     }
@@ -183,9 +214,9 @@ impl Adapter for SessionAwareAdapter {
         opts: &BroadcastOptions,
     ) -> BoxFuture<'static, Result<(), super::AdapterError>> {
         let fence = self.fence.lock().unwrap_or_else(|e| e.into_inner());
-        let packet = self.log(&mut self.lock(), packet, opts, Instant::now());
+        let frames = self.log(&mut self.lock(), packet, opts, Instant::now());
         // Delivered under the fence, so each socket gets the packets in offset order.
-        nsp.local_broadcast(&packet, opts);
+        nsp.local_broadcast_frames(&frames, opts);
         drop(fence);
         Box::pin(std::future::ready(Ok(())))
     }
@@ -226,26 +257,52 @@ mod tests {
         }
     }
 
-    fn emit(a: &SessionAwareAdapter, event: &str, o: &BroadcastOptions, now: Instant) -> Packet {
+    /// The text frame of what `log` returns, without the Engine.IO `4`.
+    fn text(frames: Vec<Frame>) -> String {
+        match &frames[0] {
+            Frame::Text(t) => t[1..].to_owned(),
+            Frame::Binary(_) => panic!("a text frame first"),
+        }
+    }
+
+    fn emit(a: &SessionAwareAdapter, event: &str, o: &BroadcastOptions, now: Instant) -> String {
         let mut st = a.lock();
-        a.log(&mut st, Packet::event("/", event, [json!(1)]), o, now)
+        text(a.log(&mut st, Packet::event("/", event, [json!(1)]), o, now))
     }
 
     #[test]
     fn offsets_are_appended_only_to_plain_events() {
         let a = SessionAwareAdapter::new(Duration::from_secs(60), 1 << 20);
         let now = Instant::now();
-        assert_eq!(emit(&a, "e", &opts(&[], &[]), now).encode_text(), r#"2["e",1,"1"]"#);
-        assert_eq!(emit(&a, "e", &opts(&["r"], &[]), now).encode_text(), r#"2["e",1,"2"]"#);
+        assert_eq!(emit(&a, "e", &opts(&[], &[]), now), r#"2["e",1,"1"]"#);
+        assert_eq!(emit(&a, "e", &opts(&["r"], &[]), now), r#"2["e",1,"2"]"#);
         let mut st = a.lock();
         let acked = a.log(&mut st, Packet::event("/", "e", []).with_id(7), &opts(&[], &[]), now);
-        assert_eq!(acked.encode_text(), r#"27["e"]"#);
+        assert_eq!(text(acked), r#"27["e"]"#);
         let mut volatile = opts(&[], &[]);
         volatile.flags.volatile = true;
-        assert_eq!(a.log(&mut st, Packet::event("/", "e", []), &volatile, now).encode_text(), r#"2["e"]"#);
+        assert_eq!(
+            text(a.log(&mut st, Packet::event("/", "e", []), &volatile, now)),
+            r#"2["e"]"#
+        );
         let ack = a.log(&mut st, Packet::ack("/", 1, vec![]), &opts(&[], &[]), now);
-        assert_eq!(ack.encode_text(), "31[]");
-        assert_eq!(st.packets.len(), 2);
+        assert_eq!(text(ack), "31[]");
+        let bin = Packet::event("/x", "b", [crate::socketio::placeholder(0)])
+            .with_attachments(vec![bytes::Bytes::from_static(b"\x01")]);
+        assert_eq!(
+            text(a.log(&mut st, bin, &opts(&[], &[]), now)),
+            r#"51-/x,["b",{"_placeholder":true,"num":0},"3"]"#
+        );
+        assert_eq!(st.packets.len(), 3);
+        assert_eq!(
+            st.bytes,
+            13 + 13 + 46 + 1,
+            "the frames' bytes, Engine.IO prefix included"
+        );
+        // The logged frames decode back into the packet, attachments included.
+        let back = decode(&st.packets[2].frames).expect("decodes");
+        assert_eq!(back.nsp, "/x");
+        assert_eq!(back.attachments, vec![bytes::Bytes::from_static(b"\x01")]);
     }
 
     #[test]
@@ -262,7 +319,10 @@ mod tests {
         let r = a.restore_at("p", "1", now).expect("restored");
         assert_eq!(r.session, session("p", &["s1", "r"]));
         let got: Vec<String> = r.missed.iter().map(Packet::encode_text).collect();
-        assert_eq!(got, [r#"2["all",1,"2"]"#, r#"2["mine",1,"4"]"#, r#"2["private",1,"6"]"#]);
+        assert_eq!(
+            got,
+            [r#"2["all",1,"2"]"#, r#"2["mine",1,"4"]"#, r#"2["private",1,"6"]"#]
+        );
         assert!(a.restore_at("p", "1", now).is_none(), "single use");
     }
 
@@ -271,7 +331,14 @@ mod tests {
         let a = SessionAwareAdapter::new(Duration::from_secs(60), 1 << 20);
         let now = Instant::now();
         emit(&a, "e", &opts(&[], &[]), now);
-        for (pid, offset) in [("nope", "1"), ("p", "x1"), ("p", "+1"), ("p", ""), ("p", "99"), ("p", "0")] {
+        for (pid, offset) in [
+            ("nope", "1"),
+            ("p", "x1"),
+            ("p", "+1"),
+            ("p", ""),
+            ("p", "99"),
+            ("p", "0"),
+        ] {
             a.persist_at(session("p", &["s1"]), SessionEvent::Disconnected, now);
             assert!(a.restore_at(pid, offset, now).is_none(), "{pid} {offset}");
         }
@@ -296,13 +363,16 @@ mod tests {
         let a = SessionAwareAdapter::new(Duration::from_secs(60), 40);
         let now = Instant::now();
         for _ in 0..5 {
-            emit(&a, "e", &opts(&[], &[]), now); // 12 bytes each
+            emit(&a, "e", &opts(&[], &[]), now); // 13 bytes each
         }
         let st = a.lock();
         assert!(st.bytes <= 40);
         assert_eq!(st.packets.iter().map(|p| p.seq).collect::<Vec<_>>(), [3, 4, 5]);
         drop(st);
         a.persist_at(session("p", &["s1"]), SessionEvent::Disconnected, now);
-        assert!(a.restore_at("p", "1", now).is_none(), "a dropped offset cannot be resumed");
+        assert!(
+            a.restore_at("p", "1", now).is_none(),
+            "a dropped offset cannot be resumed"
+        );
     }
 }

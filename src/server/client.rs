@@ -99,13 +99,23 @@ fn attach(
     };
     let handshake = Handshake::new(request, auth);
     let (id, pid): (Arc<str>, Option<Arc<str>>) = match &restored {
-        Some(r) => (Arc::from(r.session.sid.as_str()), Some(Arc::from(r.session.pid.as_str()))),
+        Some(r) => (
+            Arc::from(r.session.sid.as_str()),
+            Some(Arc::from(r.session.pid.as_str())),
+        ),
         None => (
             Arc::from(sid::random_id()),
             nsp.adapter().recovery().then(|| Arc::from(sid::random_id())),
         ),
     };
-    let socket = Socket::new(id.clone(), nsp.clone(), shared.clone(), handshake, pid.clone(), restored.is_some());
+    let socket = Socket::new(
+        id.clone(),
+        nsp.clone(),
+        shared.clone(),
+        handshake,
+        pid.clone(),
+        restored.is_some(),
+    );
     if restored.is_none() {
         let middlewares = nsp
             .hooks()

@@ -17,7 +17,7 @@ pub use error::{AckError, ConnectError, EmitError};
 pub use handshake::Handshake;
 pub use namespace::{Namespace, ParentNamespace};
 pub use reason::DisconnectReason;
-pub use socket::{AckSender, Event, Socket};
+pub use socket::{AckSender, Event, Socket, encode_frames};
 
 use crate::adapter::{AdapterFactory, MemoryAdapter, SessionAwareFactory};
 use crate::socketio::DecoderLimits;
@@ -46,7 +46,7 @@ pub struct ServerConfig {
     pub recovery: bool,
     /// How long a disconnected session stays restorable (`RECOVERY_MAX_DISCONNECTION_MS`, 120 s).
     pub recovery_max_disconnection: Duration,
-    /// Most bytes of packets kept per namespace for recovery (`RECOVERY_LOG_BYTES`, 64 MiB).
+    /// Most bytes of packets kept per namespace for recovery (`RECOVERY_LOG_BYTES`, 16 MiB).
     pub recovery_log_bytes: usize,
 }
 
@@ -60,7 +60,7 @@ impl Default for ServerConfig {
             max_pending_acks: 1000,
             recovery: false,
             recovery_max_disconnection: Duration::from_millis(120_000),
-            recovery_log_bytes: 64 << 20,
+            recovery_log_bytes: 16 << 20,
         }
     }
 }

@@ -6,6 +6,7 @@ use super::error::{ConnectError, EmitError};
 use super::rooms::{Room, RoomIndex, Sid, SidHash};
 use super::socket::{Socket, encode_frames};
 use crate::adapter::{Adapter, BroadcastOptions};
+use crate::engineio::Frame;
 use crate::socketio::Packet;
 use crate::transport::Pushed;
 use crate::transport::outbox::Outbox;
@@ -264,11 +265,15 @@ impl Namespace {
     /// Delivers a packet to this server's matching sockets, encoded once (Node's
     /// `adapter.broadcast` local part).
     pub fn local_broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Delivered {
-        let frames = encode_frames(packet);
+        self.local_broadcast_frames(&encode_frames(packet), opts)
+    }
+
+    /// Like [`Namespace::local_broadcast`], for a packet already encoded into its frames.
+    pub fn local_broadcast_frames(&self, frames: &[Frame], opts: &BroadcastOptions) -> Delivered {
         let mut d = Delivered::default();
         let rooms = self.rooms_read();
         rooms.for_each_target(&opts.rooms, &opts.except, |_, m| {
-            match m.outbox.push(&frames, opts.flags.volatile) {
+            match m.outbox.push(frames, opts.flags.volatile) {
                 Pushed::Queued => d.queued += 1,
                 Pushed::DroppedVolatile => d.dropped += 1,
                 // An overflowing connection is being closed: its client resyncs on reconnect.

@@ -107,7 +107,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Encodes a packet once into the frames of one Engine.IO message sequence.
-pub(crate) fn encode_frames(packet: &Packet) -> Vec<Frame> {
+pub fn encode_frames(packet: &Packet) -> Vec<Frame> {
     let mut text = String::with_capacity(64);
     text.push('4');
     packet.encode_text_into(&mut text);
