@@ -527,6 +527,15 @@ mod tests {
             "CHAT_RATE_MESSAGES"
         );
         assert_eq!(cfg(&[("CHAT_RATE_BYTES", "1k")]).unwrap_err().var, "CHAT_RATE_BYTES");
+        assert_eq!(cfg(&[("RECOVERY", "maybe")]).unwrap_err().var, "RECOVERY");
+        assert_eq!(
+            cfg(&[("RECOVERY_MAX_DISCONNECTION_MS", "2m")]).unwrap_err().var,
+            "RECOVERY_MAX_DISCONNECTION_MS"
+        );
+        let c = cfg(&[]).unwrap();
+        assert!(c.recovery, "on by default for the chat server");
+        assert_eq!(c.recovery_max_disconnection, Duration::from_millis(120_000));
+        assert!(!cfg(&[("RECOVERY", "false")]).unwrap().recovery);
     }
 
     #[test]

@@ -77,3 +77,35 @@ impl fmt::Display for DisconnectReason {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recoverable_reasons_are_nodes() {
+        // socket.io's RECOVERABLE_DISCONNECT_REASONS.
+        let node = [
+            "transport error",
+            "transport close",
+            "forced close",
+            "ping timeout",
+            "server shutting down",
+            "forced server close",
+        ];
+        let all = [
+            DisconnectReason::TransportClose,
+            DisconnectReason::TransportError,
+            DisconnectReason::PingTimeout,
+            DisconnectReason::ParseError,
+            DisconnectReason::ForcedClose,
+            DisconnectReason::ForcedServerClose,
+            DisconnectReason::ServerNamespaceDisconnect,
+            DisconnectReason::ClientNamespaceDisconnect,
+            DisconnectReason::ServerShuttingDown,
+        ];
+        for r in all {
+            assert_eq!(r.is_recoverable(), node.contains(&r.as_str()), "{r}");
+        }
+    }
+}
