@@ -68,8 +68,8 @@ pub enum RemoteAck {
     Ack(Value),
 }
 
-/// A socket's recoverable state (Node's `Session`).
-#[derive(Clone, Debug, PartialEq)]
+/// A socket's recoverable state (Node's `Session`). Its `Debug` hides the pid.
+#[derive(Clone, PartialEq)]
 pub struct Session {
     /// Socket id, kept across the recovery.
     pub sid: String,
@@ -79,6 +79,17 @@ pub struct Session {
     pub rooms: Vec<String>,
     /// `socket.data`.
     pub data: Value,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("sid", &self.sid)
+            .field("pid", &"<hidden>")
+            .field("rooms", &self.rooms)
+            .field("data", &self.data)
+            .finish()
+    }
 }
 
 /// Why [`Adapter::persist_session`] is called.

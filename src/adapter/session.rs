@@ -327,6 +327,12 @@ mod tests {
     }
 
     #[test]
+    fn a_session_never_shows_its_pid() {
+        let s = session("secret-pid-0123456789", &["s1"]);
+        assert!(!format!("{s:?}").contains("secret"));
+    }
+
+    #[test]
     fn bad_input_gives_nothing() {
         let a = SessionAwareAdapter::new(Duration::from_secs(60), 1 << 20);
         let now = Instant::now();

@@ -8,6 +8,8 @@ pub mod error;
 pub mod handshake;
 pub mod namespace;
 pub mod reason;
+#[cfg(test)]
+mod recovery_tests;
 pub mod rooms;
 pub mod socket;
 
