@@ -69,8 +69,7 @@ impl ClientShared {
 /// transport was noticed: its session is persisted ("transport close") so it can be restored, and
 /// the client never has two members in a room.
 fn retire_local(nsp: &Namespace, pid: &str) {
-    let old = nsp.local_sockets().into_iter().find(|s| s.has_pid(pid));
-    if let Some(old) = old {
+    if let Some(old) = nsp.socket_by_pid(pid) {
         tracing::debug!(sid = %old.id(), "a newer connection resumes this session; closing the old socket");
         old.on_close(DisconnectReason::TransportClose);
         // Its connection is of no use to anyone once the client moved on.

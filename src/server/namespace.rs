@@ -43,6 +43,8 @@ pub struct Namespace(Arc<NamespaceInner>);
 pub(crate) struct NamespaceInner {
     name: Arc<str>,
     sockets: RwLock<HashMap<Sid, Socket, SidHash>>,
+    /// Private session ids of connected sockets (connection state recovery), to their socket ids.
+    pids: RwLock<HashMap<Arc<str>, Sid>>,
     rooms: RwLock<RoomIndex<Member>>,
     hooks: Arc<Hooks>,
     adapter: Arc<dyn Adapter>,
@@ -78,6 +80,7 @@ impl Namespace {
         Namespace(Arc::new(NamespaceInner {
             name: Arc::from(name),
             sockets: RwLock::default(),
+            pids: RwLock::default(),
             rooms: RwLock::default(),
             hooks,
             adapter,
@@ -145,12 +148,37 @@ impl Namespace {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), socket.clone());
+        if let Some(pid) = socket.pid() {
+            self.pids_write().insert(pid.clone(), id.clone());
+        }
         self.join_rooms(&id, [id.clone()]);
+    }
+
+    fn pids_write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Sid>> {
+        self.0.pids.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connected socket of this server holding private session id `pid`.
+    pub(crate) fn socket_by_pid(&self, pid: &str) -> Option<Socket> {
+        let id = self
+            .0
+            .pids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(pid)
+            .cloned()?;
+        self.socket(&id)
     }
 
     pub(crate) fn remove_socket(&self, id: &Sid) {
         let deleted = self.rooms_write().del_all(id);
-        self.0.sockets.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let removed = self.0.sockets.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        if let Some(pid) = removed.as_ref().and_then(Socket::pid) {
+            let mut pids = self.pids_write();
+            if pids.get(pid).is_some_and(|s| s == id) {
+                pids.remove(pid);
+            }
+        }
         for room in &deleted {
             self.0.adapter.on_room_deleted(room);
         }

@@ -160,9 +160,9 @@ impl Socket {
         self.0.recovered
     }
 
-    /// Whether this socket's private session id is `pid`.
-    pub(crate) fn has_pid(&self, pid: &str) -> bool {
-        self.0.pid.as_deref() == Some(pid)
+    /// The private session id, when recovery is on (never log it).
+    pub(crate) fn pid(&self) -> Option<&Arc<str>> {
+        self.0.pid.as_ref()
     }
 
     /// The recoverable state of this socket, when recovery is on.
