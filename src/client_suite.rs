@@ -203,7 +203,11 @@ fn truthy(v: &Value) -> bool {
 
 /// The Socket.IO server of the client's suite.
 pub fn server() -> Server {
-    let io = Server::new(ServerConfig::default());
+    // Node's test server has `connectionStateRecovery: {}`: on, 2 minutes, middlewares skipped.
+    let io = Server::new(ServerConfig {
+        recovery: true,
+        ..ServerConfig::default()
+    });
     io.of("/foo").on_connection(|socket| {
         socket.on("getId", |s, _ev, ack| {
             if let Some(ack) = ack {

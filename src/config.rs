@@ -75,6 +75,12 @@ pub struct Config {
     /// `SHUTDOWN_GRACE_MS` (10000): how long a graceful shutdown waits for clients to be told and
     /// queues to be flushed.
     pub shutdown_grace: Duration,
+    /// `RECOVERY` (true): connection state recovery (in-memory adapter; needs a recovering adapter with Redis).
+    pub recovery: bool,
+    /// `RECOVERY_MAX_DISCONNECTION_MS` (120000): how long a disconnected session stays restorable.
+    pub recovery_max_disconnection: Duration,
+    /// `RECOVERY_LOG_BYTES` (16 MiB): most bytes of packets kept per namespace for recovery.
+    pub recovery_log_bytes: usize,
     /// Limits against abuse.
     pub limits: Limits,
     /// `TRUSTED_PROXIES` (empty): proxies whose `X-Forwarded-For` names the client.
@@ -97,6 +103,9 @@ impl std::fmt::Debug for Config {
             .field("redis", &self.redis)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("recovery", &self.recovery)
+            .field("recovery_max_disconnection", &self.recovery_max_disconnection)
+            .field("recovery_log_bytes", &self.recovery_log_bytes)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -287,6 +296,9 @@ impl Config {
             redis: redis_config(env)?,
             webhook_secret: webhook_secret(env)?,
             shutdown_grace: env.millis("SHUTDOWN_GRACE_MS")?,
+            recovery: env.parse("RECOVERY", "true or false")?,
+            recovery_max_disconnection: env.millis("RECOVERY_MAX_DISCONNECTION_MS")?,
+            recovery_log_bytes: env.parse("RECOVERY_LOG_BYTES", "a size in bytes")?,
             limits: Limits {
                 max_connections,
                 handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", "handshakes per second (0 = off)")?,

@@ -92,12 +92,18 @@ async fn socket_io_server(config: &Config) -> (Server, Option<RedisState>) {
         max_rooms_per_socket: config.limits.max_rooms_per_socket,
         max_event_name_len: config.limits.max_event_name_len,
         max_pending_acks: config.limits.max_pending_acks,
+        recovery: config.recovery,
+        recovery_max_disconnection: config.recovery_max_disconnection,
+        recovery_log_bytes: config.recovery_log_bytes,
         ..ServerConfig::default()
     };
     let Some(rc) = &config.redis else {
         return (Server::new(server_config), None);
     };
     let factory = RedisAdapterFactory::connect_with_retry(rc.clone()).await;
+    if config.recovery {
+        tracing::info!("RECOVERY: the classic and sharded Redis adapters cannot recover sessions; off");
+    }
     let service = factory.service().clone();
     let presence = PresenceTracker::new(service.clone(), &config.instance_id);
     (

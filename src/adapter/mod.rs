@@ -8,13 +8,19 @@
 //! (a pub/sub driver trait with an in-memory bus for tests), [`cluster`] (the request tables,
 //! codec and `ClusterAdapter` message handling every cluster adapter shares), [`redis`] (the
 //! Redis driver and the classic and sharded adapters built on the two layers below).
+//!
+//! With connection state recovery, an adapter also owns delivery ([`Adapter::deliver`] assigns
+//! each packet its offset) and the sessions of disconnected sockets ([`Adapter::persist_session`],
+//! [`Adapter::restore_session`]); [`SessionAwareAdapter`] does it on one server.
 
 pub mod cluster;
 pub mod pubsub;
 pub mod redis;
+pub mod session;
 pub mod types;
 
 pub use types::{BroadcastFlags, BroadcastOptions, RemoteAck, Room, SocketInfo};
+pub use session::{SessionAwareAdapter, SessionAwareFactory};
 
 use crate::socketio::Packet;
 use serde_json::Value;
@@ -24,6 +30,71 @@ use std::sync::Arc;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A socket's recoverable state (Node's `Session`). Its `Debug` hides the pid.
+#[derive(Clone, PartialEq)]
+pub struct Session {
+    /// Socket id, kept across the recovery.
+    pub sid: String,
+    /// Private session id (120 random bits): a capability, never logged.
+    pub pid: String,
+    /// Rooms, its own id included.
+    pub rooms: Vec<String>,
+    /// `socket.data`.
+    pub data: Value,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("sid", &self.sid)
+            .field("pid", &"<hidden>")
+            .field("rooms", &self.rooms)
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
+/// Why [`Adapter::persist_session`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The socket connected (or was restored).
+    Connected,
+    /// It joined or left a room, or its `data` changed.
+    Changed,
+    /// It closed for a recoverable reason: keep the session for the recovery window.
+    Disconnected,
+}
+
+/// A restored session and the packets its socket missed, in order, each carrying its offset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restored {
+    /// The session.
+    pub session: Session,
+    /// EVENT packets emitted to its rooms after the client's offset.
+    pub missed: Vec<Packet>,
+}
+
+/// An adapter operation that could not be done.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// The store or bus did not take the packet (e.g. Redis unreachable or erroring).
+    #[error("adapter unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Whether a packet gets an offset (Node's `addOffsetIfNecessary`): an EVENT without ack id, not
+/// volatile.
+pub fn needs_offset(packet: &Packet, opts: &BroadcastOptions) -> bool {
+    packet.ty == crate::socketio::PacketType::Event && packet.id.is_none() && !opts.flags.volatile
+}
+
+/// Appends `offset` as the last argument of an EVENT packet (Node's `packet.data.push(offset)`).
+pub fn push_offset(packet: &mut Packet, offset: &str) {
+    if let Some(Value::Array(args)) = &mut packet.data {
+        args.push(Value::String(offset.to_owned()));
+    }
+}
 
 /// Cluster operations of one namespace.
 pub trait Adapter: Send + Sync + 'static {
@@ -74,6 +145,52 @@ pub trait Adapter: Send + Sync + 'static {
     /// How many servers share this namespace (including this one).
     fn server_count(&self) -> BoxFuture<'static, usize> {
         Box::pin(async { 1 })
+    }
+
+    /// Whether this adapter does connection state recovery (offsets, sessions). When false the
+    /// server sends no `pid`, adds no offsets and never calls the methods below.
+    fn recovery(&self) -> bool {
+        false
+    }
+
+    /// Delivers a packet to the whole cluster, local sockets included, when [`Adapter::recovery`]
+    /// is on. A recovering adapter assigns the offset ([`needs_offset`], [`push_offset`]) before
+    /// any local delivery (a Streams adapter: once `XADD` returned its id) and resolves once the
+    /// packet is durable. The work starts when `deliver` is called, not when the future is first
+    /// polled, and successive calls are delivered in call order; dropping the future does not
+    /// cancel the delivery. The default is the plain path: local broadcast and [`Adapter::broadcast`].
+    fn deliver(
+        &self,
+        nsp: &crate::server::Namespace,
+        packet: Packet,
+        opts: &BroadcastOptions,
+    ) -> BoxFuture<'static, Result<(), AdapterError>> {
+        nsp.local_broadcast(&packet, opts);
+        if !opts.flags.local {
+            self.broadcast(&packet, opts);
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// A lock every local delivery of [`Adapter::deliver`] takes first. The server holds it from a
+    /// synchronous [`Adapter::restore_session`] until the restored socket has joined its rooms and
+    /// got its missed packets, so no packet falls between the two (lost) or lands in both
+    /// (duplicated). `None` (the default): no such guarantee. Never held while application code runs.
+    fn delivery_fence(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
+    /// Records a socket's session (its id, pid, rooms and data). Called on connect and on each
+    /// change for a write-through store, and on a recoverable disconnect, after which the session
+    /// must stay restorable for the recovery window. Fire and forget: an implementation starts the
+    /// write at once, in call order, and logs its failures.
+    fn persist_session(&self, _session: Session, _event: SessionEvent) {}
+
+    /// Takes the session `pid` (single use) if it was persisted in this namespace within the
+    /// window and `offset` is still known, with the packets emitted to its rooms after `offset`.
+    /// `None` for anything else, including an unreachable store: the client gets a fresh socket.
+    fn restore_session(&self, _pid: &str, _offset: &str) -> BoxFuture<'static, Option<Restored>> {
+        Box::pin(std::future::ready(None))
     }
 }
 

@@ -109,6 +109,15 @@ pub struct ServerSettings {
     /// Bytes of chat messages per second one socket may send, burst 2 s worth (0 = off).
     #[arg(long, env = "CHAT_RATE_BYTES", default_value = "0")]
     pub chat_rate_bytes: Option<OsString>,
+    /// Connection state recovery: true or false (needs the in-memory or a recovering Redis adapter).
+    #[arg(long, env = "RECOVERY", default_value = "true")]
+    pub recovery: Option<OsString>,
+    /// Milliseconds a disconnected socket's session stays restorable.
+    #[arg(long, env = "RECOVERY_MAX_DISCONNECTION_MS", default_value = "120000")]
+    pub recovery_max_disconnection_ms: Option<OsString>,
+    /// Most bytes of packets the in-memory adapter keeps per namespace for recovery (oldest dropped).
+    #[arg(long, env = "RECOVERY_LOG_BYTES", default_value = "16777216")]
+    pub recovery_log_bytes: Option<OsString>,
 }
 
 /// Redis settings (both binaries): the adapter of `sio-server`, the emitter of `sio-webhook`.

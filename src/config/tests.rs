@@ -343,3 +343,17 @@ fn trusted_proxies() {
     assert_eq!(e.var, "TRUSTED_PROXIES");
     assert!(e.reason.contains("nginx"), "{e}");
 }
+
+#[test]
+fn recovery_settings() {
+    assert_eq!(cfg(&[("RECOVERY", "maybe")]).unwrap_err().var, "RECOVERY");
+    assert_eq!(
+        cfg(&[("RECOVERY_MAX_DISCONNECTION_MS", "2m")]).unwrap_err().var,
+        "RECOVERY_MAX_DISCONNECTION_MS"
+    );
+    let c = cfg(&[]).unwrap();
+    assert!(c.recovery, "on by default for the chat server");
+    assert_eq!(c.recovery_max_disconnection, Duration::from_millis(120_000));
+    assert_eq!(c.recovery_log_bytes, 16 << 20);
+    assert!(!cfg(&[("RECOVERY", "false")]).unwrap().recovery);
+}

@@ -91,11 +91,34 @@ impl BroadcastOperator {
     /// Emits `event` with several arguments and binary attachments.
     pub fn emit_args(&self, event: &str, args: Vec<Value>, binary: Vec<Bytes>) -> Result<(), EmitError> {
         let packet = event_packet(self.nsp.name(), event, args, binary)?;
+        let adapter = self.nsp.adapter();
+        if adapter.recovery() {
+            // The adapter assigns the offset; the delivery goes on if the future is dropped.
+            drop(adapter.deliver(&self.nsp, packet, &self.opts));
+            return Ok(());
+        }
         self.nsp.local_broadcast(&packet, &self.opts);
         if !self.opts.flags.local {
-            self.nsp.adapter().broadcast(&packet, &self.opts);
+            adapter.broadcast(&packet, &self.opts);
         }
         Ok(())
+    }
+
+    /// Like [`BroadcastOperator::emit_args`], resolving once the packet is durable: with
+    /// connection state recovery, once the adapter has stored it (a Streams adapter: `XADD`
+    /// answered), so an ack sent after it promises a recovering client will get the packet.
+    /// Successive calls from one caller are delivered in call order, awaited or not.
+    pub fn emit_durable(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        binary: Vec<Bytes>,
+    ) -> impl Future<Output = Result<(), EmitError>> + Send + 'static {
+        let delivery = match event_packet(self.nsp.name(), event, args, binary) {
+            Err(e) => Err(e),
+            Ok(packet) => Ok(self.nsp.adapter().deliver(&self.nsp, packet, &self.opts)),
+        };
+        async move { Ok(delivery?.await?) }
     }
 
     /// Emits `event` and collects every targeted client's ack (its first argument) until all have

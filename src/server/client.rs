@@ -4,16 +4,22 @@
 
 use super::Server;
 use super::handshake::Handshake;
+use super::namespace::Namespace;
 use super::reason::DisconnectReason;
 use super::socket::{Socket, encode_frames};
+use crate::adapter::{BroadcastOptions, Restored, SessionEvent};
 use crate::engineio::{CloseReason, Data};
 use crate::metrics;
 use crate::socketio::{Connection, Incoming, Packet, Violation};
 use crate::transport::{ConnHandler, EngineConn, RequestInfo};
+use futures_util::FutureExt as _;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a CONNECT waits for a remote store to restore its session before it gets a fresh one.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// State shared by a connection and its sockets.
 pub(crate) struct ClientShared {
@@ -21,6 +27,8 @@ pub(crate) struct ClientShared {
     pub(crate) max_rooms: usize,
     pub(crate) max_pending_acks: usize,
     sockets: Mutex<HashMap<String, Socket>>,
+    /// Namespaces whose CONNECT waits for an asynchronous session restore.
+    restoring: Mutex<HashSet<String>>,
 }
 
 impl ClientShared {
@@ -45,12 +53,124 @@ impl ClientShared {
         self.conn.close();
     }
 
+    fn restoring(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.restoring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn close_all(&self, reason: DisconnectReason) {
         let sockets: Vec<Socket> = self.sockets().drain().map(|(_, s)| s).collect();
         for s in sockets {
             s.on_close(reason);
         }
     }
+}
+
+/// Closes this server's socket holding session `pid`, if its client reconnects before the dead
+/// transport was noticed: its session is persisted ("transport close") so it can be restored, and
+/// the client never has two members in a room.
+fn retire_local(nsp: &Namespace, pid: &str) {
+    if let Some(old) = nsp.socket_by_pid(pid) {
+        tracing::debug!(sid = %old.id(), "a newer connection resumes this session; closing the old socket");
+        old.on_close(DisconnectReason::TransportClose);
+        // Its connection is of no use to anyone once the client moved on.
+        if old.0.client.sockets().is_empty() {
+            old.0.client.conn.close();
+        }
+    }
+}
+
+/// Connects a socket to `nsp` (Node's `_add` and `_doConnect`): a fresh one through the
+/// middlewares, or a restored one, which skips them (Node's `skipMiddlewares`), gets its rooms and
+/// `data` back and its missed packets before the CONNECT reply. Returns the socket id on success.
+fn attach(
+    shared: &Arc<ClientShared>,
+    request: &RequestInfo,
+    nsp: &Namespace,
+    nsp_name: &str,
+    auth: Value,
+    restored: Option<Restored>,
+    fence: Option<std::sync::MutexGuard<'_, ()>>,
+) -> Option<Arc<str>> {
+    // Middlewares are application code: never run them under the delivery fence.
+    let fence = fence.filter(|_| restored.is_some());
+    let send = |p: &Packet| {
+        let _ = shared.conn.send(&encode_frames(p), false);
+    };
+    let handshake = Handshake::new(request, auth);
+    let (id, pid): (Arc<str>, Option<Arc<str>>) = match &restored {
+        Some(r) => (
+            Arc::from(r.session.sid.as_str()),
+            Some(Arc::from(r.session.pid.as_str())),
+        ),
+        None => (
+            Arc::from(crate::ids::token()),
+            nsp.adapter().recovery().then(|| Arc::from(crate::ids::token())),
+        ),
+    };
+    let socket = Socket::new(
+        id.clone(),
+        nsp.clone(),
+        shared.clone(),
+        handshake,
+        pid.clone(),
+        restored.is_some(),
+    );
+    if restored.is_none() {
+        let middlewares = nsp
+            .hooks()
+            .middlewares
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for m in middlewares {
+            if let Err(e) = m(&socket) {
+                tracing::debug!(nsp = %nsp_name, error = %e.message, "connection refused by a middleware");
+                send(&Packet::connect_error(nsp_name, &e.message, e.data));
+                return None;
+            }
+        }
+    }
+    if shared.conn.is_closed() {
+        if let Some(r) = restored {
+            // The client left again while its session was restored: keep it for the next try.
+            nsp.adapter().persist_session(r.session, SessionEvent::Disconnected);
+        }
+        return None;
+    }
+    socket.mark_connected();
+    nsp.add_socket(&socket);
+    if let Some(r) = &restored {
+        socket.restore_state(&r.session);
+        for p in &r.missed {
+            send(p);
+        }
+        drop(fence);
+        metrics::add(&metrics::METRICS.packets_out, r.missed.len() as u64);
+        tracing::debug!(sid = %id, nsp = %nsp_name, missed = r.missed.len(), "connection state recovered");
+        // The old socket may still look alive on another server (its dead transport not noticed
+        // yet): disconnect it there, so the client has one member in each room.
+        let opts = BroadcastOptions {
+            rooms: vec![id.clone()],
+            ..BroadcastOptions::default()
+        };
+        nsp.adapter().disconnect_sockets(&opts, false);
+    }
+    shared.sockets().insert(nsp_name.to_owned(), socket.clone());
+    match &pid {
+        Some(pid) => send(&Packet::connect_reply_pid(nsp_name, &id, pid)),
+        None => send(&Packet::connect_reply(nsp_name, &id)),
+    }
+    socket.persist(SessionEvent::Connected);
+    let handlers = nsp
+        .hooks()
+        .on_connection
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for h in handlers {
+        h(&socket);
+    }
+    Some(id)
 }
 
 /// The Socket.IO side of one Engine.IO connection.
@@ -71,6 +191,7 @@ impl SioConnection {
                 max_rooms: cfg.max_rooms_per_socket,
                 max_pending_acks: cfg.max_pending_acks,
                 sockets: Mutex::default(),
+                restoring: Mutex::default(),
             }),
             server,
             state,
@@ -82,18 +203,29 @@ impl SioConnection {
         let _ = self.shared.conn.send(&encode_frames(packet), false);
     }
 
-    /// Keeps the protocol state in step with sockets the server disconnected.
+    /// Keeps the protocol state in step with sockets the server disconnected, and with sockets
+    /// an asynchronous restore connected.
     fn sync_namespaces(&mut self) {
-        let gone: Vec<String> = {
+        let (gone, added): (Vec<String>, Vec<(String, String)>) = {
             let sockets = self.shared.sockets();
-            self.state
+            let gone = self
+                .state
                 .namespaces()
                 .filter(|(n, _)| !sockets.contains_key(*n))
                 .map(|(n, _)| n.to_owned())
-                .collect()
+                .collect();
+            let added = sockets
+                .iter()
+                .filter(|(n, _)| self.state.socket_id(n).is_none())
+                .map(|(n, s)| (n.clone(), s.id().to_owned()))
+                .collect();
+            (gone, added)
         };
         for n in gone {
             self.state.disconnected(&n);
+        }
+        for (n, id) in added {
+            self.state.connected(&n, &id);
         }
     }
 
@@ -103,39 +235,39 @@ impl SioConnection {
             self.send(&Packet::connect_error(&nsp_name, "Invalid namespace", None));
             return;
         };
-        let id: Arc<str> = Arc::from(crate::ids::token());
-        let handshake = Handshake::new(&self.request, auth);
-        let socket = Socket::new(id.clone(), nsp.clone(), self.shared.clone(), handshake);
-        let middlewares = nsp
-            .hooks()
-            .middlewares
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for m in middlewares {
-            if let Err(e) = m(&socket) {
-                tracing::debug!(nsp = %nsp_name, error = %e.message, "connection refused by a middleware");
-                self.send(&Packet::connect_error(&nsp_name, &e.message, e.data));
-                return;
+        // Node's `_createSocket`: only string `pid` and `offset` ask for a restore.
+        let wanted = match (nsp.adapter().recovery(), auth.get("pid"), auth.get("offset")) {
+            (true, Some(Value::String(pid)), Some(Value::String(offset))) => Some((pid.clone(), offset.clone())),
+            _ => None,
+        };
+        let Some((pid, offset)) = wanted else {
+            if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, None, None) {
+                self.state.connected(&nsp_name, &id);
             }
-        }
-        if self.shared.conn.is_closed() {
+            return;
+        };
+        retire_local(&nsp, &pid);
+        let adapter = nsp.adapter().clone();
+        let fence = adapter.delivery_fence();
+        let mut fut = adapter.restore_session(&pid, &offset);
+        // Polled once here: the in-memory adapter answers at once, under its delivery fence.
+        if let Some(restored) = (&mut fut).now_or_never() {
+            let restored = restored.filter(|r| nsp.socket(&r.session.sid).is_none());
+            if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, restored, fence) {
+                self.state.connected(&nsp_name, &id);
+            }
             return;
         }
-        socket.mark_connected();
-        nsp.add_socket(&socket);
-        self.shared.sockets().insert(nsp_name.clone(), socket.clone());
-        self.state.connected(&nsp_name, &id);
-        self.send(&Packet::connect_reply(&nsp_name, &id));
-        let handlers = nsp
-            .hooks()
-            .on_connection
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for h in handlers {
-            h(&socket);
-        }
+        drop(fence);
+        // A remote store: finish the CONNECT when it answers, or with a fresh socket at the deadline.
+        self.shared.restoring().insert(nsp_name.clone());
+        let (shared, request) = (self.shared.clone(), self.request.clone());
+        tokio::spawn(async move {
+            let restored = tokio::time::timeout(RESTORE_TIMEOUT, fut).await.ok().flatten();
+            let restored = restored.filter(|r| nsp.socket(&r.session.sid).is_none());
+            attach(&shared, &request, &nsp, &nsp_name, auth, restored, None);
+            shared.restoring().remove(&nsp_name);
+        });
     }
 
     fn violation(&mut self, v: Violation) {
@@ -156,6 +288,9 @@ impl ConnHandler for SioConnection {
         self.sync_namespaces();
         match self.state.handle_message(data) {
             Ok(None) => {}
+            Ok(Some(Incoming::Connect { nsp, .. })) if self.shared.restoring().contains(&nsp) => {
+                self.violation(Violation::InvalidState)
+            }
             Ok(Some(Incoming::Connect { nsp, auth })) => {
                 metrics::inc(&metrics::METRICS.packets_in[0]);
                 self.connect(nsp, auth)
@@ -185,6 +320,7 @@ impl ConnHandler for SioConnection {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.sync_namespaces();
         if let Err(v) = self.state.handle_timeout(now) {
             self.violation(v);
         }

@@ -18,6 +18,9 @@ pub enum EmitError {
     /// A configured limit refused it.
     #[error("limit reached: {0}")]
     Limit(&'static str),
+    /// The adapter could not make the packet durable (connection state recovery).
+    #[error(transparent)]
+    Adapter(#[from] crate::adapter::AdapterError),
 }
 
 /// Why an acknowledgement did not arrive.

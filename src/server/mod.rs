@@ -8,6 +8,8 @@ pub mod error;
 pub mod handshake;
 pub mod namespace;
 pub mod reason;
+#[cfg(test)]
+mod recovery_tests;
 pub mod rooms;
 pub mod socket;
 
@@ -17,9 +19,9 @@ pub use error::{AckError, ConnectError, EmitError};
 pub use handshake::Handshake;
 pub use namespace::{Namespace, ParentNamespace};
 pub use reason::DisconnectReason;
-pub use socket::{AckSender, Event, Socket};
+pub use socket::{AckSender, Event, Socket, encode_frames};
 
-use crate::adapter::{AdapterFactory, MemoryAdapter};
+use crate::adapter::{AdapterFactory, MemoryAdapter, SessionAwareFactory};
 use crate::socketio::DecoderLimits;
 use crate::transport::{ConnHandler, EngineConn, EngineHandler, RequestInfo};
 use namespace::Hooks;
@@ -41,6 +43,13 @@ pub struct ServerConfig {
     pub max_event_name_len: usize,
     /// Most acks a socket may wait for at once (`MAX_PENDING_ACKS`, 1000).
     pub max_pending_acks: usize,
+    /// Connection state recovery with the in-memory adapter of [`Server::new`] (`RECOVERY`; off
+    /// here, on for the chat server). With [`Server::with_adapter`] the adapter decides.
+    pub recovery: bool,
+    /// How long a disconnected session stays restorable (`RECOVERY_MAX_DISCONNECTION_MS`, 120 s).
+    pub recovery_max_disconnection: Duration,
+    /// Most bytes of packets kept per namespace for recovery (`RECOVERY_LOG_BYTES`, 16 MiB).
+    pub recovery_log_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +60,9 @@ impl Default for ServerConfig {
             max_rooms_per_socket: 1000,
             max_event_name_len: 1024,
             max_pending_acks: 1000,
+            recovery: false,
+            recovery_max_disconnection: Duration::from_millis(120_000),
+            recovery_log_bytes: 16 << 20,
         }
     }
 }
@@ -75,8 +87,15 @@ fn normalize(name: &str) -> String {
 }
 
 impl Server {
-    /// A server with the in-memory adapter.
+    /// A server with the in-memory adapter, session-aware when `config.recovery` is on.
     pub fn new(config: ServerConfig) -> Server {
+        if config.recovery {
+            let factory = SessionAwareFactory {
+                max_disconnection: config.recovery_max_disconnection,
+                max_log_bytes: config.recovery_log_bytes,
+            };
+            return Server::with_adapter(config, Arc::new(factory));
+        }
         Server::with_adapter(config, Arc::new(MemoryAdapter))
     }
 

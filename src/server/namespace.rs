@@ -6,6 +6,7 @@ use super::error::{ConnectError, EmitError};
 use super::rooms::{Room, RoomIndex, Sid, SidHash};
 use super::socket::{Socket, encode_frames};
 use crate::adapter::{Adapter, BroadcastOptions};
+use crate::engineio::Frame;
 use crate::socketio::Packet;
 use crate::transport::Pushed;
 use crate::transport::outbox::Outbox;
@@ -42,6 +43,8 @@ pub struct Namespace(Arc<NamespaceInner>);
 pub(crate) struct NamespaceInner {
     name: Arc<str>,
     sockets: RwLock<HashMap<Sid, Socket, SidHash>>,
+    /// Private session ids of connected sockets (connection state recovery), to their socket ids.
+    pids: RwLock<HashMap<Arc<str>, Sid>>,
     rooms: RwLock<RoomIndex<Member>>,
     hooks: Arc<Hooks>,
     adapter: Arc<dyn Adapter>,
@@ -77,6 +80,7 @@ impl Namespace {
         Namespace(Arc::new(NamespaceInner {
             name: Arc::from(name),
             sockets: RwLock::default(),
+            pids: RwLock::default(),
             rooms: RwLock::default(),
             hooks,
             adapter,
@@ -144,12 +148,37 @@ impl Namespace {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), socket.clone());
+        if let Some(pid) = socket.pid() {
+            self.pids_write().insert(pid.clone(), id.clone());
+        }
         self.join_rooms(&id, [id.clone()]);
+    }
+
+    fn pids_write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Sid>> {
+        self.0.pids.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connected socket of this server holding private session id `pid`.
+    pub(crate) fn socket_by_pid(&self, pid: &str) -> Option<Socket> {
+        let id = self
+            .0
+            .pids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(pid)
+            .cloned()?;
+        self.socket(&id)
     }
 
     pub(crate) fn remove_socket(&self, id: &Sid) {
         let deleted = self.rooms_write().del_all(id);
-        self.0.sockets.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let removed = self.0.sockets.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        if let Some(pid) = removed.as_ref().and_then(Socket::pid) {
+            let mut pids = self.pids_write();
+            if pids.get(pid).is_some_and(|s| s == id) {
+                pids.remove(pid);
+            }
+        }
         for room in &deleted {
             self.0.adapter.on_room_deleted(room);
         }
@@ -264,11 +293,15 @@ impl Namespace {
     /// Delivers a packet to this server's matching sockets, encoded once (Node's
     /// `adapter.broadcast` local part).
     pub fn local_broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Delivered {
-        let frames = encode_frames(packet);
+        self.local_broadcast_frames(&encode_frames(packet), opts)
+    }
+
+    /// Like [`Namespace::local_broadcast`], for a packet already encoded into its frames.
+    pub fn local_broadcast_frames(&self, frames: &[Frame], opts: &BroadcastOptions) -> Delivered {
         let mut d = Delivered::default();
         let rooms = self.rooms_read();
         rooms.for_each_target(&opts.rooms, &opts.except, |_, m| {
-            match m.outbox.push(&frames, opts.flags.volatile) {
+            match m.outbox.push(frames, opts.flags.volatile) {
                 Pushed::Queued => d.queued += 1,
                 Pushed::DroppedVolatile => d.dropped += 1,
                 // An overflowing connection is being closed: its client resyncs on reconnect.
@@ -312,6 +345,7 @@ impl Namespace {
     pub fn local_add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         for s in self.local_targets(opts) {
             self.join_rooms(&s.0.id, rooms.iter().cloned());
+            s.persist(crate::adapter::SessionEvent::Changed);
         }
     }
 
@@ -321,6 +355,7 @@ impl Namespace {
             for room in rooms {
                 self.leave_room(&s.0.id, room);
             }
+            s.persist(crate::adapter::SessionEvent::Changed);
         }
     }
 

@@ -96,6 +96,10 @@ pub(crate) struct SocketInner {
     acks: Mutex<HashMap<u64, AckWaiter>>,
     connected: AtomicBool,
     data: Mutex<Value>,
+    /// Private session id when connection state recovery is on (never logged).
+    pid: Option<Arc<str>>,
+    /// Whether this socket was restored from a previous session.
+    recovered: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -103,7 +107,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Encodes a packet once into the frames of one Engine.IO message sequence.
-pub(crate) fn encode_frames(packet: &Packet) -> Vec<Frame> {
+pub fn encode_frames(packet: &Packet) -> Vec<Frame> {
     let mut text = String::with_capacity(64);
     text.push('4');
     packet.encode_text_into(&mut text);
@@ -126,7 +130,14 @@ pub(crate) fn to_value(data: impl Serialize) -> Result<Value, EmitError> {
 }
 
 impl Socket {
-    pub(crate) fn new(id: Sid, nsp: Namespace, client: Arc<ClientShared>, handshake: Handshake) -> Socket {
+    pub(crate) fn new(
+        id: Sid,
+        nsp: Namespace,
+        client: Arc<ClientShared>,
+        handshake: Handshake,
+        pid: Option<Arc<str>>,
+        recovered: bool,
+    ) -> Socket {
         Socket(Arc::new(SocketInner {
             id,
             nsp,
@@ -138,7 +149,45 @@ impl Socket {
             acks: Mutex::default(),
             connected: AtomicBool::new(false),
             data: Mutex::new(Value::Null),
+            pid,
+            recovered,
         }))
+    }
+
+    /// Whether the connection state was recovered after a temporary disconnection: same id,
+    /// rooms and `data`, and the missed packets were sent before the CONNECT reply.
+    pub fn recovered(&self) -> bool {
+        self.0.recovered
+    }
+
+    /// The private session id, when recovery is on (never log it).
+    pub(crate) fn pid(&self) -> Option<&Arc<str>> {
+        self.0.pid.as_ref()
+    }
+
+    /// The recoverable state of this socket, when recovery is on.
+    pub(crate) fn session(&self) -> Option<crate::adapter::Session> {
+        let pid = self.0.pid.as_ref()?;
+        Some(crate::adapter::Session {
+            sid: self.0.id.to_string(),
+            pid: pid.to_string(),
+            rooms: self.rooms(),
+            data: self.data(),
+        })
+    }
+
+    /// Puts back a restored session's rooms and `data` (before the CONNECT reply).
+    pub(crate) fn restore_state(&self, session: &crate::adapter::Session) {
+        *lock(&self.0.data) = session.data.clone();
+        self.nsp()
+            .join_rooms(&self.0.id, session.rooms.iter().map(|r| Room::from(r.as_str())));
+    }
+
+    /// Tells a recovering adapter that this socket's session changed (write-through stores).
+    pub(crate) fn persist(&self, event: crate::adapter::SessionEvent) {
+        if let Some(session) = self.session() {
+            self.nsp().adapter().persist_session(session, event);
+        }
     }
 
     /// The socket id (what the client sees as `socket.id`).
@@ -179,6 +228,9 @@ impl Socket {
     /// Sets `socket.data`.
     pub fn set_data(&self, data: Value) {
         *lock(&self.0.data) = data;
+        if self.connected() {
+            self.persist(crate::adapter::SessionEvent::Changed);
+        }
     }
 
     /// Registers the handler of `event` (replacing an earlier one).
@@ -236,7 +288,22 @@ impl Socket {
     /// [`crate::socketio::placeholder`]s in `args`).
     pub fn emit_args(&self, event: &str, args: Vec<Value>, binary: Vec<Bytes>) -> Result<(), EmitError> {
         let packet = event_packet(self.nsp().name(), event, args, binary)?;
+        let adapter = self.nsp().adapter();
+        if adapter.recovery() {
+            // As Node: through the adapter to the socket's own room, so the packet gets an offset
+            // and is replayed if the client recovers. The delivery goes on if the future is dropped.
+            drop(adapter.deliver(self.nsp(), packet, &self.own_room()));
+            return Ok(());
+        }
         self.send_packet(&packet, false)
+    }
+
+    /// Options targeting this socket's own room.
+    fn own_room(&self) -> crate::adapter::BroadcastOptions {
+        crate::adapter::BroadcastOptions {
+            rooms: vec![self.0.id.clone()],
+            ..Default::default()
+        }
     }
 
     /// Emits `event` and drops it if the client is not ready to receive it (`socket.volatile`).
@@ -341,12 +408,14 @@ impl Socket {
             return Err(EmitError::Limit("too many rooms"));
         }
         self.nsp().join_rooms(&self.0.id, rooms);
+        self.persist(crate::adapter::SessionEvent::Changed);
         Ok(())
     }
 
     /// Leaves a room.
     pub fn leave(&self, room: &str) {
         self.nsp().leave_room(&self.0.id, room);
+        self.persist(crate::adapter::SessionEvent::Changed);
     }
 
     /// The rooms this socket is in (always including its own id).
@@ -455,6 +524,10 @@ impl Socket {
         let disconnecting = std::mem::take(&mut *lock(&self.0.on_disconnecting));
         for f in disconnecting {
             f(self, reason);
+        }
+        if reason.is_recoverable() {
+            // Rooms are still intact here, as in Node's `_onclose`.
+            self.persist(crate::adapter::SessionEvent::Disconnected);
         }
         self.nsp().remove_socket(&self.0.id);
         self.0.client.remove(self.nsp().name(), &self.0.id);

@@ -133,6 +133,14 @@ impl Packet {
         Packet::connect(nsp, Some(Value::Object(obj)))
     }
 
+    /// The CONNECT reply with connection state recovery on: `{"sid":…,"pid":…}`.
+    pub fn connect_reply_pid(nsp: &str, sid: &str, pid: &str) -> Packet {
+        let mut obj = serde_json::Map::new();
+        obj.insert("sid".into(), Value::String(sid.to_owned()));
+        obj.insert("pid".into(), Value::String(pid.to_owned()));
+        Packet::connect(nsp, Some(Value::Object(obj)))
+    }
+
     /// A DISCONNECT.
     pub fn disconnect(nsp: &str) -> Packet {
         Packet::new(PacketType::Disconnect, nsp, None)
@@ -290,6 +298,10 @@ mod tests {
         assert_eq!(
             Packet::ack("/admin", 13, vec![json!("bar")]).encode_text(),
             r#"3/admin,13["bar"]"#
+        );
+        assert_eq!(
+            Packet::connect_reply_pid("/", "abc", "p1").encode_text(),
+            r#"0{"sid":"abc","pid":"p1"}"#
         );
         assert_eq!(Packet::disconnect("/").encode_text(), "1");
         assert_eq!(Packet::disconnect("/admin").encode_text(), "1/admin,");

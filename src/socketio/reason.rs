@@ -46,6 +46,22 @@ impl DisconnectReason {
     }
 }
 
+impl DisconnectReason {
+    /// Whether the session is kept for connection state recovery (Node's
+    /// `RECOVERABLE_DISCONNECT_REASONS`): not when the client or the server chose to leave.
+    pub const fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportError
+                | DisconnectReason::TransportClose
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::ForcedServerClose
+        )
+    }
+}
+
 impl From<CloseReason> for DisconnectReason {
     fn from(r: CloseReason) -> Self {
         match r {
@@ -68,6 +84,33 @@ impl fmt::Display for DisconnectReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recoverable_reasons_are_nodes() {
+        // socket.io's RECOVERABLE_DISCONNECT_REASONS.
+        let node = [
+            "transport error",
+            "transport close",
+            "forced close",
+            "ping timeout",
+            "server shutting down",
+            "forced server close",
+        ];
+        let all = [
+            DisconnectReason::TransportClose,
+            DisconnectReason::TransportError,
+            DisconnectReason::PingTimeout,
+            DisconnectReason::ParseError,
+            DisconnectReason::ForcedClose,
+            DisconnectReason::ForcedServerClose,
+            DisconnectReason::ServerNamespaceDisconnect,
+            DisconnectReason::ClientNamespaceDisconnect,
+            DisconnectReason::ServerShuttingDown,
+        ];
+        for r in all {
+            assert_eq!(r.is_recoverable(), node.contains(&r.as_str()), "{r}");
+        }
+    }
 
     #[test]
     fn engine_reasons_map_to_nodes_strings() {

@@ -34,7 +34,7 @@ impl Client {
     async fn connect(server: &Server) -> Client {
         let outbox = Arc::new(Outbox::with_limits(OutboxLimits::from_soft(1 << 20)));
         let conn = EngineConn::new(
-            Arc::from(crate::engineio::sid::random_id()),
+            Arc::from(crate::ids::token()),
             outbox.clone(),
             Arc::new(AtomicU8::new(1)),
         );

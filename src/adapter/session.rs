@@ -1,0 +1,384 @@
+//! Connection state recovery on one server (Node's `SessionAwareAdapter`): every EVENT delivered
+//! without ack id and not volatile gets an offset and is logged; a socket that closed for a
+//! recoverable reason leaves its session behind. Both are kept for the recovery window and swept;
+//! the log is also bounded in bytes (oldest packets dropped first: a client whose offset was
+//! dropped gets a fresh session).
+
+use super::{
+    Adapter, AdapterFactory, BoxFuture, BroadcastOptions, Restored, Session, SessionEvent, needs_offset, push_offset,
+};
+use crate::engineio::Frame;
+use crate::server::rooms::Room;
+use crate::server::{Namespace, encode_frames};
+use crate::socketio::{Decoder, DecoderLimits, Packet};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Most sessions kept at once per namespace; past it the oldest is dropped.
+const MAX_SESSIONS: usize = 100_000;
+
+/// Builds a [`SessionAwareAdapter`] per namespace.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionAwareFactory {
+    /// How long a session and its packets stay restorable (`RECOVERY_MAX_DISCONNECTION_MS`).
+    pub max_disconnection: Duration,
+    /// Most bytes of logged packets per namespace (`RECOVERY_LOG_BYTES`).
+    pub max_log_bytes: usize,
+}
+
+impl AdapterFactory for SessionAwareFactory {
+    fn create(&self, _nsp: &str) -> Arc<dyn Adapter> {
+        Arc::new(SessionAwareAdapter::new(self.max_disconnection, self.max_log_bytes))
+    }
+}
+
+/// One logged packet, kept as the frames it was delivered in (shared with the sockets' queues).
+#[derive(Debug)]
+struct Logged {
+    seq: u64,
+    at: Instant,
+    rooms: Vec<Room>,
+    except: Vec<Room>,
+    frames: Vec<Frame>,
+    size: usize,
+}
+
+/// Decodes logged frames back into the packet (they were encoded by us: never fails in practice;
+/// a frame that does not decode is left out and logged).
+fn decode(frames: &[Frame]) -> Option<Packet> {
+    let mut decoder = Decoder::new(DecoderLimits {
+        max_attachments: usize::MAX,
+    });
+    let mut out = None;
+    for f in frames {
+        let r = match f {
+            Frame::Text(t) => decoder.add_text(t.get(1..).unwrap_or_default()),
+            Frame::Binary(b) => decoder.add_binary(b.clone()),
+        };
+        match r {
+            Ok(p) => out = p.or(out),
+            Err(e) => {
+                tracing::warn!(error = %e, "a logged packet does not decode; not replayed");
+                return None;
+            }
+        }
+    }
+    out
+}
+
+/// The single-server recovering adapter.
+#[derive(Debug)]
+pub struct SessionAwareAdapter {
+    window: Duration,
+    max_log_bytes: usize,
+    /// Taken by each delivery before `state`: see [`Adapter::delivery_fence`].
+    fence: Mutex<()>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_seq: u64,
+    packets: VecDeque<Logged>,
+    bytes: usize,
+    sessions: HashMap<String, (Session, Instant)>,
+    /// Sessions in the order they were persisted, to sweep from the front.
+    order: VecDeque<(Instant, String)>,
+}
+
+impl State {
+    fn sweep(&mut self, now: Instant, window: Duration, max_bytes: usize) {
+        while let Some(p) = self.packets.front() {
+            if now.saturating_duration_since(p.at) <= window && self.bytes <= max_bytes {
+                break;
+            }
+            self.bytes -= p.size;
+            self.packets.pop_front();
+        }
+        while let Some((at, _)) = self.order.front() {
+            if now.saturating_duration_since(*at) <= window && self.order.len() <= MAX_SESSIONS {
+                break;
+            }
+            if let Some((at, pid)) = self.order.pop_front()
+                && self.sessions.get(&pid).is_some_and(|(_, t)| *t == at)
+            {
+                self.sessions.remove(&pid);
+            }
+        }
+    }
+}
+
+/// Parses an offset this adapter issued: decimal digits only.
+fn parse_offset(offset: &str) -> Option<u64> {
+    if offset.is_empty() || offset.len() > 20 || !offset.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    offset.parse().ok()
+}
+
+/// Whether a packet sent to `rooms` minus `except` reached a socket in `session_rooms` (Node's
+/// `shouldIncludePacket`).
+fn should_include(session_rooms: &[String], rooms: &[Room], except: &[Room]) -> bool {
+    let included = rooms.is_empty() || session_rooms.iter().any(|r| rooms.iter().any(|x| **x == **r));
+    let excluded = session_rooms.iter().any(|r| except.iter().any(|x| **x == **r));
+    included && !excluded
+}
+
+impl SessionAwareAdapter {
+    /// An adapter keeping sessions and packets for `window`, at most `max_log_bytes` of packets.
+    pub fn new(window: Duration, max_log_bytes: usize) -> SessionAwareAdapter {
+        SessionAwareAdapter {
+            window,
+            max_log_bytes,
+            fence: Mutex::default(),
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Encodes `packet`, with the next offset and logged if it needs one; returns its frames.
+    fn log(&self, st: &mut State, mut packet: Packet, opts: &BroadcastOptions, now: Instant) -> Vec<Frame> {
+        if !needs_offset(&packet, opts) {
+            return encode_frames(&packet);
+        }
+        st.next_seq += 1;
+        push_offset(&mut packet, &st.next_seq.to_string());
+        let frames = encode_frames(&packet);
+        let size = frames
+            .iter()
+            .map(|f| match f {
+                Frame::Text(t) => t.len(),
+                Frame::Binary(b) => b.len(),
+            })
+            .sum::<usize>();
+        st.bytes += size;
+        st.packets.push_back(Logged {
+            seq: st.next_seq,
+            at: now,
+            rooms: opts.rooms.clone(),
+            except: opts.except.clone(),
+            frames: frames.clone(),
+            size,
+        });
+        st.sweep(now, self.window, self.max_log_bytes);
+        frames
+    }
+
+    /// The sans-IO part of [`Adapter::restore_session`], at time `now`.
+    fn restore_at(&self, pid: &str, offset: &str, now: Instant) -> Option<Restored> {
+        let mut st = self.lock();
+        st.sweep(now, self.window, self.max_log_bytes);
+        // Single use: a failed attempt burns the session too.
+        let (session, _) = st.sessions.remove(pid)?;
+        let seq = parse_offset(offset)?;
+        let first = st.packets.front()?.seq;
+        let at = usize::try_from(seq.checked_sub(first)?).ok()?;
+        if st.packets.get(at)?.seq != seq {
+            return None;
+        }
+        let missed = st
+            .packets
+            .iter()
+            .skip(at + 1)
+            .filter(|p| should_include(&session.rooms, &p.rooms, &p.except))
+            .filter_map(|p| decode(&p.frames))
+            .collect();
+        Some(Restored { session, missed })
+    }
+
+    /// The sans-IO part of [`Adapter::persist_session`], at time `now`.
+    fn persist_at(&self, session: Session, event: SessionEvent, now: Instant) {
+        if event != SessionEvent::Disconnected {
+            return;
+        }
+        let mut st = self.lock();
+        st.order.push_back((now, session.pid.clone()));
+        st.sessions.insert(session.pid.clone(), (session, now));
+        st.sweep(now, self.window, self.max_log_bytes);
+    }
+}
+
+impl Adapter for SessionAwareAdapter {
+    fn recovery(&self) -> bool {
+        true
+    }
+
+    fn deliver(
+        &self,
+        nsp: &Namespace,
+        packet: Packet,
+        opts: &BroadcastOptions,
+    ) -> BoxFuture<'static, Result<(), super::AdapterError>> {
+        let fence = self.fence.lock().unwrap_or_else(|e| e.into_inner());
+        let frames = self.log(&mut self.lock(), packet, opts, Instant::now());
+        // Delivered under the fence, so each socket gets the packets in offset order.
+        nsp.local_broadcast_frames(&frames, opts);
+        drop(fence);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn delivery_fence(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        Some(self.fence.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn persist_session(&self, session: Session, event: SessionEvent) {
+        self.persist_at(session, event, Instant::now());
+    }
+
+    fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'static, Option<Restored>> {
+        let restored = self.restore_at(pid, offset, Instant::now());
+        Box::pin(std::future::ready(restored))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn opts(rooms: &[&str], except: &[&str]) -> BroadcastOptions {
+        BroadcastOptions {
+            rooms: rooms.iter().map(|r| Room::from(*r)).collect(),
+            except: except.iter().map(|r| Room::from(*r)).collect(),
+            ..BroadcastOptions::default()
+        }
+    }
+
+    fn session(pid: &str, rooms: &[&str]) -> Session {
+        Session {
+            sid: "s1".into(),
+            pid: pid.into(),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            data: json!({"n": 1}),
+        }
+    }
+
+    /// The text frame of what `log` returns, without the Engine.IO `4`.
+    fn text(frames: Vec<Frame>) -> String {
+        match &frames[0] {
+            Frame::Text(t) => t[1..].to_owned(),
+            Frame::Binary(_) => panic!("a text frame first"),
+        }
+    }
+
+    fn emit(a: &SessionAwareAdapter, event: &str, o: &BroadcastOptions, now: Instant) -> String {
+        let mut st = a.lock();
+        text(a.log(&mut st, Packet::event("/", event, [json!(1)]), o, now))
+    }
+
+    #[test]
+    fn offsets_are_appended_only_to_plain_events() {
+        let a = SessionAwareAdapter::new(Duration::from_secs(60), 1 << 20);
+        let now = Instant::now();
+        assert_eq!(emit(&a, "e", &opts(&[], &[]), now), r#"2["e",1,"1"]"#);
+        assert_eq!(emit(&a, "e", &opts(&["r"], &[]), now), r#"2["e",1,"2"]"#);
+        let mut st = a.lock();
+        let acked = a.log(&mut st, Packet::event("/", "e", []).with_id(7), &opts(&[], &[]), now);
+        assert_eq!(text(acked), r#"27["e"]"#);
+        let mut volatile = opts(&[], &[]);
+        volatile.flags.volatile = true;
+        assert_eq!(
+            text(a.log(&mut st, Packet::event("/", "e", []), &volatile, now)),
+            r#"2["e"]"#
+        );
+        let ack = a.log(&mut st, Packet::ack("/", 1, vec![]), &opts(&[], &[]), now);
+        assert_eq!(text(ack), "31[]");
+        let bin = Packet::event("/x", "b", [crate::socketio::placeholder(0)])
+            .with_attachments(vec![bytes::Bytes::from_static(b"\x01")]);
+        assert_eq!(
+            text(a.log(&mut st, bin, &opts(&[], &[]), now)),
+            r#"51-/x,["b",{"_placeholder":true,"num":0},"3"]"#
+        );
+        assert_eq!(st.packets.len(), 3);
+        assert_eq!(
+            st.bytes,
+            13 + 13 + 46 + 1,
+            "the frames' bytes, Engine.IO prefix included"
+        );
+        // The logged frames decode back into the packet, attachments included.
+        let back = decode(&st.packets[2].frames).expect("decodes");
+        assert_eq!(back.nsp, "/x");
+        assert_eq!(back.attachments, vec![bytes::Bytes::from_static(b"\x01")]);
+    }
+
+    #[test]
+    fn restore_replays_after_the_offset_filtered_by_rooms_and_excepts_once() {
+        let a = SessionAwareAdapter::new(Duration::from_secs(60), 1 << 20);
+        let now = Instant::now();
+        emit(&a, "before", &opts(&["r"], &[]), now); // offset 1: the client saw it
+        emit(&a, "all", &opts(&[], &[]), now);
+        emit(&a, "other-room", &opts(&["x"], &[]), now);
+        emit(&a, "mine", &opts(&["r"], &[]), now);
+        emit(&a, "excepted", &opts(&["r"], &["s1"]), now);
+        emit(&a, "private", &opts(&["s1"], &[]), now);
+        a.persist_at(session("p", &["s1", "r"]), SessionEvent::Disconnected, now);
+        let r = a.restore_at("p", "1", now).expect("restored");
+        assert_eq!(r.session, session("p", &["s1", "r"]));
+        let got: Vec<String> = r.missed.iter().map(Packet::encode_text).collect();
+        assert_eq!(
+            got,
+            [r#"2["all",1,"2"]"#, r#"2["mine",1,"4"]"#, r#"2["private",1,"6"]"#]
+        );
+        assert!(a.restore_at("p", "1", now).is_none(), "single use");
+    }
+
+    #[test]
+    fn a_session_never_shows_its_pid() {
+        let s = session("secret-pid-0123456789", &["s1"]);
+        assert!(!format!("{s:?}").contains("secret"));
+    }
+
+    #[test]
+    fn bad_input_gives_nothing() {
+        let a = SessionAwareAdapter::new(Duration::from_secs(60), 1 << 20);
+        let now = Instant::now();
+        emit(&a, "e", &opts(&[], &[]), now);
+        for (pid, offset) in [
+            ("nope", "1"),
+            ("p", "x1"),
+            ("p", "+1"),
+            ("p", ""),
+            ("p", "99"),
+            ("p", "0"),
+        ] {
+            a.persist_at(session("p", &["s1"]), SessionEvent::Disconnected, now);
+            assert!(a.restore_at(pid, offset, now).is_none(), "{pid} {offset}");
+        }
+        // Connected / Changed are not kept by this adapter.
+        a.persist_at(session("q", &["s1"]), SessionEvent::Changed, now);
+        assert!(a.restore_at("q", "1", now).is_none());
+    }
+
+    #[test]
+    fn sessions_and_packets_expire_after_the_window() {
+        let w = Duration::from_secs(10);
+        let a = SessionAwareAdapter::new(w, 1 << 20);
+        let t0 = Instant::now();
+        emit(&a, "e", &opts(&[], &[]), t0);
+        a.persist_at(session("p", &["s1"]), SessionEvent::Disconnected, t0);
+        assert!(a.restore_at("p", "1", t0 + w + Duration::from_millis(1)).is_none());
+        assert!(a.lock().sessions.is_empty() && a.lock().packets.is_empty());
+    }
+
+    #[test]
+    fn the_log_is_bounded_in_bytes_dropping_the_oldest() {
+        let a = SessionAwareAdapter::new(Duration::from_secs(60), 40);
+        let now = Instant::now();
+        for _ in 0..5 {
+            emit(&a, "e", &opts(&[], &[]), now); // 13 bytes each
+        }
+        let st = a.lock();
+        assert!(st.bytes <= 40);
+        assert_eq!(st.packets.iter().map(|p| p.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        drop(st);
+        a.persist_at(session("p", &["s1"]), SessionEvent::Disconnected, now);
+        assert!(
+            a.restore_at("p", "1", now).is_none(),
+            "a dropped offset cannot be resumed"
+        );
+    }
+}
