@@ -74,6 +74,22 @@ pub struct Config {
     pub limits: Limits,
     /// `TRUSTED_PROXIES` (empty): proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// The Socket.IO Admin UI namespace (`ADMIN_*`); `None` when off (the default).
+    pub admin: Option<AdminSettings>,
+}
+
+/// The Admin UI settings (`ADMIN_USERNAME`, `ADMIN_PASSWORD_HASH`, `ADMIN_AUTH`,
+/// `ADMIN_NAMESPACE`, `ADMIN_MODE`, `ADMIN_READONLY`).
+#[derive(Clone, Debug)]
+pub struct AdminSettings {
+    /// The user; `None` only with `ADMIN_AUTH=off`.
+    pub credentials: Option<crate::admin::Credentials>,
+    /// `ADMIN_NAMESPACE` (`/admin`).
+    pub namespace: String,
+    /// `ADMIN_MODE` (`development`, as Node's default; or `production`).
+    pub mode: crate::admin::AdminMode,
+    /// `ADMIN_READONLY` (false): no `emit`/`join`/`leave`/`_disconnect` commands.
+    pub readonly: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -93,6 +109,7 @@ impl std::fmt::Debug for Config {
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("shutdown_grace", &self.shutdown_grace)
             .field("limits", &self.limits)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
@@ -269,8 +286,78 @@ impl Config {
                 chat_rate_bytes: env.parse("CHAT_RATE_BYTES", 0, "bytes per second (0 = off)")?,
             },
             trusted_proxies,
+            admin: admin_settings(env)?,
         })
     }
+}
+
+/// The `ADMIN_*` block: the namespace exists only with `ADMIN_USERNAME` (and its bcrypt hash), or
+/// with `ADMIN_AUTH=off` set explicitly.
+fn admin_settings<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<AdminSettings>, ConfigError> {
+    let auth_off = match env.raw("ADMIN_AUTH") {
+        None => false,
+        Some(v) if v == "off" => true,
+        Some(v) if v == "basic" => false,
+        Some(v) => return Err(bad("ADMIN_AUTH", &v, "expected basic or off")),
+    };
+    let username = env.raw("ADMIN_USERNAME");
+    let hash = env.raw("ADMIN_PASSWORD_HASH");
+    let credentials = match (username, hash, auth_off) {
+        (None, None, false) => return Ok(None),
+        (None, None, true) => None,
+        (Some(u), _, true) => return Err(bad("ADMIN_AUTH", "off", &format!("conflicts with ADMIN_USERNAME={u}"))),
+        (None, Some(_), _) => {
+            return Err(bad("ADMIN_USERNAME", "", "required with ADMIN_PASSWORD_HASH"));
+        }
+        (Some(_), None, false) => {
+            return Err(bad(
+                "ADMIN_PASSWORD_HASH",
+                "",
+                "required with ADMIN_USERNAME (a bcrypt hash: `sio-server admin-hash`)",
+            ));
+        }
+        (Some(username), Some(password_hash), false) => {
+            if !crate::admin::auth::is_bcrypt_hash(&password_hash) {
+                return Err(bad(
+                    "ADMIN_PASSWORD_HASH",
+                    "<hidden>",
+                    "not a bcrypt hash ($2b$…; make one with `sio-server admin-hash`)",
+                ));
+            }
+            Some(crate::admin::Credentials {
+                username,
+                password_hash,
+            })
+        }
+    };
+    let namespace = env.raw("ADMIN_NAMESPACE").unwrap_or_else(|| "/admin".into());
+    if !namespace.starts_with('/')
+        || namespace.len() < 2
+        || namespace.len() > 256
+        || namespace.contains([',', ' ', '?', '#'])
+    {
+        return Err(bad(
+            "ADMIN_NAMESPACE",
+            &namespace,
+            "expected a namespace name such as /admin (not /)",
+        ));
+    }
+    let mode = match env.raw("ADMIN_MODE").as_deref() {
+        None | Some("development") => crate::admin::AdminMode::Development,
+        Some("production") => crate::admin::AdminMode::Production,
+        Some(v) => return Err(bad("ADMIN_MODE", v, "expected development or production")),
+    };
+    let readonly = match env.raw("ADMIN_READONLY").as_deref() {
+        None | Some("false" | "0" | "no") => false,
+        Some("true" | "1" | "yes") => true,
+        Some(v) => return Err(bad("ADMIN_READONLY", v, "expected true or false")),
+    };
+    Ok(Some(AdminSettings {
+        credentials,
+        namespace,
+        mode,
+        readonly,
+    }))
 }
 
 /// `WEBHOOK_SECRET`: unset or empty for none; otherwise at least 32 bytes (the value is never echoed).
@@ -539,6 +626,50 @@ mod tests {
             cfg(&[("MAX_HALF_OPEN_PER_IP", "x")]).unwrap_err().var,
             "MAX_HALF_OPEN_PER_IP"
         );
+    }
+
+    #[test]
+    fn admin_settings() {
+        assert!(cfg(&[]).unwrap().admin.is_none(), "off by default");
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let a = cfg(&[("ADMIN_USERNAME", "admin"), ("ADMIN_PASSWORD_HASH", &hash)])
+            .unwrap()
+            .admin
+            .unwrap();
+        assert_eq!(a.namespace, "/admin");
+        assert_eq!(a.mode, crate::admin::AdminMode::Development);
+        assert!(!a.readonly);
+        assert_eq!(a.credentials.unwrap().username, "admin");
+        let off = cfg(&[
+            ("ADMIN_AUTH", "off"),
+            ("ADMIN_MODE", "production"),
+            ("ADMIN_READONLY", "true"),
+        ])
+        .unwrap()
+        .admin
+        .unwrap();
+        assert!(off.credentials.is_none() && off.readonly);
+        assert_eq!(off.mode, crate::admin::AdminMode::Production);
+        let var = |vars: &[(&str, &str)]| cfg(vars).unwrap_err().var;
+        assert_eq!(var(&[("ADMIN_USERNAME", "admin")]), "ADMIN_PASSWORD_HASH");
+        assert_eq!(var(&[("ADMIN_PASSWORD_HASH", &hash)]), "ADMIN_USERNAME");
+        assert_eq!(
+            var(&[("ADMIN_USERNAME", "a"), ("ADMIN_PASSWORD_HASH", "plain")]),
+            "ADMIN_PASSWORD_HASH"
+        );
+        assert_eq!(var(&[("ADMIN_AUTH", "maybe")]), "ADMIN_AUTH");
+        assert_eq!(var(&[("ADMIN_AUTH", "off"), ("ADMIN_USERNAME", "a")]), "ADMIN_AUTH");
+        assert_eq!(
+            var(&[("ADMIN_AUTH", "off"), ("ADMIN_NAMESPACE", "/")]),
+            "ADMIN_NAMESPACE"
+        );
+        assert_eq!(var(&[("ADMIN_AUTH", "off"), ("ADMIN_MODE", "dev")]), "ADMIN_MODE");
+        assert_eq!(
+            var(&[("ADMIN_AUTH", "off"), ("ADMIN_READONLY", "sure")]),
+            "ADMIN_READONLY"
+        );
+        let e = cfg(&[("ADMIN_USERNAME", "a"), ("ADMIN_PASSWORD_HASH", "plain")]).unwrap_err();
+        assert!(!e.to_string().contains("plain"), "the value is never echoed: {e}");
     }
 
     #[test]

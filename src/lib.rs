@@ -5,6 +5,7 @@
 //! - [`http`]: the HTTP routes of the product.
 
 pub mod adapter;
+pub mod admin;
 pub mod app;
 pub mod client;
 pub mod client_bundle;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: sio-server [conformance | client-suite] [--port N] [--host ADDR] [--<variable> VALUE]…
+       sio-server admin-hash   (reads a password on stdin, prints its bcrypt hash for ADMIN_PASSWORD_HASH)
 Every environment variable of the configuration table can also be given as a flag:
 --ping-interval 25000 sets PING_INTERVAL, and so on. See README.md.";
 
@@ -28,6 +29,32 @@ enum Mode {
     Conformance,
     /// The server of the stock client's test suite (`client-suite`).
     ClientSuite,
+    /// Prints the bcrypt hash of a password read on stdin (`admin-hash`).
+    AdminHash,
+}
+
+/// `sio-server admin-hash`: the bcrypt hash (cost 10, as Node's examples) of the first line of stdin.
+fn admin_hash() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("sio-server: cannot read the password from stdin");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("sio-server: empty password (usage: echo -n 'PASSWORD' | sio-server admin-hash)");
+        return ExitCode::from(2);
+    }
+    match bcrypt::hash(password, 10) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sio-server: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Turns `--some-name value` / `--some-name=value` into `SOME_NAME=value` overrides.
@@ -40,6 +67,8 @@ fn parse_args(args: &[String]) -> Result<(Mode, HashMap<String, String>), String
             mode = Mode::Conformance;
         } else if a == "client-suite" {
             mode = Mode::ClientSuite;
+        } else if a == "admin-hash" {
+            mode = Mode::AdminHash;
         } else if a == "-h" || a == "--help" {
             return Err(String::new());
         } else if let Some(flag) = a.strip_prefix("--") {
@@ -72,6 +101,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if mode == Mode::AdminHash {
+        return admin_hash();
+    }
     if mode == Mode::ClientSuite && !overrides.contains_key("PORT") && std::env::var_os("PORT").is_none() {
         // The client's suite connects to localhost:3210; PORT (or --port) moves it.
         overrides.insert("PORT".into(), sio_server::client_suite::DEFAULT_PORT.to_string());
@@ -135,9 +167,29 @@ async fn main() -> ExitCode {
             "socket.io-client bundle not embedded: /socket.io/socket.io.js answers 404 (run `npm ci --prefix public` and rebuild)"
         );
     }
+    if let Some(admin) = &config.admin {
+        let store = match &redis {
+            Some(r) => sio_server::admin::SessionStore::Redis(r.service.clone()),
+            None => sio_server::admin::SessionStore::memory(),
+        };
+        let options = sio_server::admin::AdminOptions {
+            namespace: admin.namespace.clone(),
+            credentials: admin.credentials.clone(),
+            mode: admin.mode,
+            readonly: admin.readonly,
+            server_id: config.instance_id.clone(),
+        };
+        sio_server::admin::attach(&io, engine.clone(), options, store);
+        if !sio_server::admin::ui::available() {
+            tracing::warn!("Admin UI not embedded: /admin/ answers 404 (run `npm ci --prefix public` and rebuild)");
+        }
+    }
     if let Some(r) = &redis {
         let engine = engine.clone();
-        r.presence.spawn(move || engine.session_count());
+        let io = io.clone();
+        // Admin UIs' own connections are not chat clients.
+        r.presence
+            .spawn(move || engine.session_count().saturating_sub(io.observer_connections()));
     }
     let state = Arc::new(AppState {
         redis: redis.clone(),
