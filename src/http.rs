@@ -163,7 +163,8 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response<Body> {
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response<Body> {
     let body = metrics::render(Gauges {
-        connections: state.connections(),
+        // Every Engine.IO session, admin UIs included (/stats and /health leave those out).
+        connections: state.engine.session_count(),
         sockets: state.io.local_socket_count(),
         queued_bytes: state.engine.queued_bytes(),
     });
