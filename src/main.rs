@@ -178,6 +178,7 @@ async fn main() -> ExitCode {
             mode: admin.mode,
             readonly: admin.readonly,
             server_id: config.instance_id.clone(),
+            clustered: redis.is_some(),
         };
         sio_server::admin::attach(&io, engine.clone(), options, store);
         if !sio_server::admin::ui::available() {

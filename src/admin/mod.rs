@@ -50,6 +50,9 @@ pub struct AdminOptions {
     pub readonly: bool,
     /// The `serverId` shown by the UI (the instance id).
     pub server_id: String,
+    /// Whether the namespace is shared with other instances (a Redis adapter): live events are
+    /// then emitted even with no UI connected here.
+    pub clustered: bool,
 }
 
 /// The features this server offers the UI (`config.supportedFeatures`).
@@ -70,7 +73,7 @@ pub fn supported_features(options: &AdminOptions) -> Vec<&'static str> {
 pub fn attach(io: &Server, engine: Engine, options: AdminOptions, store: SessionStore) -> Arc<AdminObserver> {
     let options = Arc::new(options);
     let admin = io.of(&options.namespace);
-    let observer = Arc::new(AdminObserver::new(&admin, options.mode));
+    let observer = Arc::new(AdminObserver::new(&admin, options.mode, options.clustered));
     if !io.set_observer(observer.clone()) {
         tracing::warn!("an observer was already installed; admin events are not reported");
     }

@@ -16,6 +16,8 @@ pub struct AdminObserver {
     admin: WeakNamespace,
     admin_name: String,
     mode: AdminMode,
+    /// Whether other instances share the admin namespace (their UIs need this one's events).
+    clustered: bool,
     /// Counters drained into each `server_stats`.
     pub counters: Counters,
     own: AtomicUsize,
@@ -27,11 +29,12 @@ fn now() -> Value {
 }
 
 impl AdminObserver {
-    pub(super) fn new(admin: &Namespace, mode: AdminMode) -> AdminObserver {
+    pub(super) fn new(admin: &Namespace, mode: AdminMode, clustered: bool) -> AdminObserver {
         AdminObserver {
             admin: admin.downgrade(),
             admin_name: admin.name().to_owned(),
             mode,
+            clustered,
             counters: Counters::default(),
             own: AtomicUsize::new(0),
         }
@@ -49,11 +52,17 @@ impl AdminObserver {
     fn dev(&self) -> bool {
         self.mode == AdminMode::Development
     }
+
+    /// Whether live events can reach a UI: development mode, and a UI connected here or possibly
+    /// on another instance. A single instance with no UI skips the per-event work.
+    fn live(&self) -> bool {
+        self.dev() && (self.clustered || self.own.load(Ordering::Relaxed) > 0)
+    }
 }
 
 impl ServerObserver for AdminObserver {
     fn wants_events(&self) -> bool {
-        self.dev()
+        self.live()
     }
 
     fn conn_opened(&self, _transport: TransportKind) {
@@ -90,7 +99,9 @@ impl ServerObserver for AdminObserver {
             json!({"clientId": serialize::client_id(socket.conn_id()), "transport": socket.transport().as_str()}),
         );
         socket.set_data(Value::Object(data));
-        self.emit("socket_connected", vec![serialize::local_socket(socket), now()]);
+        if self.live() {
+            self.emit("socket_connected", vec![serialize::local_socket(socket), now()]);
+        }
     }
 
     fn socket_upgraded(&self, socket: &Socket) {
@@ -103,6 +114,9 @@ impl ServerObserver for AdminObserver {
             admin.insert("transport".into(), Value::from(transport));
             socket.set_data(data);
         }
+        if !self.live() {
+            return;
+        }
         self.emit(
             "socket_updated",
             vec![json!({"id": socket.id(), "nsp": socket.nsp().name(), "transport": transport})],
@@ -113,7 +127,7 @@ impl ServerObserver for AdminObserver {
         if socket.nsp().name() == self.admin_name {
             self.own.fetch_sub(1, Ordering::Relaxed);
         }
-        if self.dev() {
+        if self.live() {
             self.emit(
                 "socket_disconnected",
                 vec![
@@ -127,19 +141,19 @@ impl ServerObserver for AdminObserver {
     }
 
     fn room_joined(&self, nsp: &str, room: &str, id: &str) {
-        if self.dev() {
+        if self.live() {
             self.emit("room_joined", vec![nsp.into(), room.into(), id.into(), now()]);
         }
     }
 
     fn room_left(&self, nsp: &str, room: &str, id: &str) {
-        if self.dev() {
+        if self.live() {
             self.emit("room_left", vec![nsp.into(), room.into(), id.into(), now()]);
         }
     }
 
     fn event_received(&self, socket: &Socket, args: &[Value]) {
-        if self.dev() && socket.nsp().name() != self.admin_name {
+        if self.live() && socket.nsp().name() != self.admin_name {
             self.emit(
                 "event_received",
                 vec![
@@ -154,7 +168,7 @@ impl ServerObserver for AdminObserver {
 
     fn event_sent(&self, nsp: &str, id: &str, packet: &Packet) {
         // Never for the admin namespace itself: reporting those would report the report.
-        if !self.dev() || nsp == self.admin_name {
+        if !self.live() || nsp == self.admin_name {
             return;
         }
         let args = packet.data.clone().unwrap_or(Value::Array(Vec::new()));
