@@ -293,7 +293,7 @@ describe("admin settings", () => {
   });
 });
 
-describe("admin across three instances on Redis", () => {
+for (const adapter of ["classic", "sharded"]) describe(`admin across three instances on Redis (${adapter} adapter)`, () => {
   let redis;
   const servers = [];
   const p = pool();
@@ -304,7 +304,9 @@ describe("admin across three instances on Redis", () => {
     const hash = adminHash(PASSWORD);
     for (const id of ids) {
       servers.push(
-        await startServer({ env: { REDIS_URL: redis.url, INSTANCE_ID: id, ADMIN_USERNAME: "admin", ADMIN_PASSWORD_HASH: hash } }),
+        await startServer({
+          env: { REDIS_URL: redis.url, REDIS_ADAPTER: adapter, INSTANCE_ID: id, ADMIN_USERNAME: "admin", ADMIN_PASSWORD_HASH: hash },
+        }),
       );
     }
   });
