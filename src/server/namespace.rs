@@ -96,6 +96,11 @@ impl Namespace {
         self.0.observer.get()
     }
 
+    /// The observer, if it wants per-socket events (room changes included) right now.
+    fn event_observer(&self) -> Option<&Arc<dyn super::observer::ServerObserver>> {
+        self.observer().filter(|o| o.wants_events())
+    }
+
     /// The name, e.g. `/` or `/chat`.
     pub fn name(&self) -> &str {
         &self.0.name
@@ -159,7 +164,7 @@ impl Namespace {
     }
 
     pub(crate) fn remove_socket(&self, id: &Sid) {
-        let observer = self.observer();
+        let observer = self.event_observer();
         let (deleted, left) = {
             let mut rooms = self.rooms_write();
             let left: Vec<Room> = match observer {
@@ -193,7 +198,7 @@ impl Namespace {
         };
         // The socket's own Arc, so member lookups compare pointers.
         let id = member.socket.0.id.clone();
-        let Some(observer) = self.observer() else {
+        let Some(observer) = self.event_observer() else {
             let created = self.rooms_write().add_all(&id, &member, rooms);
             for room in &created {
                 self.0.adapter.on_room_created(room);
@@ -223,7 +228,7 @@ impl Namespace {
 
     /// Removes socket `id` from `room`, telling the adapter if that deletes it.
     pub(crate) fn leave_room(&self, id: &Sid, room: &str) {
-        let Some(observer) = self.observer() else {
+        let Some(observer) = self.event_observer() else {
             let deleted = self.rooms_write().del(id, room);
             if let Some(room) = deleted {
                 self.0.adapter.on_room_deleted(&room);

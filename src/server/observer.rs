@@ -11,8 +11,8 @@ use std::sync::Arc;
 /// Watches a server. Every method has an empty default; hooks run on the caller's task and must
 /// not block (queue, count, or spawn instead).
 pub trait ServerObserver: Send + Sync + 'static {
-    /// Whether per-socket events (`event_received`, `event_sent`) are wanted; when false the
-    /// server skips collecting the targets of broadcasts.
+    /// Whether per-socket events (`event_received`, `event_sent`, `room_joined`, `room_left`) are
+    /// wanted now; when false the server skips collecting them.
     fn wants_events(&self) -> bool {
         false
     }
