@@ -1,12 +1,18 @@
 // The Socket.IO Admin UI namespace (@socket.io/admin-ui 0.5.1 protocol, issue #18), driven from
 // outside with the stock socket.io-client as the UI does: auth (basic + sessions), config,
 // server_stats, all_sockets, the development-mode events and the commands, on one instance and on
-// three instances sharing a real Redis; readonly/production/auth-off settings; the embedded UI.
+// three instances sharing a real Redis; readonly/production/auth-off settings; the embedded UI;
+// and a mixed cluster with a Node server instrumented by the real @socket.io/admin-ui.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createServer as createHttpServer } from "node:http";
 import { io } from "socket.io-client";
-import { startServer, binary, sleep, once, waitFor, fresh } from "./lib/server.mjs";
+import { Server as NodeServer } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { instrument } from "@socket.io/admin-ui";
+import { createClient } from "redis";
+import { startServer, binary, sleep, once, waitFor, fresh, freePort } from "./lib/server.mjs";
 import { startRedis, redisCli } from "./lib/redis.mjs";
 
 const PASSWORD = "correct horse battery staple";
@@ -393,5 +399,61 @@ for (const adapter of ["classic", "sharded"]) describe(`admin across three insta
     const health = (await (await fetch(`${servers[1].url}/health`)).json()).connections;
     assert.equal(Number(counts), health);
     chat.disconnect();
+  });
+});
+
+describe("interop: a Node server instrumented by @socket.io/admin-ui on the same Redis", () => {
+  let redis, rust, node, pubClient, subClient;
+  const p = pool();
+
+  before(async () => {
+    redis = await startRedis();
+    pubClient = createClient({ url: redis.url });
+    subClient = pubClient.duplicate();
+    await Promise.all([pubClient.connect(), subClient.connect()]);
+    const http = createHttpServer();
+    const port = await freePort();
+    await new Promise((resolve, reject) => {
+      http.once("error", reject);
+      http.listen(port, "127.0.0.1", resolve);
+    });
+    node = new NodeServer(http, { adapter: createAdapter(pubClient, subClient) });
+    node.url = `http://127.0.0.1:${port}`;
+    instrument(node, { auth: false, serverId: "node-1" });
+    node.on("connection", (s) => s.join("node-room"));
+    rust = await startServer({
+      env: { REDIS_URL: redis.url, INSTANCE_ID: "rust-1", ADMIN_USERNAME: "admin", ADMIN_PASSWORD_HASH: adminHash(PASSWORD) },
+    });
+  });
+  after(async () => {
+    p.close();
+    await new Promise((resolve) => (node ? node.close(resolve) : resolve()));
+    await rust?.stop();
+    await Promise.allSettled([pubClient?.quit(), subClient?.quit()]);
+    await redis?.stop();
+  });
+
+  test("a UI on either server sees both servers, both sockets and both servers' live events", async () => {
+    const onNode = await p.chat(node.url);
+    const onRust = await p.chat(rust.url);
+    for (const admin of [await p.admin(rust.url), await p.admin(node.url, {})]) {
+      await waitFor(() => ["node-1", "rust-1"].every((id) => lastStatsByServer(admin).has(id)), 10_000, "stats of both servers");
+      const [[sockets]] = await waitFor(() => named(admin, "all_sockets").length && named(admin, "all_sockets"), 10_000, "all_sockets");
+      const n = sockets.find((s) => s.id === onNode.id);
+      const r = sockets.find((s) => s.id === onRust.id);
+      assert.ok(n && r, JSON.stringify(sockets.map((s) => s.id)));
+      assert.ok(n.rooms.includes("node-room"));
+      assert.equal(n.clientId, onNode.io.engine.id.slice(0, 12));
+      assert.equal(r.clientId, onRust.io.engine.id.slice(0, 12));
+      assert.equal(r.transport, "websocket");
+      const tag = fresh("ping");
+      onNode.emit(tag);
+      onRust.emit(tag);
+      await waitFor(
+        () => [onNode.id, onRust.id].every((id) => named(admin, "event_received").some(([, sid, args]) => sid === id && args[0] === tag)),
+        5000,
+        "live events from both servers",
+      );
+    }
   });
 });
