@@ -85,6 +85,22 @@ pub struct Config {
     pub limits: Limits,
     /// `TRUSTED_PROXIES` (empty): proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// The Socket.IO Admin UI namespace (`ADMIN_*`); `None` when off (the default).
+    pub admin: Option<AdminSettings>,
+}
+
+/// The Admin UI settings (`ADMIN_USERNAME`, `ADMIN_PASSWORD_HASH`, `ADMIN_AUTH`,
+/// `ADMIN_NAMESPACE`, `ADMIN_MODE`, `ADMIN_READONLY`).
+#[derive(Clone, Debug)]
+pub struct AdminSettings {
+    /// The user; `None` only with `ADMIN_AUTH=off`.
+    pub credentials: Option<crate::admin::Credentials>,
+    /// `ADMIN_NAMESPACE` (`/admin`).
+    pub namespace: String,
+    /// `ADMIN_MODE` (`development`, as Node's default; or `production`).
+    pub mode: crate::admin::AdminMode,
+    /// `ADMIN_READONLY` (false): no `emit`/`join`/`leave`/`_disconnect` commands.
+    pub readonly: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -107,6 +123,7 @@ impl std::fmt::Debug for Config {
             .field("recovery_max_disconnection", &self.recovery_max_disconnection)
             .field("recovery_log_bytes", &self.recovery_log_bytes)
             .field("limits", &self.limits)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
@@ -314,8 +331,78 @@ impl Config {
                 chat_rate_bytes: env.parse("CHAT_RATE_BYTES", "bytes per second (0 = off)")?,
             },
             trusted_proxies,
+            admin: admin_settings(env)?,
         })
     }
+}
+
+/// The `ADMIN_*` block: the namespace exists only with `ADMIN_USERNAME` (and its bcrypt hash), or
+/// with `ADMIN_AUTH=off` set explicitly.
+fn admin_settings<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<AdminSettings>, ConfigError> {
+    let auth_off = match env.raw("ADMIN_AUTH") {
+        None => false,
+        Some(v) if v == "off" => true,
+        Some(v) if v == "basic" => false,
+        Some(v) => return Err(bad("ADMIN_AUTH", &v, "expected basic or off")),
+    };
+    let username = env.raw("ADMIN_USERNAME");
+    let hash = env.raw("ADMIN_PASSWORD_HASH");
+    let credentials = match (username, hash, auth_off) {
+        (None, None, false) => return Ok(None),
+        (None, None, true) => None,
+        (Some(u), _, true) => return Err(bad("ADMIN_AUTH", "off", &format!("conflicts with ADMIN_USERNAME={u}"))),
+        (None, Some(_), _) => {
+            return Err(bad("ADMIN_USERNAME", "", "required with ADMIN_PASSWORD_HASH"));
+        }
+        (Some(_), None, false) => {
+            return Err(bad(
+                "ADMIN_PASSWORD_HASH",
+                "",
+                "required with ADMIN_USERNAME (a bcrypt hash: `sio-server admin-hash`)",
+            ));
+        }
+        (Some(username), Some(password_hash), false) => {
+            if !crate::admin::auth::is_bcrypt_hash(&password_hash) {
+                return Err(bad(
+                    "ADMIN_PASSWORD_HASH",
+                    "<hidden>",
+                    "not a bcrypt hash ($2b$…; make one with `sio-server admin-hash`)",
+                ));
+            }
+            Some(crate::admin::Credentials {
+                username,
+                password_hash,
+            })
+        }
+    };
+    let namespace = env.raw("ADMIN_NAMESPACE").unwrap_or_else(|| "/admin".into());
+    if !namespace.starts_with('/')
+        || namespace.len() < 2
+        || namespace.len() > 256
+        || namespace.contains([',', ' ', '?', '#'])
+    {
+        return Err(bad(
+            "ADMIN_NAMESPACE",
+            &namespace,
+            "expected a namespace name such as /admin (not /)",
+        ));
+    }
+    let mode = match env.raw("ADMIN_MODE").as_deref() {
+        None | Some("development") => crate::admin::AdminMode::Development,
+        Some("production") => crate::admin::AdminMode::Production,
+        Some(v) => return Err(bad("ADMIN_MODE", v, "expected development or production")),
+    };
+    let readonly = match env.raw("ADMIN_READONLY").as_deref() {
+        None | Some("false" | "0" | "no") => false,
+        Some("true" | "1" | "yes") => true,
+        Some(v) => return Err(bad("ADMIN_READONLY", v, "expected true or false")),
+    };
+    Ok(Some(AdminSettings {
+        credentials,
+        namespace,
+        mode,
+        readonly,
+    }))
 }
 
 /// `WEBHOOK_SECRET`: unset or empty for none; otherwise at least 32 bytes (the value is never echoed).

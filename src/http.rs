@@ -48,8 +48,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Application clients: Engine.IO sessions less the admin UIs' own.
     fn connections(&self) -> usize {
-        self.engine.session_count()
+        self.engine
+            .session_count()
+            .saturating_sub(self.io.observer_connections())
     }
 
     /// This instance's `/stats` entry.
@@ -88,6 +91,18 @@ pub fn router(state: Arc<AppState>, path: &str) -> Router {
         .route("/health", get(health))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics_text))
+        .route(
+            "/admin",
+            get(|| async { axum::response::Redirect::permanent("/admin/") }),
+        )
+        .route(
+            "/admin/",
+            get(|headers: HeaderMap| async move { crate::admin::ui::serve("", &headers) }),
+        )
+        .route(
+            "/admin/{*file}",
+            get(|Path(file): Path<String>, headers: HeaderMap| async move { crate::admin::ui::serve(&file, &headers) }),
+        )
         .with_state(state.clone())
         .merge(engine_routes(path, state.engine.clone(), true))
         .fallback(|| async {
@@ -148,7 +163,8 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response<Body> {
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response<Body> {
     let body = metrics::render(Gauges {
-        connections: state.connections(),
+        // Every Engine.IO session, admin UIs included (/stats and /health leave those out).
+        connections: state.engine.session_count(),
         sockets: state.io.local_socket_count(),
         queued_bytes: state.engine.queued_bytes(),
     });

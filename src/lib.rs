@@ -18,6 +18,7 @@
 //! - [`client_suite`]: `sio-server client-suite`, the stock client's own test suite's server.
 
 pub mod adapter;
+pub mod admin;
 pub mod app;
 pub mod client;
 pub mod client_bundle;

@@ -16,6 +16,30 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// `sio-server admin-hash`: the bcrypt hash (cost 10, as Node's examples) of the first line of stdin.
+fn admin_hash() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("sio-server: cannot read the password from stdin");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("sio-server: empty password (usage: echo -n 'PASSWORD' | sio-server admin-hash)");
+        return ExitCode::from(2);
+    }
+    match bcrypt::hash(password, 10) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sio-server: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let (mode, config) = match Config::from_command_line() {
@@ -25,6 +49,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if mode == Some(Mode::AdminHash) {
+        return admin_hash();
+    }
     sio_server::logging::init(config.log_format, &config.instance_id);
     if let Err(e) = sio_server::ids::check() {
         eprintln!("sio-server: {e}");
@@ -42,6 +69,7 @@ async fn run_test_server(mode: Mode, config: &Config) -> ExitCode {
     let router = match mode {
         Mode::Conformance => sio_server::conformance::router(),
         Mode::ClientSuite => sio_server::client_suite::router(),
+        Mode::AdminHash => return admin_hash(),
     };
     serve(addr, router, None, config).await
 }
@@ -60,9 +88,30 @@ async fn run_product(config: &Config) -> ExitCode {
             "socket.io-client bundle not embedded: /socket.io/socket.io.js answers 404 (run `npm ci --prefix public` and rebuild)"
         );
     }
+    if let Some(admin) = &config.admin {
+        let store = match &redis {
+            Some(r) => sio_server::admin::SessionStore::Redis(r.service.clone()),
+            None => sio_server::admin::SessionStore::memory(),
+        };
+        let options = sio_server::admin::AdminOptions {
+            namespace: admin.namespace.clone(),
+            credentials: admin.credentials.clone(),
+            mode: admin.mode,
+            readonly: admin.readonly,
+            server_id: config.instance_id.clone(),
+            clustered: redis.is_some(),
+        };
+        sio_server::admin::attach(&io, engine.clone(), options, store);
+        if !sio_server::admin::ui::available() {
+            tracing::warn!("Admin UI not embedded: /admin/ answers 404 (run `npm ci --prefix public` and rebuild)");
+        }
+    }
     if let Some(r) = &redis {
         let engine = engine.clone();
-        r.presence.spawn(move || engine.session_count());
+        let io = io.clone();
+        // Admin UIs' own connections are not chat clients.
+        r.presence
+            .spawn(move || engine.session_count().saturating_sub(io.observer_connections()));
     }
     let state = Arc::new(AppState {
         redis: redis.clone(),

@@ -213,10 +213,12 @@ impl Adapter for SessionAwareAdapter {
         packet: Packet,
         opts: &BroadcastOptions,
     ) -> BoxFuture<'static, Result<(), super::AdapterError>> {
+        // A copy for the admin UI's live `event_sent`, only when one is watching.
+        let observed = nsp.observer().filter(|o| o.wants_events()).map(|_| packet.clone());
         let fence = self.fence.lock().unwrap_or_else(|e| e.into_inner());
         let frames = self.log(&mut self.lock(), packet, opts, Instant::now());
         // Delivered under the fence, so each socket gets the packets in offset order.
-        nsp.local_broadcast_frames(&frames, opts);
+        nsp.local_broadcast_frames(&frames, opts, observed.as_ref());
         drop(fence);
         Box::pin(std::future::ready(Ok(())))
     }

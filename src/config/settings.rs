@@ -118,6 +118,24 @@ pub struct ServerSettings {
     /// Most bytes of packets the in-memory adapter keeps per namespace for recovery (oldest dropped).
     #[arg(long, env = "RECOVERY_LOG_BYTES", default_value = "16777216")]
     pub recovery_log_bytes: Option<OsString>,
+    /// Admin UI user name; setting it (with ADMIN_PASSWORD_HASH) turns the admin namespace on.
+    #[arg(long, env = "ADMIN_USERNAME")]
+    pub admin_username: Option<OsString>,
+    /// bcrypt hash of the admin password (make one with `sio-server admin-hash`).
+    #[arg(long, env = "ADMIN_PASSWORD_HASH", hide_env_values = true)]
+    pub admin_password_hash: Option<OsString>,
+    /// Admin UI authentication: basic, or off (the namespace is then open to anyone; a warning is logged).
+    #[arg(long, env = "ADMIN_AUTH", default_value = "basic")]
+    pub admin_auth: Option<OsString>,
+    /// Namespace of the admin UI protocol.
+    #[arg(long, env = "ADMIN_NAMESPACE", default_value = "/admin")]
+    pub admin_namespace: Option<OsString>,
+    /// Admin mode: development (live socket and event updates) or production (aggregated counters only).
+    #[arg(long, env = "ADMIN_MODE", default_value = "development")]
+    pub admin_mode: Option<OsString>,
+    /// true: the admin UI can watch but not emit, join, leave or disconnect.
+    #[arg(long, env = "ADMIN_READONLY", default_value = "false")]
+    pub admin_readonly: Option<OsString>,
 }
 
 /// Redis settings (both binaries): the adapter of `sio-server`, the emitter of `sio-webhook`.
@@ -162,6 +180,8 @@ pub enum Mode {
     Conformance,
     /// The server of socket.io-client's own test suite on 127.0.0.1:PORT (3210 unless set).
     ClientSuite,
+    /// Reads a password on stdin, prints its bcrypt hash for ADMIN_PASSWORD_HASH, and exits.
+    AdminHash,
 }
 
 /// `sio-server`'s command line. Every setting is an environment variable; a flag overrides it.

@@ -357,3 +357,47 @@ fn recovery_settings() {
     assert_eq!(c.recovery_log_bytes, 16 << 20);
     assert!(!cfg(&[("RECOVERY", "false")]).unwrap().recovery);
 }
+
+#[test]
+fn admin_settings() {
+    assert!(cfg(&[]).unwrap().admin.is_none(), "off by default");
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    let a = cfg(&[("ADMIN_USERNAME", "admin"), ("ADMIN_PASSWORD_HASH", &hash)])
+        .unwrap()
+        .admin
+        .unwrap();
+    assert_eq!(a.namespace, "/admin");
+    assert_eq!(a.mode, crate::admin::AdminMode::Development);
+    assert!(!a.readonly);
+    assert_eq!(a.credentials.unwrap().username, "admin");
+    let off = cfg(&[
+        ("ADMIN_AUTH", "off"),
+        ("ADMIN_MODE", "production"),
+        ("ADMIN_READONLY", "true"),
+    ])
+    .unwrap()
+    .admin
+    .unwrap();
+    assert!(off.credentials.is_none() && off.readonly);
+    assert_eq!(off.mode, crate::admin::AdminMode::Production);
+    let var = |vars: &[(&str, &str)]| cfg(vars).unwrap_err().var;
+    assert_eq!(var(&[("ADMIN_USERNAME", "admin")]), "ADMIN_PASSWORD_HASH");
+    assert_eq!(var(&[("ADMIN_PASSWORD_HASH", &hash)]), "ADMIN_USERNAME");
+    assert_eq!(
+        var(&[("ADMIN_USERNAME", "a"), ("ADMIN_PASSWORD_HASH", "plain")]),
+        "ADMIN_PASSWORD_HASH"
+    );
+    assert_eq!(var(&[("ADMIN_AUTH", "maybe")]), "ADMIN_AUTH");
+    assert_eq!(var(&[("ADMIN_AUTH", "off"), ("ADMIN_USERNAME", "a")]), "ADMIN_AUTH");
+    assert_eq!(
+        var(&[("ADMIN_AUTH", "off"), ("ADMIN_NAMESPACE", "/")]),
+        "ADMIN_NAMESPACE"
+    );
+    assert_eq!(var(&[("ADMIN_AUTH", "off"), ("ADMIN_MODE", "dev")]), "ADMIN_MODE");
+    assert_eq!(
+        var(&[("ADMIN_AUTH", "off"), ("ADMIN_READONLY", "sure")]),
+        "ADMIN_READONLY"
+    );
+    let e = cfg(&[("ADMIN_USERNAME", "a"), ("ADMIN_PASSWORD_HASH", "plain")]).unwrap_err();
+    assert!(!e.to_string().contains("plain"), "the value is never echoed: {e}");
+}

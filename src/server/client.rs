@@ -161,6 +161,9 @@ fn attach(
         None => send(&Packet::connect_reply(nsp_name, &id)),
     }
     socket.persist(SessionEvent::Connected);
+    if let Some(o) = nsp.observer() {
+        o.socket_connected(&socket);
+    }
     let handlers = nsp
         .hooks()
         .on_connection
@@ -185,6 +188,9 @@ impl SioConnection {
     pub(crate) fn new(server: Server, conn: EngineConn, request: &RequestInfo, now: Instant) -> SioConnection {
         let cfg = server.config();
         let state = Connection::new(cfg.decoder_limits, cfg.connect_timeout, now);
+        if let Some(o) = server.observer() {
+            o.conn_opened(conn.transport());
+        }
         SioConnection {
             shared: Arc::new(ClientShared {
                 conn,
@@ -286,6 +292,12 @@ impl ConnHandler for SioConnection {
             return;
         }
         self.sync_namespaces();
+        if let Some(o) = self.server.observer() {
+            o.packet_in(match &data {
+                Data::Text(t) => t.len(),
+                Data::Binary(b) => b.len(),
+            });
+        }
         match self.state.handle_message(data) {
             Ok(None) => {}
             Ok(Some(Incoming::Connect { nsp, .. })) if self.shared.restoring().contains(&nsp) => {
@@ -326,7 +338,19 @@ impl ConnHandler for SioConnection {
         }
     }
 
+    fn on_upgrade(&mut self) {
+        if let Some(o) = self.server.observer() {
+            let sockets: Vec<Socket> = self.shared.sockets().values().cloned().collect();
+            for s in &sockets {
+                o.socket_upgraded(s);
+            }
+        }
+    }
+
     fn on_close(&mut self, reason: CloseReason) {
         self.shared.close_all(reason.into());
+        if let Some(o) = self.server.observer() {
+            o.conn_closed(reason);
+        }
     }
 }

@@ -7,6 +7,7 @@ mod client;
 pub mod error;
 pub mod handshake;
 pub mod namespace;
+pub mod observer;
 pub mod reason;
 #[cfg(test)]
 mod recovery_tests;
@@ -18,6 +19,7 @@ pub use broadcast::BroadcastOperator;
 pub use error::{AckError, ConnectError, EmitError};
 pub use handshake::Handshake;
 pub use namespace::{Namespace, ParentNamespace};
+pub use observer::ServerObserver;
 pub use reason::DisconnectReason;
 pub use socket::{AckSender, Event, Socket, encode_frames};
 
@@ -76,6 +78,7 @@ struct ServerInner {
     adapters: Arc<dyn AdapterFactory>,
     namespaces: RwLock<HashMap<String, Namespace>>,
     parents: RwLock<Vec<ParentNamespace>>,
+    observer: observer::ObserverSlot,
 }
 
 fn normalize(name: &str) -> String {
@@ -106,6 +109,7 @@ impl Server {
             adapters,
             namespaces: RwLock::default(),
             parents: RwLock::default(),
+            observer: observer::ObserverSlot::new(),
         }));
         server.of("/");
         server
@@ -130,6 +134,9 @@ impl Server {
         map.entry(name.to_owned())
             .or_insert_with(|| {
                 let nsp = Namespace::new(name, self.0.adapters.create(name), hooks);
+                if let Some(o) = self.0.observer.get() {
+                    nsp.set_observer(o.clone());
+                }
                 nsp.adapter().init(nsp.downgrade());
                 nsp
             })
@@ -176,6 +183,30 @@ impl Server {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Installs the observer (the Admin UI), once; existing and future namespaces report to it.
+    /// Returns false if one was already set.
+    pub fn set_observer(&self, observer: Arc<dyn ServerObserver>) -> bool {
+        if self.0.observer.set(observer.clone()).is_err() {
+            return false;
+        }
+        // Under the namespaces lock, so a namespace created meanwhile cannot miss it.
+        let map = self.0.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        for nsp in map.values() {
+            nsp.set_observer(observer.clone());
+        }
+        true
+    }
+
+    /// The observer, if one is installed.
+    pub fn observer(&self) -> Option<&Arc<dyn ServerObserver>> {
+        self.0.observer.get()
+    }
+
+    /// Connections that are the observer's own (admin UIs), not application clients.
+    pub fn observer_connections(&self) -> usize {
+        self.observer().map_or(0, |o| o.own_connections())
     }
 
     /// The main namespace `/`.

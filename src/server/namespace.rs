@@ -50,6 +50,7 @@ pub(crate) struct NamespaceInner {
     adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
     server_events: RwLock<HashMap<String, ServerEventHandler>>,
+    observer: super::observer::ObserverSlot,
 }
 
 /// Handles a `server_side_emit` event from another server.
@@ -86,7 +87,22 @@ impl Namespace {
             adapter,
             ack_ids: AtomicU64::new(0),
             server_events: RwLock::default(),
+            observer: super::observer::ObserverSlot::new(),
         }))
+    }
+
+    pub(crate) fn set_observer(&self, observer: Arc<dyn super::observer::ServerObserver>) {
+        let _ = self.0.observer.set(observer);
+    }
+
+    /// The server's observer (the Admin UI), if one is installed.
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn super::observer::ServerObserver>> {
+        self.0.observer.get()
+    }
+
+    /// The observer, if it wants per-socket events (room changes included) right now.
+    fn event_observer(&self) -> Option<&Arc<dyn super::observer::ServerObserver>> {
+        self.observer().filter(|o| o.wants_events())
     }
 
     /// The name, e.g. `/` or `/chat`.
@@ -171,7 +187,23 @@ impl Namespace {
     }
 
     pub(crate) fn remove_socket(&self, id: &Sid) {
-        let deleted = self.rooms_write().del_all(id);
+        let observer = self.event_observer();
+        let (deleted, left) = {
+            let mut rooms = self.rooms_write();
+            let left: Vec<Room> = match observer {
+                Some(_) => rooms
+                    .rooms_of(id)
+                    .map(|r| r.iter().cloned().collect())
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            (rooms.del_all(id), left)
+        };
+        if let Some(o) = observer {
+            for room in &left {
+                o.room_left(self.name(), room, id);
+            }
+        }
         let removed = self.0.sockets.write().unwrap_or_else(|e| e.into_inner()).remove(id);
         if let Some(pid) = removed.as_ref().and_then(Socket::pid) {
             let mut pids = self.pids_write();
@@ -195,17 +227,53 @@ impl Namespace {
         };
         // The socket's own Arc, so member lookups compare pointers.
         let id = member.socket.0.id.clone();
-        let created = self.rooms_write().add_all(&id, &member, rooms);
+        let Some(observer) = self.event_observer() else {
+            let created = self.rooms_write().add_all(&id, &member, rooms);
+            for room in &created {
+                self.0.adapter.on_room_created(room);
+            }
+            return;
+        };
+        // Observed: report the rooms the socket was not in yet (Node's `join-room`), once the
+        // index lock is released.
+        let (created, joined) = {
+            let mut index = self.rooms_write();
+            let rooms: Vec<Room> = rooms.into_iter().collect();
+            let before = index.rooms_of(&id);
+            let joined: Vec<Room> = rooms
+                .iter()
+                .filter(|r| !before.is_some_and(|b| b.contains(*r)))
+                .cloned()
+                .collect();
+            (index.add_all(&id, &member, rooms), joined)
+        };
         for room in &created {
             self.0.adapter.on_room_created(room);
+        }
+        for room in &joined {
+            observer.room_joined(self.name(), room, &id);
         }
     }
 
     /// Removes socket `id` from `room`, telling the adapter if that deletes it.
     pub(crate) fn leave_room(&self, id: &Sid, room: &str) {
-        let deleted = self.rooms_write().del(id, room);
+        let Some(observer) = self.event_observer() else {
+            let deleted = self.rooms_write().del(id, room);
+            if let Some(room) = deleted {
+                self.0.adapter.on_room_deleted(&room);
+            }
+            return;
+        };
+        let (deleted, was_in) = {
+            let mut index = self.rooms_write();
+            let was_in = index.rooms_of(id).is_some_and(|r| r.contains(room));
+            (index.del(id, room), was_in)
+        };
         if let Some(room) = deleted {
             self.0.adapter.on_room_deleted(&room);
+        }
+        if was_in {
+            observer.room_left(self.name(), room, id);
         }
     }
 
@@ -293,22 +361,40 @@ impl Namespace {
     /// Delivers a packet to this server's matching sockets, encoded once (Node's
     /// `adapter.broadcast` local part).
     pub fn local_broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Delivered {
-        self.local_broadcast_frames(&encode_frames(packet), opts)
+        self.local_broadcast_frames(&encode_frames(packet), opts, Some(packet))
     }
 
-    /// Like [`Namespace::local_broadcast`], for a packet already encoded into its frames.
-    pub fn local_broadcast_frames(&self, frames: &[Frame], opts: &BroadcastOptions) -> Delivered {
+    /// Like [`Namespace::local_broadcast`], for a packet already encoded into its frames; `packet`
+    /// (the decoded form, when the caller has it) is only for the observer's `event_sent`.
+    pub fn local_broadcast_frames(&self, frames: &[Frame], opts: &BroadcastOptions, packet: Option<&Packet>) -> Delivered {
         let mut d = Delivered::default();
+        let observer = self.observer();
+        // Targets for the observer's `event_sent`, collected only when it wants them.
+        let mut sent_to: Option<Vec<Sid>> = observer.filter(|o| o.wants_events()).map(|_| Vec::new());
         let rooms = self.rooms_read();
-        rooms.for_each_target(&opts.rooms, &opts.except, |_, m| {
+        rooms.for_each_target(&opts.rooms, &opts.except, |sid, m| {
             match m.outbox.push(frames, opts.flags.volatile) {
-                Pushed::Queued => d.queued += 1,
+                Pushed::Queued => {
+                    d.queued += 1;
+                    if let Some(v) = &mut sent_to {
+                        v.push(sid.clone());
+                    }
+                }
                 Pushed::DroppedVolatile => d.dropped += 1,
                 // An overflowing connection is being closed: its client resyncs on reconnect.
                 Pushed::Closed | Pushed::Overflow => {}
             }
         });
         drop(rooms);
+        if let Some(o) = observer {
+            let bytes: usize = frames.iter().map(crate::engineio::Frame::len).sum();
+            o.packets_out(d.queued, bytes.saturating_mul(d.queued));
+            if let Some(packet) = packet {
+                for sid in sent_to.iter().flatten() {
+                    o.event_sent(self.name(), sid, packet);
+                }
+            }
+        }
         let m = &crate::metrics::METRICS;
         crate::metrics::inc(&m.broadcasts);
         crate::metrics::add(&m.deliveries, d.queued as u64);

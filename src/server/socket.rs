@@ -273,7 +273,17 @@ impl Socket {
 
     pub(crate) fn send_packet(&self, packet: &Packet, volatile: bool) -> Result<(), EmitError> {
         crate::metrics::inc(&crate::metrics::METRICS.packets_out);
-        match self.0.client.conn.send(&encode_frames(packet), volatile) {
+        let frames = encode_frames(packet);
+        let pushed = self.0.client.conn.send(&frames, volatile);
+        if let Some(o) = self.nsp().observer()
+            && pushed == Pushed::Queued
+        {
+            o.packets_out(1, frames.iter().map(Frame::len).sum());
+            if o.wants_events() && matches!(packet.ty, PacketType::Event | PacketType::BinaryEvent) {
+                o.event_sent(self.nsp().name(), &self.0.id, packet);
+            }
+        }
+        match pushed {
             Pushed::Closed | Pushed::Overflow => Err(EmitError::Disconnected),
             Pushed::Queued | Pushed::DroppedVolatile => Ok(()),
         }
@@ -478,6 +488,18 @@ impl Socket {
                     let list = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
                     list.iter().find(|(n, _)| *n == name).map(|(_, h)| h.clone())
                 };
+                if let Some(o) = self.nsp().observer()
+                    && o.wants_events()
+                {
+                    o.event_received(
+                        self,
+                        packet
+                            .data
+                            .as_ref()
+                            .and_then(Value::as_array)
+                            .map_or(&[], Vec::as_slice),
+                    );
+                }
                 let args = packet.args().to_vec();
                 let ack = packet.id.map(|id| AckSender {
                     socket: self.clone(),
@@ -536,6 +558,9 @@ impl Socket {
         let disconnect = std::mem::take(&mut *lock(&self.0.on_disconnect));
         for f in disconnect {
             f(self, reason);
+        }
+        if let Some(o) = self.nsp().observer() {
+            o.socket_disconnected(self, reason);
         }
         tracing::debug!(sid = %self.0.id, nsp = %self.nsp().name(), %reason, "socket disconnected");
     }

@@ -180,6 +180,16 @@ impl Engine {
         self.inner.registry.len()
     }
 
+    /// Open sessions still on HTTP long-polling (not upgraded to WebSocket).
+    pub fn polling_count(&self) -> usize {
+        self.inner
+            .registry
+            .handles()
+            .iter()
+            .filter(|h| h.transport() == crate::engineio::TransportKind::Polling)
+            .count()
+    }
+
     /// Bytes waiting in all outbound queues.
     pub fn queued_bytes(&self) -> usize {
         self.inner

@@ -603,6 +603,19 @@ impl RedisService {
             .map(|_| ())
     }
 
+    /// `SET key value EX seconds`.
+    pub async fn set_ex(&self, key: &str, value: &str, seconds: u64) -> RedisResult<()> {
+        self.command(redis::cmd("SET").arg(key).arg(value).arg("EX").arg(seconds).clone())
+            .await
+            .map(|_| ())
+    }
+
+    /// `EXISTS key`.
+    pub async fn exists(&self, key: &str) -> RedisResult<bool> {
+        let v = self.command(redis::cmd("EXISTS").arg(key).clone()).await?;
+        Ok(redis::from_redis_value::<i64>(&v)? == 1)
+    }
+
     /// `HGETALL key`.
     pub async fn hgetall(&self, key: &str) -> RedisResult<HashMap<String, String>> {
         let v = self.command(redis::cmd("HGETALL").arg(key).clone()).await?;

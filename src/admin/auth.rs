@@ -1,0 +1,237 @@
+//! Admin authentication as `@socket.io/admin-ui` does it: a valid `sessionId` from an earlier
+//! login, or `username` + `password` checked against a bcrypt hash, which issues a new session
+//! (sent as the `session` event). Sessions live in Redis (`socket.io-admin#<id>`, 24 h, Node's
+//! `RedisStore` layout) when Redis is configured, in memory otherwise.
+
+use crate::adapter::redis::RedisService;
+use crate::server::{ConnectError, Socket};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Node's `RedisStore` default prefix.
+pub const SESSION_PREFIX: &str = "socket.io-admin";
+/// How long a session stays valid (Node's `sessionDuration`, 86400 s).
+pub const SESSION_TTL: Duration = Duration::from_secs(86_400);
+/// Most sessions the in-memory store keeps (expired ones are dropped first).
+pub const MAX_MEMORY_SESSIONS: usize = 10_000;
+/// Most password checks running at once; more are refused ("busy") so guessing cannot take
+/// every core (a bcrypt check costs tens of ms by design).
+pub const MAX_CONCURRENT_CHECKS: usize = 4;
+/// How long a session lookup in Redis may take before the login is refused.
+pub const REDIS_DEADLINE: Duration = Duration::from_secs(1);
+/// The message a refused UI gets (Node's).
+pub const INVALID: &str = "invalid credentials";
+
+/// The configured user.
+#[derive(Clone)]
+pub struct Credentials {
+    /// `ADMIN_USERNAME`.
+    pub username: String,
+    /// `ADMIN_PASSWORD_HASH` (bcrypt, `$2a$`/`$2b$`/`$2y$`).
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password_hash", &"***")
+            .finish()
+    }
+}
+
+/// Whether `hash` is a usable bcrypt hash (checked at startup).
+pub fn is_bcrypt_hash(hash: &str) -> bool {
+    // Verifying any password parses the hash; only a malformed hash is an error.
+    bcrypt::verify("", hash).is_ok()
+}
+
+/// Where sessions are kept.
+#[derive(Clone)]
+pub enum SessionStore {
+    /// This process only (single instance).
+    Memory(std::sync::Arc<Mutex<HashMap<String, Instant>>>),
+    /// Redis, shared by the cluster.
+    Redis(RedisService),
+}
+
+impl SessionStore {
+    /// An empty in-memory store.
+    pub fn memory() -> SessionStore {
+        SessionStore::Memory(Default::default())
+    }
+
+    fn key(id: &str) -> String {
+        format!("{SESSION_PREFIX}#{id}")
+    }
+
+    /// Whether session `id` exists. May block briefly (Redis, bounded by [`REDIS_DEADLINE`]).
+    fn exists(&self, id: &str) -> bool {
+        match self {
+            SessionStore::Memory(m) => {
+                let m = m.lock().unwrap_or_else(|e| e.into_inner());
+                m.get(id).is_some_and(|exp| *exp > Instant::now())
+            }
+            SessionStore::Redis(service) => {
+                let service = service.clone();
+                let key = SessionStore::key(id);
+                block_on(async move { tokio::time::timeout(REDIS_DEADLINE, service.exists(&key)).await }).is_some_and(
+                    |r| match r {
+                        Ok(Ok(found)) => found,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "admin session lookup failed");
+                            false
+                        }
+                        Err(_) => {
+                            tracing::warn!("admin session lookup timed out");
+                            false
+                        }
+                    },
+                )
+            }
+        }
+    }
+
+    /// Saves session `id` (in the background for Redis).
+    fn save(&self, id: &str) {
+        match self {
+            SessionStore::Memory(m) => {
+                let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                if m.len() >= MAX_MEMORY_SESSIONS {
+                    m.retain(|_, exp| *exp > now);
+                }
+                if m.len() >= MAX_MEMORY_SESSIONS {
+                    tracing::warn!("admin session store full; this login gets no session to reconnect with");
+                    return;
+                }
+                m.insert(id.to_owned(), now + SESSION_TTL);
+            }
+            SessionStore::Redis(service) => {
+                let service = service.clone();
+                let key = SessionStore::key(id);
+                tokio::spawn(async move {
+                    let saved =
+                        tokio::time::timeout(REDIS_DEADLINE * 5, service.set_ex(&key, "true", SESSION_TTL.as_secs()))
+                            .await;
+                    if !matches!(saved, Ok(Ok(()))) {
+                        tracing::warn!("cannot save an admin session in Redis; the UI will log in again on reconnect");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Runs `fut` to completion from synchronous code on a multi-threaded runtime (the middleware is
+/// synchronous); `None` elsewhere.
+fn block_on<T>(fut: impl Future<Output = T>) -> Option<T> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return None;
+    }
+    Some(tokio::task::block_in_place(|| handle.block_on(fut)))
+}
+
+/// Runs blocking work (a bcrypt check) without stalling the runtime's other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Checks admin logins and remembers the sessions it issued until the socket is connected.
+pub(crate) struct Authenticator {
+    credentials: Option<Credentials>,
+    store: SessionStore,
+    checks: AtomicUsize,
+    issued: Mutex<HashMap<String, String>>,
+}
+
+impl Authenticator {
+    pub(crate) fn new(credentials: Option<Credentials>, store: SessionStore) -> Authenticator {
+        Authenticator {
+            credentials,
+            store,
+            checks: AtomicUsize::new(0),
+            issued: Mutex::default(),
+        }
+    }
+
+    /// The namespace middleware.
+    pub(crate) fn check(&self, socket: &Socket) -> Result<(), ConnectError> {
+        let Some(creds) = &self.credentials else {
+            return Ok(());
+        };
+        let auth = &socket.handshake().auth;
+        let field = |k: &str| {
+            auth.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty() && s.len() <= 1024)
+        };
+        if let Some(session) = field("sessionId")
+            && self.store.exists(session)
+        {
+            return Ok(());
+        }
+        let (Some(username), Some(password)) = (field("username"), field("password")) else {
+            tracing::info!(sid = %socket.id(), "admin login refused: no valid session and no credentials");
+            return Err(ConnectError::new(INVALID));
+        };
+        if self.checks.fetch_add(1, Ordering::AcqRel) >= MAX_CONCURRENT_CHECKS {
+            self.checks.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!("admin login refused: too many password checks at once");
+            return Err(ConnectError::new("server busy, retry later"));
+        }
+        // Both compared, so the answer's timing does not tell which one was wrong.
+        let password_ok = blocking(|| bcrypt::verify(password, &creds.password_hash).unwrap_or(false));
+        self.checks.fetch_sub(1, Ordering::AcqRel);
+        if !(password_ok && username == creds.username) {
+            tracing::info!(sid = %socket.id(), "admin login refused: invalid credentials");
+            return Err(ConnectError::new(INVALID));
+        }
+        let session = crate::engineio::sid::random_id();
+        self.store.save(&session);
+        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        if issued.len() >= 1024 {
+            // Sockets refused after the middleware never collect theirs; do not let them pile up.
+            issued.clear();
+        }
+        issued.insert(socket.id().to_owned(), session);
+        tracing::info!(sid = %socket.id(), "admin login");
+        Ok(())
+    }
+
+    /// The session issued to socket `id` at login, once.
+    pub(crate) fn take_issued(&self, id: &str) -> Option<String> {
+        self.issued.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_checked() {
+        let hash = bcrypt::hash("s3cret", 4).expect("hash");
+        assert!(is_bcrypt_hash(&hash));
+        assert!(!is_bcrypt_hash("s3cret"));
+        assert!(!is_bcrypt_hash("$2b$10$short"));
+        // htpasswd writes $2y$ hashes.
+        assert!(is_bcrypt_hash(&hash.replacen("$2b$", "$2y$", 1)));
+    }
+
+    #[test]
+    fn memory_sessions() {
+        let store = SessionStore::memory();
+        assert!(!store.exists("a"));
+        store.save("a");
+        assert!(store.exists("a"));
+        assert!(!store.exists("b"));
+    }
+}
