@@ -7,6 +7,7 @@ use axum::extract::ConnectInfo;
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
@@ -14,7 +15,6 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -174,7 +174,7 @@ impl OpenCounts {
 }
 
 fn lock(counts: &Mutex<OpenCounts>) -> MutexGuard<'_, OpenCounts> {
-    counts.lock().unwrap_or_else(|e| e.into_inner())
+    counts.lock()
 }
 
 /// Counts one open connection for as long as it lives.

@@ -19,8 +19,8 @@ pub mod redis;
 pub mod session;
 pub mod types;
 
-pub use types::{BroadcastFlags, BroadcastOptions, RemoteAck, Room, SocketInfo};
 pub use session::{SessionAwareAdapter, SessionAwareFactory};
+pub use types::{BroadcastFlags, BroadcastOptions, RemoteAck, Room, SocketInfo};
 
 use crate::socketio::Packet;
 use serde_json::Value;
@@ -176,7 +176,7 @@ pub trait Adapter: Send + Sync + 'static {
     /// synchronous [`Adapter::restore_session`] until the restored socket has joined its rooms and
     /// got its missed packets, so no packet falls between the two (lost) or lands in both
     /// (duplicated). `None` (the default): no such guarantee. Never held while application code runs.
-    fn delivery_fence(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+    fn delivery_fence(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
         None
     }
 

@@ -11,8 +11,9 @@ use crate::engineio::Frame;
 use crate::server::rooms::Room;
 use crate::server::{Namespace, encode_frames};
 use crate::socketio::{Decoder, DecoderLimits, Packet};
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most sessions kept at once per namespace; past it the oldest is dropped.
@@ -136,8 +137,8 @@ impl SessionAwareAdapter {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// Encodes `packet`, with the next offset and logged if it needs one; returns its frames.
@@ -215,7 +216,7 @@ impl Adapter for SessionAwareAdapter {
     ) -> BoxFuture<'static, Result<(), super::AdapterError>> {
         // A copy for the admin UI's live `event_sent`, only when one is watching.
         let observed = nsp.observer().filter(|o| o.wants_events()).map(|_| packet.clone());
-        let fence = self.fence.lock().unwrap_or_else(|e| e.into_inner());
+        let fence = self.fence.lock();
         let frames = self.log(&mut self.lock(), packet, opts, Instant::now());
         // Delivered under the fence, so each socket gets the packets in offset order.
         nsp.local_broadcast_frames(&frames, opts, observed.as_ref());
@@ -223,8 +224,8 @@ impl Adapter for SessionAwareAdapter {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn delivery_fence(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
-        Some(self.fence.lock().unwrap_or_else(|e| e.into_inner()))
+    fn delivery_fence(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        Some(self.fence.lock())
     }
 
     fn persist_session(&self, session: Session, event: SessionEvent) {

@@ -5,9 +5,9 @@
 
 use crate::adapter::redis::RedisService;
 use crate::server::{ConnectError, Socket};
+use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ impl SessionStore {
     fn exists(&self, id: &str) -> bool {
         match self {
             SessionStore::Memory(m) => {
-                let m = m.lock().unwrap_or_else(|e| e.into_inner());
+                let m = m.lock();
                 m.get(id).is_some_and(|exp| *exp > Instant::now())
             }
             SessionStore::Redis(service) => {
@@ -99,7 +99,7 @@ impl SessionStore {
     fn save(&self, id: &str) {
         match self {
             SessionStore::Memory(m) => {
-                let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+                let mut m = m.lock();
                 let now = Instant::now();
                 if m.len() >= MAX_MEMORY_SESSIONS {
                     m.retain(|_, exp| *exp > now);
@@ -196,7 +196,7 @@ impl Authenticator {
         }
         let session = crate::engineio::sid::random_id();
         self.store.save(&session);
-        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        let mut issued = self.issued.lock();
         if issued.len() >= 1024 {
             // Sockets refused after the middleware never collect theirs; do not let them pile up.
             issued.clear();
@@ -208,7 +208,7 @@ impl Authenticator {
 
     /// The session issued to socket `id` at login, once.
     pub(crate) fn take_issued(&self, id: &str) -> Option<String> {
-        self.issued.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+        self.issued.lock().remove(id)
     }
 }
 

@@ -75,7 +75,11 @@ impl Counters {
         };
         push("rawConnection", None, &self.raw_connection);
         for (r, c) in CLOSE_REASONS.iter().zip(&self.raw_disconnection) {
-            push("rawDisconnection", Some(crate::socketio::DisconnectReason::from(*r).as_str()), c);
+            push(
+                "rawDisconnection",
+                Some(crate::socketio::DisconnectReason::from(*r).as_str()),
+                c,
+            );
         }
         push("packetsIn", None, &self.packets_in);
         push("packetsOut", None, &self.packets_out);

@@ -12,8 +12,9 @@ use super::text::TextController;
 use super::validate::{Fields, ValidationError};
 use super::zalo::ZaloController;
 use crate::server::{AckSender, Event, Server, Socket};
+use parking_lot::Mutex;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Every message type the app handles. Adding a type: one controller file, one line here.
@@ -179,7 +180,7 @@ fn room_arg(v: Option<&Value>) -> Result<String, ValidationError> {
 
 /// Charges one message event against the socket's budget.
 fn charge(budget: &Mutex<ChatBudget>, ev: &Event) -> Result<(), RateLimited> {
-    let mut budget = budget.lock().unwrap_or_else(|e| e.into_inner());
+    let mut budget = budget.lock();
     let size = if budget.counts_bytes() {
         message_size(&ev.args, &ev.binary)
     } else {

@@ -13,9 +13,10 @@ use crate::metrics;
 use crate::socketio::{Connection, Incoming, Packet, Violation};
 use crate::transport::{ConnHandler, EngineConn, RequestInfo};
 use futures_util::FutureExt as _;
+use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a CONNECT waits for a remote store to restore its session before it gets a fresh one.
@@ -32,8 +33,8 @@ pub(crate) struct ClientShared {
 }
 
 impl ClientShared {
-    fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<String, Socket>> {
-        self.sockets.lock().unwrap_or_else(|e| e.into_inner())
+    fn sockets(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Socket>> {
+        self.sockets.lock()
     }
 
     /// Forgets the socket of `nsp` if it is `id`.
@@ -53,8 +54,8 @@ impl ClientShared {
         self.conn.close();
     }
 
-    fn restoring(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.restoring.lock().unwrap_or_else(|e| e.into_inner())
+    fn restoring(&self) -> parking_lot::MutexGuard<'_, HashSet<String>> {
+        self.restoring.lock()
     }
 
     fn close_all(&self, reason: DisconnectReason) {
@@ -89,7 +90,7 @@ fn attach(
     nsp_name: &str,
     auth: Value,
     restored: Option<Restored>,
-    fence: Option<std::sync::MutexGuard<'_, ()>>,
+    fence: Option<parking_lot::MutexGuard<'_, ()>>,
 ) -> Option<Arc<str>> {
     // Middlewares are application code: never run them under the delivery fence.
     let fence = fence.filter(|_| restored.is_some());
@@ -116,12 +117,7 @@ fn attach(
         restored.is_some(),
     );
     if restored.is_none() {
-        let middlewares = nsp
-            .hooks()
-            .middlewares
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let middlewares = nsp.hooks().middlewares.read().clone();
         for m in middlewares {
             if let Err(e) = m(&socket) {
                 tracing::debug!(nsp = %nsp_name, error = %e.message, "connection refused by a middleware");
@@ -164,12 +160,7 @@ fn attach(
     if let Some(o) = nsp.observer() {
         o.socket_connected(&socket);
     }
-    let handlers = nsp
-        .hooks()
-        .on_connection
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let handlers = nsp.hooks().on_connection.read().clone();
     for h in handlers {
         h(&socket);
     }

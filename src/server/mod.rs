@@ -27,9 +27,10 @@ use crate::adapter::{AdapterFactory, MemoryAdapter, SessionAwareFactory};
 use crate::socketio::DecoderLimits;
 use crate::transport::{ConnHandler, EngineConn, EngineHandler, RequestInfo};
 use namespace::Hooks;
+use parking_lot::RwLock;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Socket.IO settings, with Node's defaults.
@@ -123,14 +124,14 @@ impl Server {
     /// The namespace `name`, created if needed (Node's `io.of(name)`).
     pub fn of(&self, name: &str) -> Namespace {
         let name = normalize(name);
-        if let Some(n) = self.0.namespaces.read().unwrap_or_else(|e| e.into_inner()).get(&name) {
+        if let Some(n) = self.0.namespaces.read().get(&name) {
             return n.clone();
         }
         self.create(&name, Arc::new(Hooks::default()))
     }
 
     fn create(&self, name: &str, hooks: Arc<Hooks>) -> Namespace {
-        let mut map = self.0.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.0.namespaces.write();
         map.entry(name.to_owned())
             .or_insert_with(|| {
                 let nsp = Namespace::new(name, self.0.adapters.create(name), hooks);
@@ -150,11 +151,7 @@ impl Server {
             matcher: Arc::new(matcher),
             hooks: Arc::new(Hooks::default()),
         };
-        self.0
-            .parents
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(parent.clone());
+        self.0.parents.write().push(parent.clone());
         parent
     }
 
@@ -166,23 +163,17 @@ impl Server {
 
     /// The namespace a CONNECT for `name` goes to, creating a dynamic child if a parent allows it.
     pub(crate) fn namespace_for(&self, name: &str, auth: &Value) -> Option<Namespace> {
-        if let Some(n) = self.0.namespaces.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        if let Some(n) = self.0.namespaces.read().get(name) {
             return Some(n.clone());
         }
-        let parents = self.0.parents.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let parents = self.0.parents.read().clone();
         let parent = parents.into_iter().find(|p| (p.matcher)(name, auth))?;
         Some(self.create(name, parent.hooks.clone()))
     }
 
     /// The existing namespaces.
     pub fn namespaces(&self) -> Vec<Namespace> {
-        self.0
-            .namespaces
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.0.namespaces.read().values().cloned().collect()
     }
 
     /// Installs the observer (the Admin UI), once; existing and future namespaces report to it.
@@ -192,7 +183,7 @@ impl Server {
             return false;
         }
         // Under the namespaces lock, so a namespace created meanwhile cannot miss it.
-        let map = self.0.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.0.namespaces.read();
         for nsp in map.values() {
             nsp.set_observer(observer.clone());
         }

@@ -10,11 +10,12 @@ use crate::engineio::Frame;
 use crate::socketio::Packet;
 use crate::transport::Pushed;
 use crate::transport::outbox::Outbox;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Decides whether a socket may connect; `Err` is sent to the client as CONNECT_ERROR.
 pub type Middleware = Arc<dyn Fn(&Socket) -> Result<(), ConnectError> + Send + Sync>;
@@ -117,22 +118,12 @@ impl Namespace {
 
     /// Adds a middleware (Node's `nsp.use`), run in order for each connecting socket.
     pub fn use_middleware(&self, f: impl Fn(&Socket) -> Result<(), ConnectError> + Send + Sync + 'static) {
-        self.0
-            .hooks
-            .middlewares
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(f));
+        self.0.hooks.middlewares.write().push(Arc::new(f));
     }
 
     /// Adds a connection handler (Node's `nsp.on("connection")`).
     pub fn on_connection(&self, f: impl Fn(&Socket) + Send + Sync + 'static) {
-        self.0
-            .hooks
-            .on_connection
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(f));
+        self.0.hooks.on_connection.write().push(Arc::new(f));
     }
 
     pub(crate) fn hooks(&self) -> &Hooks {
@@ -145,25 +136,21 @@ impl Namespace {
     }
 
     pub(crate) fn rooms_read(&self) -> RwLockReadGuard<'_, RoomIndex<Member>> {
-        self.0.rooms.read().unwrap_or_else(|e| e.into_inner())
+        self.0.rooms.read()
     }
 
     pub(crate) fn rooms_write(&self) -> RwLockWriteGuard<'_, RoomIndex<Member>> {
-        self.0.rooms.write().unwrap_or_else(|e| e.into_inner())
+        self.0.rooms.write()
     }
 
     fn sockets_read(&self) -> RwLockReadGuard<'_, HashMap<Sid, Socket, SidHash>> {
-        self.0.sockets.read().unwrap_or_else(|e| e.into_inner())
+        self.0.sockets.read()
     }
 
     pub(crate) fn add_socket(&self, socket: &Socket) {
         // The socket's own Arc, so lookups from the room index compare pointers, not strings.
         let id: Sid = socket.0.id.clone();
-        self.0
-            .sockets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), socket.clone());
+        self.0.sockets.write().insert(id.clone(), socket.clone());
         if let Some(pid) = socket.pid() {
             self.pids_write().insert(pid.clone(), id.clone());
         }
@@ -171,18 +158,12 @@ impl Namespace {
     }
 
     fn pids_write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Sid>> {
-        self.0.pids.write().unwrap_or_else(|e| e.into_inner())
+        self.0.pids.write()
     }
 
     /// The connected socket of this server holding private session id `pid`.
     pub(crate) fn socket_by_pid(&self, pid: &str) -> Option<Socket> {
-        let id = self
-            .0
-            .pids
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(pid)
-            .cloned()?;
+        let id = self.0.pids.read().get(pid).cloned()?;
         self.socket(&id)
     }
 
@@ -204,7 +185,7 @@ impl Namespace {
                 o.room_left(self.name(), room, id);
             }
         }
-        let removed = self.0.sockets.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let removed = self.0.sockets.write().remove(id);
         if let Some(pid) = removed.as_ref().and_then(Socket::pid) {
             let mut pids = self.pids_write();
             if pids.get(pid).is_some_and(|s| s == id) {
@@ -299,11 +280,7 @@ impl Namespace {
 
     /// Registers a listener for `server_side_emit` events named `event` from other servers.
     pub fn on_server_event(&self, event: &str, f: impl Fn(&[Value]) + Send + Sync + 'static) {
-        self.0
-            .server_events
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(event.to_owned(), Arc::new(f));
+        self.0.server_events.write().insert(event.to_owned(), Arc::new(f));
     }
 
     /// Delivers a `server_side_emit` from another server (`[event, ...args]`) to its listener.
@@ -311,13 +288,7 @@ impl Namespace {
         let Some(event) = data.first().and_then(Value::as_str) else {
             return;
         };
-        let handler = self
-            .0
-            .server_events
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(event)
-            .cloned();
+        let handler = self.0.server_events.read().get(event).cloned();
         match handler {
             Some(h) => h(&data[1..]),
             None => tracing::debug!(nsp = %self.name(), event, "server-side event without listener"),
@@ -366,7 +337,12 @@ impl Namespace {
 
     /// Like [`Namespace::local_broadcast`], for a packet already encoded into its frames; `packet`
     /// (the decoded form, when the caller has it) is only for the observer's `event_sent`.
-    pub fn local_broadcast_frames(&self, frames: &[Frame], opts: &BroadcastOptions, packet: Option<&Packet>) -> Delivered {
+    pub fn local_broadcast_frames(
+        &self,
+        frames: &[Frame],
+        opts: &BroadcastOptions,
+        packet: Option<&Packet>,
+    ) -> Delivered {
         let mut d = Delivered::default();
         let observer = self.observer();
         // Targets for the observer's `event_sent`, collected only when it wants them.
@@ -498,19 +474,11 @@ pub struct ParentNamespace {
 impl ParentNamespace {
     /// Adds a middleware for every child namespace.
     pub fn use_middleware(&self, f: impl Fn(&Socket) -> Result<(), ConnectError> + Send + Sync + 'static) {
-        self.hooks
-            .middlewares
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(f));
+        self.hooks.middlewares.write().push(Arc::new(f));
     }
 
     /// Adds a connection handler for every child namespace.
     pub fn on_connection(&self, f: impl Fn(&Socket) + Send + Sync + 'static) {
-        self.hooks
-            .on_connection
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(f));
+        self.hooks.on_connection.write().push(Arc::new(f));
     }
 }

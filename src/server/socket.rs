@@ -12,13 +12,14 @@ use crate::engineio::{Frame, Str, TransportKind};
 use crate::socketio::{Packet, PacketType, packet::RESERVED_EVENTS};
 use crate::transport::Pushed;
 use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -102,8 +103,8 @@ pub(crate) struct SocketInner {
     recovered: bool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 /// Encodes a packet once into the frames of one Engine.IO message sequence.
@@ -240,7 +241,7 @@ impl Socket {
         handler: impl Fn(&Socket, Event, Option<AckSender>) + Send + Sync + 'static,
     ) {
         let event = event.into();
-        let mut list = self.0.handlers.write().unwrap_or_else(|e| e.into_inner());
+        let mut list = self.0.handlers.write();
         match list.iter_mut().find(|(name, _)| *name == event) {
             Some(entry) => entry.1 = Arc::new(handler),
             None => list.push((event, Arc::new(handler))),
@@ -485,7 +486,7 @@ impl Socket {
                     return;
                 };
                 let handler = {
-                    let list = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
+                    let list = self.0.handlers.read();
                     list.iter().find(|(n, _)| *n == name).map(|(_, h)| h.clone())
                 };
                 if let Some(o) = self.nsp().observer()
@@ -554,7 +555,7 @@ impl Socket {
         self.nsp().remove_socket(&self.0.id);
         self.0.client.remove(self.nsp().name(), &self.0.id);
         lock(&self.0.acks).clear();
-        self.0.handlers.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.0.handlers.write().clear();
         let disconnect = std::mem::take(&mut *lock(&self.0.on_disconnect));
         for f in disconnect {
             f(self, reason);

@@ -6,10 +6,11 @@
 use super::conn::ConnHandler;
 use crate::engineio::{CloseReason, Data};
 use crate::metrics::{METRICS, inc};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most addresses the handshake-rate table keeps; past it, windows older than a second are
@@ -136,7 +137,7 @@ impl Admission {
             return Ok(AddressSlot::untracked());
         }
         let contended = p.max_connections == 0 || open.saturating_mul(2) >= p.max_connections;
-        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        let mut book = self.book.lock();
         let held = book.entry(key).or_default();
         if contended && p.max_connections_per_ip > 0 && held.open >= p.max_connections_per_ip {
             drop_if_empty(&mut book, key);
@@ -156,7 +157,7 @@ impl Admission {
     }
 
     fn within_rate(&self, key: IpAddr, now: Instant) -> bool {
-        let mut map = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.rate.lock();
         if map.len() >= RATE_TABLE_MAX {
             map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(1));
             if map.len() >= RATE_TABLE_MAX && !map.contains_key(&key) {
@@ -174,14 +175,14 @@ impl Admission {
     }
 
     fn held(&self, key: IpAddr) -> Held {
-        let book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        let book = self.book.lock();
         book.get(&key).copied().unwrap_or_default()
     }
 
     /// Addresses holding at least one session.
     #[cfg(test)]
     fn addresses(&self) -> usize {
-        self.book.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.book.lock().len()
     }
 }
 
@@ -231,7 +232,7 @@ impl AddressSlot {
         }
         self.state = SlotState::Active;
         if let Some(book) = &self.book
-            && let Some(h) = book.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.key)
+            && let Some(h) = book.lock().get_mut(&self.key)
         {
             h.half_open = h.half_open.saturating_sub(1);
         }
@@ -244,7 +245,7 @@ impl AddressSlot {
             return;
         }
         let Some(book) = &self.book else { return };
-        let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
+        let mut book = book.lock();
         if let Some(h) = book.get_mut(&self.key) {
             h.open = h.open.saturating_sub(1);
             if was == SlotState::HalfOpen {
@@ -313,7 +314,7 @@ struct LogGate {
 impl LogGate {
     /// `Some(lines held back since the last one)` when a line may be written now.
     fn pass(&self, now: Instant) -> Option<u64> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.lock();
         if last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
             self.held_back.fetch_add(1, Ordering::Relaxed);
             return None;

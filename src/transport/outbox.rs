@@ -12,8 +12,8 @@
 
 use crate::engineio::Frame;
 use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Context;
 use std::time::{Duration, Instant};
@@ -90,7 +90,7 @@ impl Outbox {
         }
         let size: usize = frames.iter().map(Frame::len).sum();
         {
-            let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = self.frames.lock();
             let queued = self.bytes.load(Ordering::Relaxed) + self.in_transport.load(Ordering::Relaxed);
             if volatile && (!q.is_empty() || queued >= self.limits.soft) {
                 return Pushed::DroppedVolatile;
@@ -107,7 +107,7 @@ impl Outbox {
             let now_queued = queued + size;
             self.bytes.fetch_add(size, Ordering::Relaxed);
             if now_queued > self.limits.soft {
-                let mut since = self.over_since.lock().unwrap_or_else(|e| e.into_inner());
+                let mut since = self.over_since.lock();
                 since.get_or_insert_with(Instant::now);
             }
         }
@@ -117,7 +117,7 @@ impl Outbox {
 
     /// Since when the queue has been over its soft limit, if it is.
     pub fn over_limit_since(&self) -> Option<Instant> {
-        *self.over_since.lock().unwrap_or_else(|e| e.into_inner())
+        *self.over_since.lock()
     }
 
     /// Whether a push found the queue at its hard limit.
@@ -139,7 +139,7 @@ impl Outbox {
     /// Marks the connection closed: later pushes are refused.
     pub fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
-        let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.frames.lock();
         q.clear();
         self.bytes.store(0, Ordering::Relaxed);
         self.in_transport.store(0, Ordering::Relaxed);
@@ -162,7 +162,7 @@ impl Outbox {
 
     /// Frees the queue's buffer if it is empty (see `Session::shrink_idle`).
     pub(crate) fn shrink_idle(&self) {
-        let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.frames.lock();
         if q.is_empty() {
             *q = VecDeque::new();
         }
@@ -172,7 +172,7 @@ impl Outbox {
     /// last frame may go past it).
     pub(crate) fn drain(&self, cx: &mut Context<'_>, out: &mut Vec<Frame>, max_bytes: usize) {
         self.waker.register(cx.waker());
-        let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.frames.lock();
         if q.is_empty() || max_bytes == 0 {
             return;
         }
@@ -189,7 +189,7 @@ impl Outbox {
         let left = self.bytes.fetch_sub(size, Ordering::Relaxed) - size;
         drop(q);
         if left + self.in_transport.load(Ordering::Relaxed) <= self.limits.soft {
-            *self.over_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.over_since.lock() = None;
         }
     }
 }

@@ -3,9 +3,10 @@
 use super::conn::transport_from_u8;
 use super::driver::Cmd;
 use crate::engineio::TransportKind;
+use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, RwLock};
 
 /// How HTTP handlers reach a session's driver.
 #[derive(Clone)]
@@ -29,31 +30,23 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn insert(&self, sid: Arc<str>, handle: Handle) {
-        self.sessions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(sid, handle);
+        self.sessions.write().insert(sid, handle);
     }
 
     pub(crate) fn get(&self, sid: &str) -> Option<Handle> {
-        let map = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.sessions.read();
         map.get(sid).filter(|h| !h.cmds.is_closed()).cloned()
     }
 
     pub(crate) fn remove(&self, sid: &str) {
-        self.sessions.write().unwrap_or_else(|e| e.into_inner()).remove(sid);
+        self.sessions.write().remove(sid);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.sessions.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.sessions.read().len()
     }
 
     pub(crate) fn handles(&self) -> Vec<Handle> {
-        self.sessions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.sessions.read().values().cloned().collect()
     }
 }

@@ -6,9 +6,10 @@
 //! A [`Slot`] is the right to answer a key first. Dropping it unfinished (the request was cancelled)
 //! removes the key and wakes the waiters, one of which then handles the request afresh.
 
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -233,8 +234,8 @@ impl IdempotencyCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Store> {
+        self.store.lock()
     }
 
     /// Keys, bytes and keys in flight held now, and answers evicted so far (for tests and logs).

@@ -4,9 +4,9 @@
 //! seen within that window is remembered (bounded), so a captured request cannot be replayed.
 
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
 use sha2::Sha256;
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -165,7 +165,7 @@ impl ReplayGuard {
 
     /// Records `signed` at `now` and says whether it was seen before.
     pub fn check(&self, signed: Signed, now: i64) -> Sighting {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.seen.lock();
         // Signatures with timestamps older than the window would be refused as stale anyway.
         while let Some(first) = seen.entries.first() {
             if first.0 >= now - TOLERANCE_SECS {
@@ -192,7 +192,7 @@ impl ReplayGuard {
 
     /// How many signatures are remembered.
     pub fn len(&self) -> usize {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).entries.len()
+        self.seen.lock().entries.len()
     }
 
     /// Whether none is remembered.

@@ -412,15 +412,12 @@ mod tests {
 
     /// A bus that records what the adapter publishes.
     #[derive(Default)]
-    struct Recorder(std::sync::Mutex<Vec<Published>>);
+    struct Recorder(parking_lot::Mutex<Vec<Published>>);
 
     impl ClusterBus for Recorder {
         fn publish(&self, to: Outbound<'_>, payload: Vec<u8>) {
             let text = String::from_utf8(payload).expect("JSON");
-            self.0
-                .lock()
-                .unwrap()
-                .push((to.ty, to.rooms.to_vec(), to.is_request, text));
+            self.0.lock().push((to.ty, to.rooms.to_vec(), to.is_request, text));
         }
         fn publish_response(&self, _requester: &str, _payload: Vec<u8>) {}
         fn server_count(&self) -> BoxFuture<'static, usize> {
@@ -449,7 +446,7 @@ mod tests {
             .broadcast_with_ack(&Packet::event("/chat", "q", [json!(3)]), &opts)
             .await;
         assert_eq!(others, 0, "the recorder's cluster is this server alone");
-        let got = bus.0.lock().unwrap().clone();
+        let got = bus.0.lock().clone();
         let env = |ty: u64, data: &str| format!(r#"{{"type":{ty},"data":{data},"uid":"u1","nsp":"/chat"}}"#);
         let o = r#"{"rooms":["r"],"except":["x"]}"#;
         assert_eq!(

@@ -9,10 +9,11 @@ use crate::engineio::{Data, Frame, Str};
 use crate::server::{Server, ServerConfig};
 use crate::transport::outbox::{Outbox, OutboxLimits};
 use crate::transport::{ConnHandler, EngineConn, EngineHandler, RequestInfo};
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
@@ -184,22 +185,17 @@ async fn scenarios(kind: AdapterKind) {
     for (i, server) in s.iter().enumerate() {
         let heard = heard.clone();
         server.sockets().on_server_event("hi", move |args| {
-            heard.lock().unwrap_or_else(|e| e.into_inner()).push((i, args.to_vec()));
+            heard.lock().push((i, args.to_vec()));
         });
     }
     nsp(0).server_side_emit(&[json!("hi"), json!(5)]);
     let heard_by = || {
-        let mut h: Vec<usize> = heard
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|x| x.0)
-            .collect();
+        let mut h: Vec<usize> = heard.lock().iter().map(|x| x.0).collect();
         h.sort_unstable();
         h
     };
     eventually("servers 1 and 2 heard", || heard_by() == [1, 2]).await;
-    assert_eq!(heard.lock().unwrap_or_else(|e| e.into_inner())[0].1, [json!(5)]);
+    assert_eq!(heard.lock()[0].1, [json!(5)]);
 
     // Broadcast with acks: counts from the other servers, then every client's ack.
     let op = nsp(1).broadcast().timeout(DEADLINE);

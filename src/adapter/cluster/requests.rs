@@ -9,10 +9,11 @@
 
 use crate::adapter::{RemoteAck, SocketInfo};
 use crate::server::Socket;
+use parking_lot::Mutex;
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
@@ -94,8 +95,8 @@ impl Requests {
         Requests { shared }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.shared.table.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Table> {
+        self.shared.table.lock()
     }
 
     fn insert(&self, id: &str, entry: Entry, timeout: Duration) {
@@ -188,11 +189,7 @@ impl Requests {
 async fn expire_loop(table: Weak<Shared>, wake: Arc<Notify>) {
     loop {
         let Some(shared) = table.upgrade() else { return };
-        let next = shared
-            .table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expire(Instant::now());
+        let next = shared.table.lock().expire(Instant::now());
         // Not kept while sleeping, so the table can go.
         drop(shared);
         match next {

@@ -9,8 +9,9 @@ use super::{PubSub, PubSubMessage};
 use crate::adapter::BoxFuture;
 use crate::adapter::redis::queue::QueueSender;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Default)]
 struct Subscriptions {
@@ -35,8 +36,8 @@ struct Broker {
 pub struct MemoryBus(Arc<Mutex<Broker>>);
 
 impl MemoryBus {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Broker> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Broker> {
+        self.0.lock()
     }
 
     /// A connection whose received messages go to `sink`; closed when dropped.

@@ -15,7 +15,8 @@ use super::BoxFuture;
 use super::redis::queue::{MESSAGE_OVERHEAD, QueueReceiver, QueueSender, Weighed, byte_queue};
 use crate::metrics::METRICS;
 use bytes::Bytes;
-use std::sync::{Arc, RwLock};
+use parking_lot::RwLock;
+use std::sync::Arc;
 
 /// A message received on a subscription.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,12 +86,12 @@ pub struct Hub {
 impl Hub {
     /// Registers an adapter.
     pub fn add(&self, a: Arc<dyn Routed>) {
-        self.adapters.write().unwrap_or_else(|e| e.into_inner()).push(a);
+        self.adapters.write().push(a);
     }
 
     /// The adapter a message goes to.
     pub fn target(&self, msg: &PubSubMessage) -> Option<Arc<dyn Routed>> {
-        let list = self.adapters.read().unwrap_or_else(|e| e.into_inner());
+        let list = self.adapters.read();
         list.iter()
             .filter_map(|a| a.route(msg).map(|score| (score, a.clone())))
             .max_by_key(|(s, _)| *s)

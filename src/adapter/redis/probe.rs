@@ -8,9 +8,9 @@
 
 use super::service::RedisService;
 use crate::metrics::{self, METRICS};
+use parking_lot::Mutex;
 use redis::Value;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How often the probe runs.
@@ -28,13 +28,13 @@ pub struct ProbeState(Mutex<Option<(Instant, Result<(), String>)>>);
 
 impl ProbeState {
     fn set(&self, verdict: Result<(), String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), verdict));
+        *self.0.lock() = Some((Instant::now(), verdict));
     }
 
     /// `Ok` when the last probe, at most 3 s old, succeeded (or none ran yet: the service has just
     /// connected); otherwise why not.
     pub fn verdict(&self) -> Result<(), String> {
-        match &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+        match &*self.0.lock() {
             None => Ok(()),
             Some((at, _)) if at.elapsed() > STALE => Err("the redis health probe is stalled".into()),
             Some((_, v)) => v.clone(),
@@ -73,7 +73,7 @@ fn crc16(data: &[u8]) -> u16 {
 
 /// A key in `slot` (found once by trying `sio:probe:<n>`, then remembered).
 fn probe_key(cache: &Mutex<HashMap<u16, String>>, slot: u16) -> String {
-    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = cache.lock();
     cache
         .entry(slot)
         .or_insert_with(|| {

@@ -2,9 +2,10 @@
 //! tasks, messages pushed by the Redis connection) and one consumer task. Past its byte limit it
 //! drops the oldest messages, counts them in a metric and logs (at most every 10 s) how many went.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -39,8 +40,8 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State<T>> {
+        self.state.lock()
     }
 }
 

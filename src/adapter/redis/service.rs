@@ -8,14 +8,15 @@ use super::queue::QueueSender;
 pub use crate::adapter::pubsub::PubSubMessage;
 use crate::metrics::{self, METRICS};
 use bytes::Bytes;
+use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisResult, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
@@ -344,7 +345,7 @@ impl RedisService {
 
     /// The last error, if the connection is unhealthy.
     pub fn last_error(&self) -> Option<String> {
-        self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.last_error.lock().clone()
     }
 
     fn record(&self, started: Instant, ok: Result<(), String>) {
@@ -361,14 +362,14 @@ impl RedisService {
                     tracing::info!("redis reachable again");
                     metrics::inc(&METRICS.redis_reconnects);
                 }
-                *self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *self.inner.last_error.lock() = None;
             }
             Err(e) => {
                 metrics::inc(&METRICS.redis_command_errors);
                 if was {
                     tracing::warn!(error = %e, "redis unreachable");
                 }
-                *self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                *self.inner.last_error.lock() = Some(e);
             }
         }
     }

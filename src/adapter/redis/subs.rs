@@ -14,9 +14,10 @@
 use super::service::{Redacted, RedisService, SubscriberEvent};
 use crate::metrics::{self, METRICS};
 use futures_util::StreamExt;
+use parking_lot::Mutex;
 use redis::PushKind;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Notify, broadcast};
@@ -92,8 +93,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 }
 
