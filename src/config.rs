@@ -339,6 +339,10 @@ impl Config {
 /// The `ADMIN_*` block: the namespace exists only with `ADMIN_USERNAME` (and its bcrypt hash), or
 /// with `ADMIN_AUTH=off` set explicitly.
 fn admin_settings<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<AdminSettings>, ConfigError> {
+    // Read every admin variable up front, so each is checked (and known to be read) even when off.
+    let namespace = env.raw("ADMIN_NAMESPACE");
+    let mode = env.raw("ADMIN_MODE");
+    let readonly = env.raw("ADMIN_READONLY");
     let auth_off = match env.raw("ADMIN_AUTH") {
         None => false,
         Some(v) if v == "off" => true,
@@ -375,7 +379,7 @@ fn admin_settings<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<
             })
         }
     };
-    let namespace = env.raw("ADMIN_NAMESPACE").unwrap_or_else(|| "/admin".into());
+    let namespace = namespace.unwrap_or_else(|| "/admin".into());
     if !namespace.starts_with('/')
         || namespace.len() < 2
         || namespace.len() > 256
@@ -387,12 +391,12 @@ fn admin_settings<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<
             "expected a namespace name such as /admin (not /)",
         ));
     }
-    let mode = match env.raw("ADMIN_MODE").as_deref() {
+    let mode = match mode.as_deref() {
         None | Some("development") => crate::admin::AdminMode::Development,
         Some("production") => crate::admin::AdminMode::Production,
         Some(v) => return Err(bad("ADMIN_MODE", v, "expected development or production")),
     };
-    let readonly = match env.raw("ADMIN_READONLY").as_deref() {
+    let readonly = match readonly.as_deref() {
         None | Some("false" | "0" | "no") => false,
         Some("true" | "1" | "yes") => true,
         Some(v) => return Err(bad("ADMIN_READONLY", v, "expected true or false")),
