@@ -61,6 +61,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `LOG_FORMAT` (pretty).
     pub log_format: LogFormat,
+    /// `PARSER` (default): the Socket.IO parser every client must use (`default` or `msgpack`).
+    pub parser: crate::socketio::Parser,
+    /// `HTTP_COMPRESSION` (on): gzip/deflate polling responses of 1 KiB or more when the client accepts it.
+    pub http_compression: bool,
     /// `WEBHOOK_PORT` (4000).
     pub webhook_port: WebhookPort,
     /// Redis (`REDIS_MODE` and friends); `None` runs the in-memory adapter.
@@ -87,6 +91,8 @@ impl std::fmt::Debug for Config {
             .field("engine", &self.engine)
             .field("connect_timeout", &self.connect_timeout)
             .field("log_format", &self.log_format)
+            .field("parser", &self.parser)
+            .field("http_compression", &self.http_compression)
             .field("webhook_port", &self.webhook_port)
             // RedisTarget's Debug redacts the URLs' passwords.
             .field("redis", &self.redis)
@@ -158,6 +164,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             });
         }
         Ok(Duration::from_millis(ms))
+    }
+
+    /// An on/off switch: `on`/`off`, `true`/`false`, `1`/`0`.
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("on" | "true" | "1") => Ok(true),
+            Some("off" | "false" | "0") => Ok(false),
+            Some(other) => Err(bad(var, other, "expected on or off")),
+        }
     }
 }
 
@@ -242,6 +258,8 @@ impl Config {
             engine,
             connect_timeout,
             log_format,
+            parser: env.parse("PARSER", crate::socketio::Parser::Default, "default or msgpack")?,
+            http_compression: env.flag("HTTP_COMPRESSION", true)?,
             webhook_port,
             redis: redis_config(env)?,
             webhook_secret: webhook_secret(env)?,
@@ -446,6 +464,17 @@ mod tests {
         assert_eq!(cfg(&[("PORT", "http")]).unwrap_err().var, "PORT");
         assert_eq!(cfg(&[("PING_INTERVAL", "0")]).unwrap_err().var, "PING_INTERVAL");
         assert_eq!(cfg(&[("LOG_FORMAT", "xml")]).unwrap_err().var, "LOG_FORMAT");
+        assert_eq!(cfg(&[("PARSER", "json")]).unwrap_err().var, "PARSER");
+        assert_eq!(
+            cfg(&[("HTTP_COMPRESSION", "maybe")]).unwrap_err().var,
+            "HTTP_COMPRESSION"
+        );
+        assert_eq!(
+            cfg(&[("PARSER", "msgpack")]).unwrap().parser,
+            crate::socketio::Parser::Msgpack
+        );
+        assert!(!cfg(&[("HTTP_COMPRESSION", "off")]).unwrap().http_compression);
+        assert!(cfg(&[]).unwrap().http_compression);
         assert_eq!(cfg(&[("WEBHOOK_PORT", "four")]).unwrap_err().var, "WEBHOOK_PORT");
         assert_eq!(cfg(&[("INSTANCE_ID", "a b")]).unwrap_err().var, "INSTANCE_ID");
         let e = cfg(&[("MAX_HTTP_BUFFER_SIZE", "-1")]).unwrap_err();

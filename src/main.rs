@@ -99,6 +99,7 @@ async fn main() -> ExitCode {
         max_rooms_per_socket: config.limits.max_rooms_per_socket,
         max_event_name_len: config.limits.max_event_name_len,
         max_pending_acks: config.limits.max_pending_acks,
+        parser: config.parser,
         ..ServerConfig::default()
     };
     let (io, redis) = match &config.redis {

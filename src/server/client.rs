@@ -5,7 +5,7 @@
 use super::Server;
 use super::handshake::Handshake;
 use super::reason::DisconnectReason;
-use super::socket::{Socket, encode_frames};
+use super::socket::{Socket, encode_with};
 use crate::engineio::{CloseReason, Data, sid};
 use crate::metrics;
 use crate::socketio::{Connection, Incoming, Packet, Violation};
@@ -64,7 +64,7 @@ pub(crate) struct SioConnection {
 impl SioConnection {
     pub(crate) fn new(server: Server, conn: EngineConn, request: &RequestInfo, now: Instant) -> SioConnection {
         let cfg = server.config();
-        let state = Connection::new(cfg.decoder_limits, cfg.connect_timeout, now);
+        let state = Connection::with_parser(cfg.decoder_limits, cfg.parser, cfg.connect_timeout, now);
         SioConnection {
             shared: Arc::new(ClientShared {
                 conn,
@@ -79,7 +79,10 @@ impl SioConnection {
     }
 
     fn send(&self, packet: &Packet) {
-        let _ = self.shared.conn.send(&encode_frames(packet), false);
+        let _ = self
+            .shared
+            .conn
+            .send(&encode_with(self.server.config().parser, packet), false);
     }
 
     /// Keeps the protocol state in step with sockets the server disconnected.

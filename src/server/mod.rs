@@ -20,7 +20,7 @@ pub use reason::DisconnectReason;
 pub use socket::{AckSender, Event, Socket};
 
 use crate::adapter::{AdapterFactory, MemoryAdapter};
-use crate::socketio::DecoderLimits;
+use crate::socketio::{DecoderLimits, Parser};
 use crate::transport::{ConnHandler, EngineConn, EngineHandler, RequestInfo};
 use namespace::Hooks;
 use serde_json::Value;
@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub max_event_name_len: usize,
     /// Most acks a socket may wait for at once (`MAX_PENDING_ACKS`, 1000).
     pub max_pending_acks: usize,
+    /// The Socket.IO parser every client uses (`PARSER`, default).
+    pub parser: Parser,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             max_rooms_per_socket: 1000,
             max_event_name_len: 1024,
             max_pending_acks: 1000,
+            parser: Parser::Default,
         }
     }
 }
@@ -110,7 +113,7 @@ impl Server {
         let mut map = self.0.namespaces.write().unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_owned())
             .or_insert_with(|| {
-                let nsp = Namespace::new(name, self.0.adapters.create(name), hooks);
+                let nsp = Namespace::new(name, self.0.adapters.create(name), hooks, self.0.config.parser);
                 nsp.adapter().init(nsp.downgrade());
                 nsp
             })

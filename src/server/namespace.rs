@@ -4,9 +4,9 @@
 use super::broadcast::BroadcastOperator;
 use super::error::{ConnectError, EmitError};
 use super::rooms::{Room, RoomIndex, Sid, SidHash};
-use super::socket::{Socket, encode_frames};
+use super::socket::{Socket, encode_with};
 use crate::adapter::{Adapter, BroadcastOptions};
-use crate::socketio::Packet;
+use crate::socketio::{Packet, Parser};
 use crate::transport::Pushed;
 use crate::transport::outbox::Outbox;
 use serde::Serialize;
@@ -45,6 +45,8 @@ pub(crate) struct NamespaceInner {
     rooms: RwLock<RoomIndex<Member>>,
     hooks: Arc<Hooks>,
     adapter: Arc<dyn Adapter>,
+    /// The server's wire format, for encoding broadcasts once.
+    parser: Parser,
     ack_ids: AtomicU64,
     server_events: RwLock<HashMap<String, ServerEventHandler>>,
 }
@@ -73,16 +75,22 @@ pub struct Delivered {
 }
 
 impl Namespace {
-    pub(crate) fn new(name: &str, adapter: Arc<dyn Adapter>, hooks: Arc<Hooks>) -> Namespace {
+    pub(crate) fn new(name: &str, adapter: Arc<dyn Adapter>, hooks: Arc<Hooks>, parser: Parser) -> Namespace {
         Namespace(Arc::new(NamespaceInner {
             name: Arc::from(name),
             sockets: RwLock::default(),
             rooms: RwLock::default(),
             hooks,
             adapter,
+            parser,
             ack_ids: AtomicU64::new(0),
             server_events: RwLock::default(),
         }))
+    }
+
+    /// The Socket.IO parser its packets are encoded with.
+    pub fn parser(&self) -> Parser {
+        self.0.parser
     }
 
     /// The name, e.g. `/` or `/chat`.
@@ -264,7 +272,7 @@ impl Namespace {
     /// Delivers a packet to this server's matching sockets, encoded once (Node's
     /// `adapter.broadcast` local part).
     pub fn local_broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Delivered {
-        let frames = encode_frames(packet);
+        let frames = encode_with(self.0.parser, packet);
         let mut d = Delivered::default();
         let rooms = self.rooms_read();
         rooms.for_each_target(&opts.rooms, &opts.except, |_, m| {
@@ -293,7 +301,7 @@ impl Namespace {
         acks: &tokio::sync::mpsc::UnboundedSender<Value>,
     ) -> Vec<Socket> {
         let Some(id) = packet.id else { return Vec::new() };
-        let frames = encode_frames(packet);
+        let frames = encode_with(self.0.parser, packet);
         let mut targets = Vec::new();
         self.for_each_local(opts, |s| {
             s.register_ack(id, super::ack::AckWaiter::Many(acks.clone()));

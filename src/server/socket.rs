@@ -9,7 +9,7 @@ use super::namespace::Namespace;
 use super::reason::DisconnectReason;
 use super::rooms::{Room, Sid};
 use crate::engineio::{Frame, Str, TransportKind};
-use crate::socketio::{Packet, PacketType, packet::RESERVED_EVENTS};
+use crate::socketio::{Packet, PacketType, Parser, packet::RESERVED_EVENTS};
 use crate::transport::Pushed;
 use bytes::Bytes;
 use serde::Serialize;
@@ -111,6 +111,14 @@ pub(crate) fn encode_frames(packet: &Packet) -> Vec<Frame> {
     frames.push(Frame::Text(Str::from(text)));
     frames.extend(packet.attachments.iter().cloned().map(Frame::Binary));
     frames
+}
+
+/// Encodes a packet once for `parser`: the default parser's frames, or one msgpack binary message.
+pub(crate) fn encode_with(parser: Parser, packet: &Packet) -> Vec<Frame> {
+    match parser {
+        Parser::Default => encode_frames(packet),
+        Parser::Msgpack => vec![Frame::Binary(Bytes::from(crate::socketio::msgpack::encode(packet)))],
+    }
 }
 
 /// Builds an EVENT packet, refusing reserved names.
@@ -221,7 +229,12 @@ impl Socket {
 
     pub(crate) fn send_packet(&self, packet: &Packet, volatile: bool) -> Result<(), EmitError> {
         crate::metrics::inc(&crate::metrics::METRICS.packets_out);
-        match self.0.client.conn.send(&encode_frames(packet), volatile) {
+        match self
+            .0
+            .client
+            .conn
+            .send(&encode_with(self.0.nsp.parser(), packet), volatile)
+        {
             Pushed::Closed | Pushed::Overflow => Err(EmitError::Disconnected),
             Pushed::Queued | Pushed::DroppedVolatile => Ok(()),
         }
