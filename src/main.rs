@@ -128,6 +128,7 @@ async fn main() -> ExitCode {
         max_half_open_per_ip: config.limits.max_half_open_per_ip,
         trusted_proxies: config.trusted_proxies.clone(),
         outbox_limits: sio_server::transport::outbox::OutboxLimits::from_soft(config.limits.outbound_queue_bytes),
+        http_compression: config.http_compression,
         ..EngineOptions::default()
     };
     let engine = Engine::new(config.engine.clone(), options, io.engine_handler());
