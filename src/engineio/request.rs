@@ -33,11 +33,11 @@ impl Query {
         let mut q = Query::default();
         for pair in raw.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v);
+            // Only the three parameters kept are decoded (the client's `t` cache-buster is not).
             match k {
-                "EIO" => q.eio = Some(v),
-                "transport" => q.transport = Some(v),
-                "sid" => q.sid = Some(v),
+                "EIO" => q.eio = Some(percent_decode(v)),
+                "transport" => q.transport = Some(percent_decode(v)),
+                "sid" => q.sid = Some(percent_decode(v)),
                 _ => {}
             }
         }

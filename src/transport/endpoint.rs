@@ -236,25 +236,26 @@ impl Engine {
 
     /// Answers one HTTP request to the Engine.IO path.
     pub async fn handle(&self, req: Request<Body>, remote: SocketAddr) -> Response<Body> {
-        let cors = self.inner.options.cors.clone();
+        let Some(cors) = self.inner.options.cors.clone() else {
+            return self.route(req, remote).await;
+        };
+        // Only CORS needs the request's headers after routing consumed the request.
         let req_headers = req.headers().clone();
-        if let Some(cors) = &cors
-            && Cors::is_preflight(req.method())
-        {
+        if Cors::is_preflight(req.method()) {
             let mut res = empty(StatusCode::NO_CONTENT);
             cors.preflight(&req_headers, res.headers_mut());
             return res;
         }
         let mut res = self.route(req, remote).await;
-        if let Some(cors) = &cors {
-            cors.headers(&req_headers, res.headers_mut());
-        }
+        cors.headers(&req_headers, res.headers_mut());
         res
     }
 
     async fn route(&self, mut req: Request<Body>, remote: SocketAddr) -> Response<Body> {
-        let raw_query = req.uri().query().unwrap_or("").to_owned();
-        let query = Query::parse(&raw_query);
+        // A clone of the URI shares its bytes: the query is borrowed, and copied only for a handshake.
+        let uri = req.uri().clone();
+        let raw_query = uri.query().unwrap_or("");
+        let query = Query::parse(raw_query);
         let method = match *req.method() {
             http::Method::GET => Method::Get,
             http::Method::POST => Method::Post,
@@ -275,7 +276,7 @@ impl Engine {
         };
         match route {
             Route::Handshake(TransportKind::Polling) => {
-                let info = self.request_info(&req, raw_query, remote);
+                let info = self.request_info(&req, raw_query.to_owned(), remote);
                 let slot = match self.admit(&info) {
                     Ok(slot) => slot,
                     Err(message) => return handshake_refused(message),
@@ -287,7 +288,7 @@ impl Engine {
                 res
             }
             Route::Handshake(TransportKind::WebSocket) => {
-                let info = self.request_info(&req, raw_query, remote);
+                let info = self.request_info(&req, raw_query.to_owned(), remote);
                 let slot = match self.admit(&info) {
                     Ok(slot) => slot,
                     Err(message) => return handshake_refused(message),

@@ -92,8 +92,31 @@ impl Http {
     }
 }
 
-fn has_welcome(payload: &[u8]) -> bool {
-    payload.split(|&b| b == 0x1e).any(|p| p.starts_with(b"42[\"welcome\""))
+/// What a polling payload holds for the client.
+#[derive(Default)]
+struct Seen {
+    connected: bool,
+    welcome: bool,
+    pings: usize,
+}
+
+fn scan(payload: &[u8]) -> Seen {
+    let mut seen = Seen::default();
+    for p in payload.split(|&b| b == 0x1e) {
+        seen.connected |= p.starts_with(b"40");
+        seen.welcome |= p.starts_with(b"42[\"welcome\"");
+        seen.pings += usize::from(p == b"2");
+    }
+    seen
+}
+
+/// One polling GET, answering its pings with a pong POST as the stock client does.
+async fn poll_once(http: &mut Http, url: &str) -> io::Result<Seen> {
+    let seen = scan(&http.request("GET", url, b"").await?);
+    for _ in 0..seen.pings {
+        http.request("POST", url, b"3").await?;
+    }
+    Ok(seen)
 }
 
 /// One client's default path up to its joined room; returns its open WebSocket.
@@ -111,14 +134,16 @@ async fn client(addr: SocketAddr, source: Option<IpAddr>, room: &str) -> io::Res
     if http.request("POST", &poll, b"40").await? != b"ok" {
         return Err(err("CONNECT POST not answered ok"));
     }
-    let first = http.request("GET", &poll, b"").await?;
-    if !first.starts_with(b"40") {
-        return Err(err(format!(
-            "expected the CONNECT reply, got {}",
-            String::from_utf8_lossy(&first)
-        )));
+    // Poll until the CONNECT reply (a server may send a ping first).
+    let mut welcome = false;
+    loop {
+        let seen = poll_once(&mut http, &poll).await?;
+        welcome |= seen.welcome;
+        if seen.connected {
+            break;
+        }
     }
-    let welcomed = AtomicBool::new(has_welcome(&first));
+    let welcomed = AtomicBool::new(welcome);
     let mut ws = Ws::connect(
         addr,
         source,
@@ -130,8 +155,7 @@ async fn client(addr: SocketAddr, source: Option<IpAddr>, room: &str) -> io::Res
     // (the server ends a parked GET with a noop when the probe arrives).
     let polling = async {
         loop {
-            let p = http.request("GET", &poll, b"").await?;
-            if has_welcome(&p) {
+            if poll_once(&mut http, &poll).await?.welcome {
                 welcomed.store(true, Relaxed);
             }
             if probed.load(Relaxed) {
