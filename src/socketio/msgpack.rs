@@ -16,6 +16,13 @@ use serde_json::{Map, Number, Value};
 /// How deep decoded values may nest (serde_json's own limit for text).
 const MAX_DEPTH: usize = 128;
 
+/// Most values one message may decode to: one per two bytes (plus some slack), what the same bytes
+/// could hold as JSON text (`0,`). msgpack writes `nil` or `{}` in one byte, and each becomes a
+/// 32- to 80-byte value: without this, 1 MB of them would take ~13 MB to decode.
+fn value_budget(len: usize) -> usize {
+    len / 2 + 64
+}
+
 /// Encodes a packet as `{type, data, nsp, id}` (keys without a value left out), attachments put
 /// back in place of their placeholders as `bin`, numbers as notepack writes them.
 pub fn encode(packet: &Packet) -> Vec<u8> {
@@ -100,13 +107,15 @@ fn write_number(out: &mut Vec<u8>, n: &Number) {
 
 /// Decodes one binary message into a packet, checked as the JS parser's `checkPacket` does (type
 /// 0–4, `nsp` a string, `id` absent or an integer, `data` of the right kind) plus the default
-/// parser's event-name rules, and at most `limits.max_attachments` binaries.
+/// parser's event-name rules, at most `limits.max_attachments` binaries, and at most one value per
+/// two bytes of input (see [`value_budget`]).
 pub fn decode(bytes: &Bytes, limits: &DecoderLimits) -> Result<Packet, DecodeError> {
     let mut r = Reader {
         buf: bytes,
         pos: 0,
         attachments: Vec::new(),
         max_attachments: limits.max_attachments,
+        values_left: value_budget(bytes.len()),
     };
     let Some(len) = r.map_len()? else {
         return Err(DecodeError::InvalidPayload);
@@ -175,6 +184,7 @@ struct Reader<'a> {
     pos: usize,
     attachments: Vec<Bytes>,
     max_attachments: usize,
+    values_left: usize,
 }
 
 impl Reader<'_> {
@@ -264,6 +274,7 @@ impl Reader<'_> {
         if depth > MAX_DEPTH {
             return Err(DecodeError::InvalidPayload);
         }
+        self.values_left = self.values_left.checked_sub(1).ok_or(DecodeError::TooLarge)?;
         let m = Marker::from_u8(*self.buf.get(self.pos).ok_or(DecodeError::InvalidPayload)?);
         self.pos += 1;
         let float = |f: f64| Number::from_f64(f).map_or(Value::Null, Value::Number);

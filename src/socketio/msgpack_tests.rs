@@ -209,6 +209,10 @@ fn hostile_bytes_fail_cleanly() {
         many.extend([0xc4, 0x00]);
     }
     assert_eq!(dec(&Bytes::from(many)), Err(DecodeError::TooManyAttachments));
+    // A message of one-byte values: more values than JSON could carry in the same bytes.
+    let mut nils = vec![0x81, 0xa4, b'd', b'a', b't', b'a', 0xdd, 0, 0, 0x27, 0x10];
+    nils.extend(std::iter::repeat_n(0xc0, 10_000));
+    assert_eq!(dec(&Bytes::from(nils)), Err(DecodeError::TooLarge));
     for b in 0..=255u8 {
         let _ = dec(&Bytes::from(vec![b]));
     }
