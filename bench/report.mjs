@@ -143,6 +143,15 @@ const storm = (server) => {
   return all.length ? all[(all.length - 1) >> 1] : undefined;
 };
 
+function parserTable() {
+  const lines = ["| parser | deliveries/s | p50 | p99 | lost | server CPU |", "|---|---|---|---|---|---|"];
+  for (const [server, name] of [["ours", "default (socket.io-parser)"], ["ours-msgpack", "msgpack (PARSER=msgpack)"]]) {
+    const r = fan(server, 1000);
+    if (r) lines.push(`| ${name} | ${k(r.deliveries_per_s)} | ${ms(r.latency_p50_us)} | ${ms(r.latency_p99_us)} | ${r.lost} | ${r.server_cpu_pct}% |`);
+  }
+  return lines.join("\n");
+}
+
 function stormTable() {
   const lines = ["| server | clients | joined | connects/s | time to joined p50 | p99 | server CPU per client (runs) |", "|---|---|---|---|---|---|---|"];
   for (const s of SERVERS) {
@@ -175,6 +184,8 @@ function report() {
     echoTable(),
     "### Connections (fresh server process; clients from several processes over 127.0.0.2–17)",
     connectTable(),
+    "### sio-server's two parsers: fan-out, one instance, 1,000 receivers, closed loop",
+    parserTable(),
     "### Connection storm: the stock client's default path (polling handshake, CONNECT, probe, upgrade, join; 200 at a time; median of 3 interleaved rounds by CPU)",
     stormTable(),
   ].join("\n\n");

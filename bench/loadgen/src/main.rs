@@ -15,7 +15,7 @@ use stats::Opts;
 const USAGE: &str = "usage: sio-bench <connect|fanout|echo|storm> [--key value ...]
 
 common:  --servers 127.0.0.1:3000[,host:port...]  clients are spread round-robin
-         --proto sio|raw   --label NAME   --pids PID[,PID...] (server processes to sample)
+         --proto sio|msgpack|raw   --label NAME   --pids PID[,PID...] (server processes to sample)
          --source-ips 127.0.0.2-127.0.0.9 (spread client sockets over local addresses)
          --threads N (client runtime worker threads, default 2)
 connect: --clients N --rate PER_S --hold SECS --processes P
