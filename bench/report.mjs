@@ -33,10 +33,12 @@ function check() {
     } else if (r.scenario === "connect") {
       if (r.connected !== r.clients || r.errors !== 0) problems.push(`${who}: ${r.connected}/${r.clients} connected, ${r.errors} errors (${r.first_error})`);
       if (r.disconnects_during_hold !== 0) problems.push(`${who}: ${r.disconnects_during_hold} disconnects during the hold`);
+    } else if (r.scenario === "storm") {
+      if (r.joined !== r.clients || r.errors !== 0) problems.push(`${who}: ${r.joined}/${r.clients} joined, ${r.errors} errors (${r.first_error})`);
     }
   }
   const scenarios = new Set(rows.map((r) => r.scenario));
-  for (const s of ["fanout", "echo", "connect"]) if (!scenarios.has(s)) problems.push(`no ${s} result`);
+  for (const s of ["fanout", "echo", "connect", "storm"]) if (!scenarios.has(s)) problems.push(`no ${s} result`);
   for (const p of problems) console.error(`bench smoke: ${p}`);
   console.error(problems.length ? `bench smoke: ${problems.length} problem(s)` : `bench smoke: ${rows.length} result lines, all consistent`);
   return problems.length === 0;
@@ -135,6 +137,32 @@ function connectTable() {
   return lines.join("\n");
 }
 
+/** The median storm run (by server CPU per client) of `server`. */
+const storm = (server) => {
+  const all = rows.filter((r) => r.scenario === "storm" && r.server === server).sort((a, b) => a.server_cpu_us_per_client - b.server_cpu_us_per_client);
+  return all.length ? all[(all.length - 1) >> 1] : undefined;
+};
+
+function parserTable() {
+  const lines = ["| parser | deliveries/s | p50 | p99 | lost | server CPU |", "|---|---|---|---|---|---|"];
+  for (const [server, name] of [["ours", "default (socket.io-parser)"], ["ours-msgpack", "msgpack (PARSER=msgpack)"]]) {
+    const r = fan(server, 1000);
+    if (r) lines.push(`| ${name} | ${k(r.deliveries_per_s)} | ${ms(r.latency_p50_us)} | ${ms(r.latency_p99_us)} | ${r.lost} | ${r.server_cpu_pct}% |`);
+  }
+  return lines.join("\n");
+}
+
+function stormTable() {
+  const lines = ["| server | clients | joined | connects/s | time to joined p50 | p99 | server CPU per client (runs) |", "|---|---|---|---|---|---|---|"];
+  for (const s of SERVERS) {
+    const r = storm(s);
+    if (!r) continue;
+    const runs = rows.filter((x) => x.scenario === "storm" && x.server === s).map((x) => x.server_cpu_us_per_client).join(", ");
+    lines.push(`| ${NAMES[s]} | ${r.clients.toLocaleString("en-US")} | ${r.joined.toLocaleString("en-US")} | ${k(r.connects_per_s)} | ${ms(r.joined_p50_us)} | ${ms(r.joined_p99_us)} | ${r.server_cpu_us_per_client} µs (${runs}) |`);
+  }
+  return lines.join("\n");
+}
+
 function machine() {
   const m = find((r) => r.scenario === "machine");
   return m ? `Run ${m.date.slice(0, 16).replace("T", " ")} UTC on ${m.cores} × ${m.cpu}, ${m.memory_gib} GiB, Linux ${m.kernel}; ${m.rustc}, Node ${m.node}, ${m.redis}.` : "";
@@ -156,6 +184,10 @@ function report() {
     echoTable(),
     "### Connections (fresh server process; clients from several processes over 127.0.0.2–17)",
     connectTable(),
+    "### sio-server's two parsers: fan-out, one instance, 1,000 receivers, closed loop",
+    parserTable(),
+    "### Connection storm: the stock client's default path (polling handshake, CONNECT, probe, upgrade, join; 200 at a time; median of 3 interleaved rounds by CPU)",
+    stormTable(),
   ].join("\n\n");
 }
 

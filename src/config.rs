@@ -66,6 +66,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `LOG_FORMAT` (pretty).
     pub log_format: LogFormat,
+    /// `PARSER` (default): the Socket.IO parser every client must use (`default` or `msgpack`).
+    pub parser: crate::socketio::Parser,
+    /// `HTTP_COMPRESSION` (on): gzip/deflate polling responses of 1 KiB or more when the client accepts it.
+    pub http_compression: bool,
     /// `WEBHOOK_PORT` (4000).
     pub webhook_port: WebhookPort,
     /// Redis (`REDIS_MODE` and friends); `None` runs the in-memory adapter.
@@ -114,6 +118,8 @@ impl std::fmt::Debug for Config {
             .field("engine", &self.engine)
             .field("connect_timeout", &self.connect_timeout)
             .field("log_format", &self.log_format)
+            .field("parser", &self.parser)
+            .field("http_compression", &self.http_compression)
             .field("webhook_port", &self.webhook_port)
             // RedisTarget's Debug redacts the URLs' passwords.
             .field("redis", &self.redis)
@@ -197,6 +203,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             });
         }
         Ok(Duration::from_millis(ms))
+    }
+
+    /// An on/off switch: `on`/`off`, `true`/`false`, `1`/`0`.
+    fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.value(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Err(bad(var, "", "required")),
+            Some("on" | "true" | "1") => Ok(true),
+            Some("off" | "false" | "0") => Ok(false),
+            Some(other) => Err(bad(var, other, "expected on or off")),
+        }
     }
 }
 
@@ -309,6 +325,8 @@ impl Config {
             engine,
             connect_timeout,
             log_format,
+            parser: env.parse("PARSER", "default or msgpack")?,
+            http_compression: env.flag("HTTP_COMPRESSION")?,
             webhook_port,
             redis: redis_config(env)?,
             webhook_secret: webhook_secret(env)?,

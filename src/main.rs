@@ -144,6 +144,7 @@ async fn socket_io_server(config: &Config) -> (Server, Option<RedisState>) {
         recovery: config.recovery,
         recovery_max_disconnection: config.recovery_max_disconnection,
         recovery_log_bytes: config.recovery_log_bytes,
+        parser: config.parser,
         ..ServerConfig::default()
     };
     let Some(rc) = &config.redis else {
@@ -172,6 +173,7 @@ fn engine(config: &Config, io: &Server) -> Engine {
         max_half_open_per_ip: config.limits.max_half_open_per_ip,
         trusted_proxies: config.trusted_proxies.clone(),
         outbox_limits: OutboxLimits::from_soft(config.limits.outbound_queue_bytes),
+        http_compression: config.http_compression,
         ..EngineOptions::default()
     };
     Engine::new(config.engine.clone(), options, io.engine_handler())

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::engineio::Frame;
 use crate::server::rooms::Room;
-use crate::server::{Namespace, encode_frames};
-use crate::socketio::{Decoder, DecoderLimits, Packet};
+use crate::server::{Namespace, encode_with};
+use crate::socketio::{Decoder, DecoderLimits, Packet, Parser};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,11 +26,13 @@ pub struct SessionAwareFactory {
     pub max_disconnection: Duration,
     /// Most bytes of logged packets per namespace (`RECOVERY_LOG_BYTES`).
     pub max_log_bytes: usize,
+    /// The parser packets are encoded with (`PARSER`), so logged frames decode back.
+    pub parser: Parser,
 }
 
 impl AdapterFactory for SessionAwareFactory {
     fn create(&self, _nsp: &str) -> Arc<dyn Adapter> {
-        Arc::new(SessionAwareAdapter::new(self.max_disconnection, self.max_log_bytes))
+        Arc::new(SessionAwareAdapter::new(self.max_disconnection, self.max_log_bytes).with_parser(self.parser))
     }
 }
 
@@ -47,10 +49,11 @@ struct Logged {
 
 /// Decodes logged frames back into the packet (they were encoded by us: never fails in practice;
 /// a frame that does not decode is left out and logged).
-fn decode(frames: &[Frame]) -> Option<Packet> {
-    let mut decoder = Decoder::new(DecoderLimits {
+fn decode(frames: &[Frame], parser: Parser) -> Option<Packet> {
+    let limits = DecoderLimits {
         max_attachments: usize::MAX,
-    });
+    };
+    let mut decoder = Decoder::with_parser(limits, parser);
     let mut out = None;
     for f in frames {
         let r = match f {
@@ -76,6 +79,7 @@ pub struct SessionAwareAdapter {
     /// Taken by each delivery before `state`: see [`Adapter::delivery_fence`].
     fence: Mutex<()>,
     state: Mutex<State>,
+    parser: Parser,
 }
 
 #[derive(Debug, Default)]
@@ -134,7 +138,14 @@ impl SessionAwareAdapter {
             max_log_bytes,
             fence: Mutex::default(),
             state: Mutex::default(),
+            parser: Parser::Default,
         }
+    }
+
+    /// Encodes and decodes logged packets with `parser` (the server's `PARSER`).
+    pub fn with_parser(mut self, parser: Parser) -> SessionAwareAdapter {
+        self.parser = parser;
+        self
     }
 
     fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
@@ -144,11 +155,11 @@ impl SessionAwareAdapter {
     /// Encodes `packet`, with the next offset and logged if it needs one; returns its frames.
     fn log(&self, st: &mut State, mut packet: Packet, opts: &BroadcastOptions, now: Instant) -> Vec<Frame> {
         if !needs_offset(&packet, opts) {
-            return encode_frames(&packet);
+            return encode_with(self.parser, &packet);
         }
         st.next_seq += 1;
         push_offset(&mut packet, &st.next_seq.to_string());
-        let frames = encode_frames(&packet);
+        let frames = encode_with(self.parser, &packet);
         let size = frames
             .iter()
             .map(|f| match f {
@@ -186,7 +197,7 @@ impl SessionAwareAdapter {
             .iter()
             .skip(at + 1)
             .filter(|p| should_include(&session.rooms, &p.rooms, &p.except))
-            .filter_map(|p| decode(&p.frames))
+            .filter_map(|p| decode(&p.frames, self.parser))
             .collect();
         Some(Restored { session, missed })
     }
@@ -303,7 +314,7 @@ mod tests {
             "the frames' bytes, Engine.IO prefix included"
         );
         // The logged frames decode back into the packet, attachments included.
-        let back = decode(&st.packets[2].frames).expect("decodes");
+        let back = decode(&st.packets[2].frames, Parser::Default).expect("decodes");
         assert_eq!(back.nsp, "/x");
         assert_eq!(back.attachments, vec![bytes::Bytes::from_static(b"\x01")]);
     }

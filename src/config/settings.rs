@@ -118,6 +118,12 @@ pub struct ServerSettings {
     /// Most bytes of packets the in-memory adapter keeps per namespace for recovery (oldest dropped).
     #[arg(long, env = "RECOVERY_LOG_BYTES", default_value = "16777216")]
     pub recovery_log_bytes: Option<OsString>,
+    /// Socket.IO parser every client must use: default, or msgpack (socket.io-msgpack-parser 3.x).
+    #[arg(long, env = "PARSER", default_value = "default")]
+    pub parser: Option<OsString>,
+    /// gzip/deflate polling responses of 1 KiB or more when the client accepts it: on or off.
+    #[arg(long, env = "HTTP_COMPRESSION", default_value = "on")]
+    pub http_compression: Option<OsString>,
     /// Admin UI user name; setting it (with ADMIN_PASSWORD_HASH) turns the admin namespace on.
     #[arg(long, env = "ADMIN_USERNAME")]
     pub admin_username: Option<OsString>,

@@ -401,3 +401,19 @@ fn admin_settings() {
     let e = cfg(&[("ADMIN_USERNAME", "a"), ("ADMIN_PASSWORD_HASH", "plain")]).unwrap_err();
     assert!(!e.to_string().contains("plain"), "the value is never echoed: {e}");
 }
+
+#[test]
+fn parser_and_compression() {
+    assert_eq!(cfg(&[("PARSER", "json")]).unwrap_err().var, "PARSER");
+    assert_eq!(
+        cfg(&[("HTTP_COMPRESSION", "maybe")]).unwrap_err().var,
+        "HTTP_COMPRESSION"
+    );
+    assert_eq!(
+        cfg(&[("PARSER", "msgpack")]).unwrap().parser,
+        crate::socketio::Parser::Msgpack
+    );
+    assert_eq!(cfg(&[]).unwrap().parser, crate::socketio::Parser::Default);
+    assert!(!cfg(&[("HTTP_COMPRESSION", "off")]).unwrap().http_compression);
+    assert!(cfg(&[]).unwrap().http_compression);
+}

@@ -145,8 +145,8 @@ impl Session {
             last_now: now,
             config,
         };
-        let open = s.handshake_json();
-        s.write_buf.push_back(Packet::Open(Str::from(open)).encode());
+        let open = s.open_frame();
+        s.write_buf.push_back(open);
         s.timers.set(Timer::Ping, now + s.config.ping_interval);
         if transport == TransportKind::Polling {
             // The handshake GET itself is the first poll.
@@ -157,21 +157,26 @@ impl Session {
     }
 
     /// The handshake JSON, fields in Node's order.
-    fn handshake_json(&self) -> String {
-        let upgrades: Vec<_> = self
-            .config
-            .upgrades_for(self.transport)
-            .iter()
-            .map(|u| format!("\"{u}\""))
-            .collect();
-        format!(
-            r#"{{"sid":"{}","upgrades":[{}],"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
-            self.sid,
-            upgrades.join(","),
+    /// The open packet `0{"sid":…}`, written once into its frame (no intermediate JSON string).
+    fn open_frame(&self) -> Frame {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(112 + self.sid.len());
+        out.push('0');
+        let _ = write!(out, r#"{{"sid":"{}","upgrades":["#, self.sid);
+        for (i, u) in self.config.upgrades_for(self.transport).iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "\"{u}\"");
+        }
+        let _ = write!(
+            out,
+            r#"],"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
             self.config.ping_interval.as_millis(),
             self.config.ping_timeout.as_millis(),
             self.config.max_payload
-        )
+        );
+        Frame::Text(Str::from(out))
     }
 
     /// The session id.

@@ -6,7 +6,7 @@ use super::Server;
 use super::handshake::Handshake;
 use super::namespace::Namespace;
 use super::reason::DisconnectReason;
-use super::socket::{Socket, encode_frames};
+use super::socket::{Socket, encode_with};
 use crate::adapter::{BroadcastOptions, Restored, SessionEvent};
 use crate::engineio::{CloseReason, Data};
 use crate::metrics;
@@ -95,7 +95,7 @@ fn attach(
     // Middlewares are application code: never run them under the delivery fence.
     let fence = fence.filter(|_| restored.is_some());
     let send = |p: &Packet| {
-        let _ = shared.conn.send(&encode_frames(p), false);
+        let _ = shared.conn.send(&encode_with(nsp.parser(), p), false);
     };
     let handshake = Handshake::new(request, auth);
     let (id, pid): (Arc<str>, Option<Arc<str>>) = match &restored {
@@ -178,7 +178,7 @@ pub(crate) struct SioConnection {
 impl SioConnection {
     pub(crate) fn new(server: Server, conn: EngineConn, request: &RequestInfo, now: Instant) -> SioConnection {
         let cfg = server.config();
-        let state = Connection::new(cfg.decoder_limits, cfg.connect_timeout, now);
+        let state = Connection::with_parser(cfg.decoder_limits, cfg.parser, cfg.connect_timeout, now);
         if let Some(o) = server.observer() {
             o.conn_opened(conn.transport());
         }
@@ -197,7 +197,10 @@ impl SioConnection {
     }
 
     fn send(&self, packet: &Packet) {
-        let _ = self.shared.conn.send(&encode_frames(packet), false);
+        let _ = self
+            .shared
+            .conn
+            .send(&encode_with(self.server.config().parser, packet), false);
     }
 
     /// Keeps the protocol state in step with sockets the server disconnected, and with sockets

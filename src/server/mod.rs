@@ -21,10 +21,10 @@ pub use handshake::Handshake;
 pub use namespace::{Namespace, ParentNamespace};
 pub use observer::ServerObserver;
 pub use reason::DisconnectReason;
-pub use socket::{AckSender, Event, Socket, encode_frames};
+pub use socket::{AckSender, Event, Socket, encode_frames, encode_with};
 
 use crate::adapter::{AdapterFactory, MemoryAdapter, SessionAwareFactory};
-use crate::socketio::DecoderLimits;
+use crate::socketio::{DecoderLimits, Parser};
 use crate::transport::{ConnHandler, EngineConn, EngineHandler, RequestInfo};
 use namespace::Hooks;
 use parking_lot::RwLock;
@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub recovery_max_disconnection: Duration,
     /// Most bytes of packets kept per namespace for recovery (`RECOVERY_LOG_BYTES`, 16 MiB).
     pub recovery_log_bytes: usize,
+    /// The Socket.IO parser every client uses (`PARSER`, default).
+    pub parser: Parser,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             recovery: false,
             recovery_max_disconnection: Duration::from_millis(120_000),
             recovery_log_bytes: 16 << 20,
+            parser: Parser::Default,
         }
     }
 }
@@ -97,6 +100,7 @@ impl Server {
             let factory = SessionAwareFactory {
                 max_disconnection: config.recovery_max_disconnection,
                 max_log_bytes: config.recovery_log_bytes,
+                parser: config.parser,
             };
             return Server::with_adapter(config, Arc::new(factory));
         }
@@ -134,7 +138,7 @@ impl Server {
         let mut map = self.0.namespaces.write();
         map.entry(name.to_owned())
             .or_insert_with(|| {
-                let nsp = Namespace::new(name, self.0.adapters.create(name), hooks);
+                let nsp = Namespace::new(name, self.0.adapters.create(name), hooks, self.0.config.parser);
                 if let Some(o) = self.0.observer.get() {
                     nsp.set_observer(o.clone());
                 }

@@ -4,10 +4,10 @@
 use super::broadcast::BroadcastOperator;
 use super::error::{ConnectError, EmitError};
 use super::rooms::{Room, RoomIndex, Sid, SidHash};
-use super::socket::{Socket, encode_frames};
+use super::socket::{Socket, encode_with};
 use crate::adapter::{Adapter, BroadcastOptions};
 use crate::engineio::Frame;
-use crate::socketio::Packet;
+use crate::socketio::{Packet, Parser};
 use crate::transport::Pushed;
 use crate::transport::outbox::Outbox;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -49,6 +49,8 @@ pub(crate) struct NamespaceInner {
     rooms: RwLock<RoomIndex<Member>>,
     hooks: Arc<Hooks>,
     adapter: Arc<dyn Adapter>,
+    /// The server's wire format, for encoding broadcasts once.
+    parser: Parser,
     ack_ids: AtomicU64,
     server_events: RwLock<HashMap<String, ServerEventHandler>>,
     observer: super::observer::ObserverSlot,
@@ -78,7 +80,7 @@ pub struct Delivered {
 }
 
 impl Namespace {
-    pub(crate) fn new(name: &str, adapter: Arc<dyn Adapter>, hooks: Arc<Hooks>) -> Namespace {
+    pub(crate) fn new(name: &str, adapter: Arc<dyn Adapter>, hooks: Arc<Hooks>, parser: Parser) -> Namespace {
         Namespace(Arc::new(NamespaceInner {
             name: Arc::from(name),
             sockets: RwLock::default(),
@@ -86,6 +88,7 @@ impl Namespace {
             rooms: RwLock::default(),
             hooks,
             adapter,
+            parser,
             ack_ids: AtomicU64::new(0),
             server_events: RwLock::default(),
             observer: super::observer::ObserverSlot::new(),
@@ -104,6 +107,11 @@ impl Namespace {
     /// The observer, if it wants per-socket events (room changes included) right now.
     fn event_observer(&self) -> Option<&Arc<dyn super::observer::ServerObserver>> {
         self.observer().filter(|o| o.wants_events())
+    }
+
+    /// The Socket.IO parser its packets are encoded with.
+    pub fn parser(&self) -> Parser {
+        self.0.parser
     }
 
     /// The name, e.g. `/` or `/chat`.
@@ -332,7 +340,7 @@ impl Namespace {
     /// Delivers a packet to this server's matching sockets, encoded once (Node's
     /// `adapter.broadcast` local part).
     pub fn local_broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Delivered {
-        self.local_broadcast_frames(&encode_frames(packet), opts, Some(packet))
+        self.local_broadcast_frames(&encode_with(self.0.parser, packet), opts, Some(packet))
     }
 
     /// Like [`Namespace::local_broadcast`], for a packet already encoded into its frames; `packet`
@@ -388,7 +396,7 @@ impl Namespace {
         acks: &tokio::sync::mpsc::UnboundedSender<Value>,
     ) -> Vec<Socket> {
         let Some(id) = packet.id else { return Vec::new() };
-        let frames = encode_frames(packet);
+        let frames = encode_with(self.0.parser, packet);
         let mut targets = Vec::new();
         self.for_each_local(opts, |s| {
             s.register_ack(id, super::ack::AckWaiter::Many(acks.clone()));

@@ -9,7 +9,7 @@ use super::namespace::Namespace;
 use super::reason::DisconnectReason;
 use super::rooms::{Room, Sid};
 use crate::engineio::{Frame, Str, TransportKind};
-use crate::socketio::{Packet, PacketType, packet::RESERVED_EVENTS};
+use crate::socketio::{Packet, PacketType, Parser, packet::RESERVED_EVENTS};
 use crate::transport::Pushed;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -116,6 +116,14 @@ pub fn encode_frames(packet: &Packet) -> Vec<Frame> {
     frames.push(Frame::Text(Str::from(text)));
     frames.extend(packet.attachments.iter().cloned().map(Frame::Binary));
     frames
+}
+
+/// Encodes a packet once for `parser`: the default parser's frames, or one msgpack binary message.
+pub fn encode_with(parser: Parser, packet: &Packet) -> Vec<Frame> {
+    match parser {
+        Parser::Default => encode_frames(packet),
+        Parser::Msgpack => vec![Frame::Binary(Bytes::from(crate::socketio::msgpack::encode(packet)))],
+    }
 }
 
 /// Builds an EVENT packet, refusing reserved names.
@@ -274,7 +282,7 @@ impl Socket {
 
     pub(crate) fn send_packet(&self, packet: &Packet, volatile: bool) -> Result<(), EmitError> {
         crate::metrics::inc(&crate::metrics::METRICS.packets_out);
-        let frames = encode_frames(packet);
+        let frames = encode_with(self.0.nsp.parser(), packet);
         let pushed = self.0.client.conn.send(&frames, volatile);
         if let Some(o) = self.nsp().observer()
             && pushed == Pushed::Queued

@@ -4,6 +4,7 @@
 
 use super::decoder::{DecodeError, Decoder, DecoderLimits};
 use super::packet::{Packet, PacketType};
+use super::parser::Parser;
 use super::reason::DisconnectReason;
 use crate::engineio::Data;
 use serde_json::Value;
@@ -58,8 +59,13 @@ pub struct Connection {
 impl Connection {
     /// Starts tracking a new engine connection; no namespace may stay unjoined past `connect_timeout`.
     pub fn new(limits: DecoderLimits, connect_timeout: Duration, now: Instant) -> Connection {
+        Connection::with_parser(limits, Parser::Default, connect_timeout, now)
+    }
+
+    /// The same, for clients speaking `parser`'s wire format.
+    pub fn with_parser(limits: DecoderLimits, parser: Parser, connect_timeout: Duration, now: Instant) -> Connection {
         Connection {
-            decoder: Decoder::new(limits),
+            decoder: Decoder::with_parser(limits, parser),
             namespaces: HashMap::new(),
             connect_deadline: Some(now + connect_timeout),
         }

@@ -4,6 +4,7 @@
 //! is complete. Errors are typed and reset the reassembly state; nothing panics.
 
 use super::packet::{Packet, PacketType, RESERVED_EVENTS, placeholder_num};
+use super::parser::Parser;
 use bytes::Bytes;
 use serde_json::Value;
 use thiserror::Error;
@@ -32,6 +33,12 @@ pub enum DecodeError {
     /// A binary message arrived with no packet waiting for attachments.
     #[error("got binary data when not reconstructing a packet")]
     UnexpectedBinary,
+    /// The packet holds more values than its size allows (the msgpack parser's budget).
+    #[error("packet too large")]
+    TooLarge,
+    /// A text message reached the msgpack parser, which only reads binary messages.
+    #[error("expected a binary msgpack message")]
+    ExpectedBinary,
 }
 
 /// Limits the decoder enforces.
@@ -51,13 +58,23 @@ impl Default for DecoderLimits {
 #[derive(Debug, Default)]
 pub struct Decoder {
     limits: DecoderLimits,
+    parser: Parser,
     pending: Option<(Packet, usize)>,
 }
 
 impl Decoder {
     /// A decoder with the given limits.
     pub fn new(limits: DecoderLimits) -> Decoder {
-        Decoder { limits, pending: None }
+        Decoder::with_parser(limits, Parser::Default)
+    }
+
+    /// A decoder for `parser`'s wire format.
+    pub fn with_parser(limits: DecoderLimits, parser: Parser) -> Decoder {
+        Decoder {
+            limits,
+            parser,
+            pending: None,
+        }
     }
 
     /// Whether a packet is waiting for binary attachments.
@@ -67,6 +84,9 @@ impl Decoder {
 
     /// Feeds a text message.
     pub fn add_text(&mut self, text: &str) -> Result<Option<Packet>, DecodeError> {
+        if self.parser == Parser::Msgpack {
+            return Err(DecodeError::ExpectedBinary);
+        }
         if self.pending.take().is_some() {
             return Err(DecodeError::UnexpectedText);
         }
@@ -80,6 +100,9 @@ impl Decoder {
 
     /// Feeds a binary message.
     pub fn add_binary(&mut self, bytes: Bytes) -> Result<Option<Packet>, DecodeError> {
+        if self.parser == Parser::Msgpack {
+            return super::msgpack::decode(&bytes, &self.limits).map(Some);
+        }
         let Some((mut packet, expected)) = self.pending.take() else {
             return Err(DecodeError::UnexpectedBinary);
         };
@@ -179,7 +202,7 @@ pub fn decode_text(s: &str, limits: &DecoderLimits) -> Result<(Packet, usize), D
 }
 
 /// Node's `isPayloadValid`.
-fn payload_valid(ty: PacketType, v: &Value) -> bool {
+pub(crate) fn payload_valid(ty: PacketType, v: &Value) -> bool {
     match ty {
         PacketType::Connect => v.is_object(),
         PacketType::Disconnect => false,

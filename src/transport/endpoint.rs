@@ -59,7 +59,13 @@ pub struct EngineOptions {
     pub trusted_proxies: super::proxy::TrustedProxies,
     /// Byte limits of each connection's outbound queue (`OUTBOUND_QUEUE_BYTES`).
     pub outbox_limits: super::outbox::OutboxLimits,
+    /// Gzip/deflate polling responses of at least 1 KiB when the client accepts it
+    /// (`HTTP_COMPRESSION`; `sio-server` turns it on by default, as Node does).
+    pub http_compression: bool,
 }
+
+/// Polling bodies larger than this are compressed on the blocking pool, not on a runtime worker.
+const COMPRESS_INLINE_MAX: usize = 64 * 1024;
 
 /// An Engine.IO endpoint: sessions plus the application that runs on them.
 #[derive(Clone)]
@@ -82,6 +88,16 @@ fn text_response(status: StatusCode, content_type: &'static str, body: impl Into
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     res
+}
+
+/// A polling body compressed with `encoding`; large ones on the blocking pool (`None` if that
+/// pool is gone: the body is then sent as it is).
+async fn compressed(encoding: super::compress::Encoding, body: Bytes) -> Option<Bytes> {
+    if body.len() <= COMPRESS_INLINE_MAX {
+        return Some(Bytes::from(super::compress::compress(encoding, &body)));
+    }
+    let task = tokio::task::spawn_blocking(move || super::compress::compress(encoding, &body));
+    task.await.ok().map(Bytes::from)
 }
 
 fn error_response(e: EngineError) -> Response<Body> {
@@ -230,25 +246,26 @@ impl Engine {
 
     /// Answers one HTTP request to the Engine.IO path.
     pub async fn handle(&self, req: Request<Body>, remote: SocketAddr) -> Response<Body> {
-        let cors = self.inner.options.cors.clone();
+        let Some(cors) = self.inner.options.cors.clone() else {
+            return self.route(req, remote).await;
+        };
+        // Only CORS needs the request's headers after routing consumed the request.
         let req_headers = req.headers().clone();
-        if let Some(cors) = &cors
-            && Cors::is_preflight(req.method())
-        {
+        if Cors::is_preflight(req.method()) {
             let mut res = empty(StatusCode::NO_CONTENT);
             cors.preflight(&req_headers, res.headers_mut());
             return res;
         }
         let mut res = self.route(req, remote).await;
-        if let Some(cors) = &cors {
-            cors.headers(&req_headers, res.headers_mut());
-        }
+        cors.headers(&req_headers, res.headers_mut());
         res
     }
 
     async fn route(&self, mut req: Request<Body>, remote: SocketAddr) -> Response<Body> {
-        let raw_query = req.uri().query().unwrap_or("").to_owned();
-        let query = Query::parse(&raw_query);
+        // A clone of the URI shares its bytes: the query is borrowed, and copied only for a handshake.
+        let uri = req.uri().clone();
+        let raw_query = uri.query().unwrap_or("");
+        let query = Query::parse(raw_query);
         let method = match *req.method() {
             http::Method::GET => Method::Get,
             http::Method::POST => Method::Post,
@@ -269,7 +286,7 @@ impl Engine {
         };
         match route {
             Route::Handshake(TransportKind::Polling) => {
-                let info = self.request_info(&req, raw_query, remote);
+                let info = self.request_info(&req, raw_query.to_owned(), remote);
                 let slot = match self.admit(&info) {
                     Ok(slot) => slot,
                     Err(message) => return handshake_refused(message),
@@ -281,7 +298,7 @@ impl Engine {
                 res
             }
             Route::Handshake(TransportKind::WebSocket) => {
-                let info = self.request_info(&req, raw_query, remote);
+                let info = self.request_info(&req, raw_query.to_owned(), remote);
                 let slot = match self.admit(&info) {
                     Ok(slot) => slot,
                     Err(message) => return handshake_refused(message),
@@ -302,7 +319,14 @@ impl Engine {
                 })
             }
             Route::Poll(sid) => match registry.get(&sid) {
-                Some(handle) => self.poll(handle).await,
+                Some(handle) => {
+                    let encoding = if self.inner.options.http_compression {
+                        super::compress::negotiate(req.headers())
+                    } else {
+                        None
+                    };
+                    self.poll(handle, encoding).await
+                }
                 None => error_response(EngineError::UnknownSid),
             },
             Route::Post(sid) => match registry.get(&sid) {
@@ -407,7 +431,7 @@ impl Engine {
         res
     }
 
-    async fn poll(&self, handle: Handle) -> Response<Body> {
+    async fn poll(&self, handle: Handle, encoding: Option<super::compress::Encoding>) -> Response<Body> {
         let (tx, rx) = oneshot::channel();
         if handle.cmds.send(Cmd::Poll(tx)).is_err() {
             return error_response(EngineError::UnknownSid);
@@ -417,10 +441,24 @@ impl Engine {
         guard.0 = None;
         match answer {
             Ok(Ok(body)) => {
-                let body = Body::new(PollBody::new(Bytes::from(body), handle.cmds.clone()));
+                let body = Bytes::from(body);
+                let (body, encoding) = match encoding {
+                    Some(e) if body.len() >= super::compress::THRESHOLD => match compressed(e, body.clone()).await {
+                        Some(z) => (z, Some(e)),
+                        None => (body, None),
+                    },
+                    _ => (body, None),
+                };
+                let body = Body::new(PollBody::new(body, handle.cmds.clone()));
                 let mut res = text_response(StatusCode::OK, "text/plain; charset=UTF-8", body);
-                res.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                let h = res.headers_mut();
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                if let Some(e) = encoding {
+                    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e.as_str()));
+                }
+                if self.inner.options.http_compression {
+                    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                }
                 res
             }
             Ok(Err(e)) => session_error_response(e),

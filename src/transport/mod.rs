@@ -3,6 +3,7 @@
 
 mod admission;
 mod body;
+pub mod compress;
 pub mod conn;
 pub mod cors;
 mod driver;

@@ -88,7 +88,7 @@ async fn receive(mut ws: Ws, proto: Proto, shared: Arc<Shared>, mut stop: watch:
         let (mut n, mut pong, mut closed) = (0u64, false, false);
         loop {
             match ws.next_frame() {
-                Ok(Some((Op::Text, from, to))) => match proto::classify(proto, ws.payload(from, to)) {
+                Ok(Some((Op::Text | Op::Binary, from, to))) => match proto::classify(proto, ws.payload(from, to)) {
                     Incoming::Delivery(ts) => {
                         n += 1;
                         if let (true, Some(ts)) = (recording, ts) {
@@ -182,7 +182,12 @@ async fn send(mut ws: Ws, id: usize, plan: Arc<SendPlan>, shared: Arc<Shared>, s
         shared.sent.fetch_add(1, Relaxed);
         let frame = proto::message_frame(plan.proto, ROOM, id, seq, ts);
         let pong = drain_sender(&mut ws).unwrap_or(false);
-        if ws.send_text(&frame).await.is_err() || (pong && ws.send_text(b"3").await.is_err()) {
+        let sent = if plan.proto == Proto::Msgpack {
+            ws.send_binary(&frame).await
+        } else {
+            ws.send_text(&frame).await
+        };
+        if sent.is_err() || (pong && ws.send_text(b"3").await.is_err()) {
             shared.disconnects.fetch_add(1, Relaxed);
             break;
         }

@@ -1,5 +1,5 @@
-//! `sio-bench`: the load generator behind `scripts/bench`. Scenarios `connect`, `fanout` and
-//! `echo` against any server speaking the bench contract (`join` / `message` / `echo`); one JSON
+//! `sio-bench`: the load generator behind `scripts/bench`. Scenarios `connect`, `fanout`,
+//! `echo` and `storm` against any server speaking the bench contract (`join` / `message` / `echo`); one JSON
 //! result line on stdout per run, progress on stderr.
 
 mod connect;
@@ -7,20 +7,22 @@ mod echo;
 mod fanout;
 mod proto;
 mod stats;
+mod storm;
 mod ws;
 
 use stats::Opts;
 
-const USAGE: &str = "usage: sio-bench <connect|fanout|echo> [--key value ...]
+const USAGE: &str = "usage: sio-bench <connect|fanout|echo|storm> [--key value ...]
 
 common:  --servers 127.0.0.1:3000[,host:port...]  clients are spread round-robin
-         --proto sio|raw   --label NAME   --pids PID[,PID...] (server processes to sample)
+         --proto sio|msgpack|raw   --label NAME   --pids PID[,PID...] (server processes to sample)
          --source-ips 127.0.0.2-127.0.0.9 (spread client sockets over local addresses)
          --threads N (client runtime worker threads, default 2)
 connect: --clients N --rate PER_S --hold SECS --processes P
 fanout:  --receivers R --senders S --warmup SECS --duration SECS
          --rate DELIVERIES_PER_S (open loop; 0 = closed loop) --window MESSAGES_IN_FLIGHT
-echo:    --clients C --duration SECS";
+echo:    --clients C --duration SECS
+storm:   --clients N --concurrency C (clients between handshake and join at once) --rooms R";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -41,6 +43,7 @@ fn main() {
             "connect-worker" => rt.block_on(connect::worker(opts)),
             "fanout" => rt.block_on(fanout::run(opts)),
             "echo" => rt.block_on(echo::run(opts)),
+            "storm" => rt.block_on(storm::run(opts)),
             _ => Err(format!("unknown scenario {scenario:?}\n{USAGE}")),
         }
     });

@@ -14,6 +14,9 @@ pub enum Proto {
     Sio,
     /// One JSON object per text frame at `/ws` (the raw tokio-tungstenite server).
     Raw,
+    /// Socket.IO over a direct WebSocket with the msgpack parser (`PARSER=msgpack`): each packet
+    /// one binary frame `{type, data, nsp, id}`.
+    Msgpack,
 }
 
 impl Proto {
@@ -22,7 +25,8 @@ impl Proto {
         match s {
             "sio" => Ok(Proto::Sio),
             "raw" => Ok(Proto::Raw),
-            other => Err(format!("--proto: expected sio or raw, got {other:?}")),
+            "msgpack" => Ok(Proto::Msgpack),
+            other => Err(format!("--proto: expected sio, msgpack or raw, got {other:?}")),
         }
     }
 }
@@ -54,6 +58,20 @@ async fn next_packet(ws: &mut Ws) -> io::Result<Vec<u8>> {
 pub async fn open(addr: SocketAddr, source: Option<IpAddr>, proto: Proto) -> io::Result<Ws> {
     match proto {
         Proto::Raw => Ws::connect(addr, source, "/ws").await,
+        Proto::Msgpack => {
+            let mut ws = Ws::connect(addr, source, "/socket.io/?EIO=4&transport=websocket").await?;
+            ws.next_text().await?;
+            ws.send_binary(&mp_packet(0, None, b"")).await?;
+            loop {
+                let (op, p) = next_message(&mut ws).await?;
+                if op == crate::ws::Op::Binary && mp_type(&p) == Some(0) {
+                    return Ok(ws);
+                }
+                if op == crate::ws::Op::Binary && mp_type(&p) == Some(4) {
+                    return Err(err(format!("CONNECT refused: {}", lossy(&p))));
+                }
+            }
+        }
         Proto::Sio => {
             let mut ws = Ws::connect(addr, source, "/socket.io/?EIO=4&transport=websocket").await?;
             let open = ws.next_text().await?;
@@ -91,6 +109,22 @@ pub async fn join(ws: &mut Ws, proto: Proto, room: &str) -> io::Result<()> {
                 }
             }
         }
+        Proto::Msgpack => {
+            while memchr::memmem::find(&next_message(ws).await?.1, b"\xa7welcome").is_none() {}
+            let mut data = vec![0x92, 0xa4];
+            data.extend_from_slice(b"join");
+            mp_str(&mut data, room);
+            ws.send_binary(&mp_packet(2, Some(0), &data)).await?;
+            loop {
+                let (_, p) = next_message(ws).await?;
+                if mp_type(&p) == Some(3) {
+                    if memchr::memmem::find(&p, b"\xa2ok\xc3").is_none() {
+                        return Err(err(format!("join refused: {}", lossy(&p))));
+                    }
+                    return Ok(());
+                }
+            }
+        }
         Proto::Raw => {
             ws.send_text(format!("{{\"join\":\"{room}\"}}").as_bytes()).await?;
             loop {
@@ -111,7 +145,77 @@ pub fn message_frame(proto: Proto, room: &str, sender: usize, seq: u64, ts: u64)
     match proto {
         Proto::Sio => format!("42[\"message\",{body}]").into_bytes(),
         Proto::Raw => body.into_bytes(),
+        Proto::Msgpack => {
+            let mut data = vec![0x92, 0xa7];
+            data.extend_from_slice(b"message");
+            data.push(0x85);
+            for (k, v) in [
+                ("roomId", room),
+                ("message", "hello from the bench, a typical short chat line"),
+            ] {
+                mp_str(&mut data, k);
+                mp_str(&mut data, v);
+            }
+            mp_str(&mut data, "sender");
+            mp_str(&mut data, &format!("bench-{sender}"));
+            mp_str(&mut data, "ts");
+            data.push(0xcf);
+            data.extend_from_slice(&ts.to_be_bytes());
+            mp_str(&mut data, "seq");
+            data.push(0xcf);
+            data.extend_from_slice(&seq.to_be_bytes());
+            mp_packet(2, None, &data)
+        }
     }
+}
+
+/// The next text or binary message, answering Engine.IO pings.
+async fn next_message(ws: &mut Ws) -> io::Result<(crate::ws::Op, Vec<u8>)> {
+    loop {
+        let (op, p) = ws.next_message().await?;
+        if op == crate::ws::Op::Text && p == b"2" {
+            ws.send_text(b"3").await?;
+            continue;
+        }
+        return Ok((op, p));
+    }
+}
+
+/// Appends a msgpack string.
+fn mp_str(out: &mut Vec<u8>, s: &str) {
+    match s.len() {
+        n if n < 32 => out.push(0xa0 | n as u8),
+        n if n < 256 => out.extend_from_slice(&[0xd9, n as u8]),
+        n => {
+            out.push(0xda);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A msgpack packet `{type, nsp: "/", data?, id?}`; `data` is an already encoded value.
+fn mp_packet(ty: u8, id: Option<u8>, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x82 + u8::from(!data.is_empty()) + u8::from(id.is_some())];
+    mp_str(&mut out, "type");
+    out.push(ty);
+    mp_str(&mut out, "nsp");
+    mp_str(&mut out, "/");
+    if !data.is_empty() {
+        mp_str(&mut out, "data");
+        out.extend_from_slice(data);
+    }
+    if let Some(id) = id {
+        mp_str(&mut out, "id");
+        out.push(id);
+    }
+    out
+}
+
+/// The `type` of a msgpack packet (found by its key, whatever the key order).
+fn mp_type(p: &[u8]) -> Option<u8> {
+    let at = memchr::memmem::find(p, b"\xa4type")? + 5;
+    p.get(at).copied().filter(|t| *t < 0x80)
 }
 
 /// What a received text frame is, for a receiver.
@@ -130,10 +234,13 @@ pub fn classify(proto: Proto, p: &[u8]) -> Incoming {
     let delivery = match proto {
         Proto::Sio => p.starts_with(b"42[\"message\""),
         Proto::Raw => p.starts_with(b"{\"roomId\""),
+        Proto::Msgpack => mp_type(p) == Some(2) && memchr::memmem::find(p, b"\xa7message").is_some(),
     };
-    if delivery {
+    if delivery && proto == Proto::Msgpack {
+        Incoming::Delivery(find_mp_u64(p, b"\xa2ts"))
+    } else if delivery {
         Incoming::Delivery(find_u64(p, b"\"ts\":"))
-    } else if p == b"2" && proto == Proto::Sio {
+    } else if p == b"2" && proto != Proto::Raw {
         Incoming::Ping
     } else {
         Incoming::Other
@@ -151,6 +258,21 @@ pub fn find_u64(p: &[u8], key: &[u8]) -> Option<u64> {
         any = true;
     }
     any.then_some(n)
+}
+
+/// The msgpack unsigned integer right after the msgpack key `key`.
+fn find_mp_u64(p: &[u8], key: &[u8]) -> Option<u64> {
+    let at = memchr::memmem::find(p, key)? + key.len();
+    let (width, start) = match *p.get(at)? {
+        b @ 0..=0x7f => return Some(u64::from(b)),
+        0xcc => (1, at + 1),
+        0xcd => (2, at + 1),
+        0xce => (4, at + 1),
+        0xcf => (8, at + 1),
+        _ => return None,
+    };
+    let bytes = p.get(start..start + width)?;
+    Some(bytes.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)))
 }
 
 fn lossy(p: &[u8]) -> String {
@@ -172,6 +294,9 @@ mod tests {
         let raw = message_frame(Proto::Raw, "r", 1, 7, 5);
         assert_eq!(classify(Proto::Raw, &raw), Incoming::Delivery(Some(5)));
         assert_eq!(find_u64(b"\"ts\":x", b"\"ts\":"), None);
+        let mp = message_frame(Proto::Msgpack, "r", 1, 7, 123_456_789);
+        assert_eq!(classify(Proto::Msgpack, &mp), Incoming::Delivery(Some(123_456_789)));
+        assert_eq!(mp_type(&mp), Some(2));
         assert_eq!(find_u64(b"\"ts\":99999999999999999999999", b"\"ts\":"), None);
     }
 }

@@ -165,6 +165,29 @@ impl Ws {
         self.flush().await
     }
 
+    /// Sends one masked binary frame.
+    pub async fn send_binary(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.frame(0x82, payload);
+        self.flush().await
+    }
+
+    /// Reads frames until a text or binary message arrives (answering WebSocket pings).
+    pub async fn next_message(&mut self) -> io::Result<(Op, Vec<u8>)> {
+        loop {
+            while let Some((op, from, to)) = self.next_frame()? {
+                match op {
+                    Op::Text | Op::Binary => return Ok((op, self.buf[from..to].to_vec())),
+                    Op::Ping => self.reply_pong(from, to).await?,
+                    Op::Close => return Err(err("closed by server")),
+                    _ => {}
+                }
+            }
+            if !self.fill().await? {
+                return Err(err("connection closed"));
+            }
+        }
+    }
+
     /// Answers a ping frame with a pong carrying the same payload.
     pub async fn reply_pong(&mut self, from: usize, to: usize) -> io::Result<()> {
         let payload = self.buf[from..to].to_vec();
