@@ -5,6 +5,7 @@
 //! [`MemoryAdapter`], is a single server: every remote operation finds nothing.
 
 pub mod redis;
+pub mod streams;
 
 use crate::server::rooms::Room;
 use crate::socketio::Packet;
