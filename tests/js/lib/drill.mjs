@@ -83,26 +83,37 @@ async function postMessage(webhookUrl, room, seq) {
   return rec;
 }
 
-/** Delivery of the acknowledged sequence numbers `acked` to one client. */
-export function deliveryOf(seqs, acked) {
+/**
+ * Delivery of the acknowledged sequence numbers `acked` to one client that received `seqs` (in
+ * arrival order): lost (acked, never arrived), duplicates (extra arrivals of any number),
+ * outOfOrder (acked numbers that arrived before an acked number that `happensBefore` them) and
+ * unacked (distinct numbers that arrived although their POST was not answered 200, e.g. a 504
+ * "may still arrive"). The drill's `happensBefore(k, m)` is causal: k's POST was answered before
+ * m's was sent (concurrent POSTs have no order to keep); the default is numeric.
+ */
+export function deliveryOf(seqs, acked, happensBefore = (k, m) => k < m) {
+  const ackedSet = new Set(acked);
   const counts = new Map();
-  let outOfOrder = 0;
-  let max = -Infinity;
+  const first = []; // acked numbers in order of first arrival
   for (const s of seqs) {
     counts.set(s, (counts.get(s) ?? 0) + 1);
-    if (s < max) outOfOrder++;
-    max = Math.max(max, s);
+    if (ackedSet.has(s) && counts.get(s) === 1) first.push(s);
+  }
+  let outOfOrder = 0;
+  for (let i = 0; i < first.length; i++) {
+    if (first.slice(i + 1).some((k) => happensBefore(k, first[i]))) outOfOrder++;
   }
   const lost = acked.filter((s) => !counts.has(s));
   const duplicates = [...counts.values()].reduce((n, k) => n + (k - 1), 0);
-  return { lost, duplicates, outOfOrder };
+  const unacked = [...counts.keys()].filter((s) => !ackedSet.has(s)).length;
+  return { lost, duplicates, outOfOrder, unacked };
 }
 
 /**
  * Runs the drill on `cluster` (from startCluster). `opts` override DRILL_DEFAULTS; `log(line)`
  * gets progress lines. Resolves to the numbers: {signal, transports, clients, rate, victim,
  * victimClients, posted, answered: {status: count}, postErrors, acked, lost, lostClients,
- * duplicates, outOfOrder, reconnected, notReconnected, recovered, sameId, worstReconnectMs,
+ * lostOnSurvivors, duplicates, outOfOrder, unackedArrived, reconnected, notReconnected, recovered, sameId, worstReconnectMs,
  * worstRejoinMs, perClient: [...]}. Always disconnects its clients.
  */
 export async function runDrill(cluster, opts = {}, log = () => {}) {
@@ -153,8 +164,10 @@ export async function runDrill(cluster, opts = {}, log = () => {}) {
     const acked = answers.filter((a) => a.status === 200).map((a) => a.seq);
     const answered = {};
     for (const a of answers) if (a.status) answered[a.status] = (answered[a.status] ?? 0) + 1;
+    const bySeq = new Map(answers.map((a) => [a.seq, a]));
+    const causal = (k, m) => bySeq.get(k).answeredAt < bySeq.get(m).sentAt;
     const perClient = clients.map((c) => {
-      const d = deliveryOf(c.seqs, acked);
+      const d = deliveryOf(c.seqs, acked, causal);
       const wasVictim = victims.includes(c);
       const next = c.connects[before.get(c).connects];
       return {
@@ -163,6 +176,7 @@ export async function runDrill(cluster, opts = {}, log = () => {}) {
         lost: d.lost.length,
         duplicates: d.duplicates,
         outOfOrder: d.outOfOrder,
+        unacked: d.unacked,
         reconnected: wasVictim ? Boolean(back(c)) : null,
         recovered: next ? next.recovered : null,
         sameId: next ? next.id === before.get(c).id : null,
@@ -189,6 +203,7 @@ export async function runDrill(cluster, opts = {}, log = () => {}) {
       lostOnSurvivors: perClient.filter((p) => !p.victim).reduce((n, p) => n + p.lost, 0),
       duplicates: sum("duplicates"),
       outOfOrder: sum("outOfOrder"),
+      unackedArrived: sum("unacked"),
       reconnected: vs.filter((p) => p.reconnected).length,
       notReconnected: vs.filter((p) => !p.reconnected).length,
       recovered: vs.filter((p) => p.recovered).length,
