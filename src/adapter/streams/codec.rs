@@ -13,7 +13,7 @@
 
 use crate::adapter::BroadcastOptions;
 use crate::adapter::redis::codec::{
-    CodecError, decode_mp, json_to_mp, mp_to_json, opts_from_json, opts_to_json, opts_to_mp,
+    CodecError, decode_mp, json_to_mp, mp_get, mp_to_json, opts_from_json, opts_to_json, opts_to_mp,
 };
 use crate::server::rooms::Room;
 use crate::socketio::packet::placeholder_num;
@@ -202,11 +202,13 @@ fn broadcast_mp(packet: &Packet, opts: &BroadcastOptions) -> Mp {
     ])
 }
 
-/// The `data` field value: JSON, or base64 msgpack when the content has binaries.
+/// The `data` field value: JSON, or base64 msgpack when the content has binaries (or is not an
+/// object, which Node never sends).
 fn encode_data(body: &Body) -> Option<String> {
     let (json, attachments) = data_json(body);
     let json = json?;
-    if attachments.is_empty() || !has_binary(&json) {
+    // JSON only for objects: a reader takes anything not starting with `{` for base64.
+    if json.is_object() && (attachments.is_empty() || !has_binary(&json)) {
         return Some(json.to_string());
     }
     let mp = match body {
@@ -243,17 +245,18 @@ fn text<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, CodecError> 
     std::str::from_utf8(bytes).map_err(|_| CodecError::Shape(what))
 }
 
-/// The `data` field value → JSON (with placeholders) and its binaries. Like Node: JSON when it
-/// starts with `{`, base64 msgpack otherwise.
-fn decode_data(raw: &[u8]) -> Result<(Value, Vec<Bytes>), CodecError> {
+/// The `data` field value → JSON (with placeholders) and its binaries, plus the msgpack form
+/// when it was msgpack. Like Node: JSON when it starts with `{`, base64 msgpack otherwise.
+fn decode_data(raw: &[u8]) -> Result<(Value, Vec<Bytes>, Option<Mp>), CodecError> {
     if raw.first() == Some(&b'{') {
         let v = serde_json::from_slice(raw).map_err(|e| CodecError::Undecodable(e.to_string()))?;
-        return Ok((v, Vec::new()));
+        return Ok((v, Vec::new(), None));
     }
     let bin = BASE64.decode(raw).map_err(|e| CodecError::Undecodable(e.to_string()))?;
+    let mp = decode_mp(&bin)?;
     let mut attachments = Vec::new();
-    let v = mp_to_json(decode_mp(&bin)?, &mut attachments);
-    Ok((v, attachments))
+    let v = mp_to_json(mp.clone(), &mut attachments);
+    Ok((v, attachments, Some(mp)))
 }
 
 fn room_list(v: Option<&Value>, what: &'static str) -> Result<Vec<Room>, CodecError> {
@@ -271,19 +274,25 @@ fn opts_of(data: &Value) -> Result<BroadcastOptions, CodecError> {
     Ok(opts_from_json(opts))
 }
 
-fn packet_of(data: &Value, nsp: &str, attachments: Vec<Bytes>) -> Result<Packet, CodecError> {
+/// The broadcast packet of `data`; with the msgpack form, its binaries are those of
+/// `packet.data` alone (numbered from 0), wherever else the message has some.
+fn packet_of(data: &Value, mp: Option<&Mp>, nsp: &str) -> Result<Packet, CodecError> {
     let p = data.get("packet").ok_or(CodecError::Shape("data.packet"))?;
     let ty = match p.get("type").and_then(Value::as_u64) {
-        Some(2) => PacketType::Event,
-        Some(5) => PacketType::Event,
+        Some(2 | 5) => PacketType::Event,
         Some(3 | 6) => PacketType::Ack,
         _ => return Err(CodecError::Shape("data.packet.type")),
+    };
+    let mut attachments = Vec::new();
+    let payload = match mp.and_then(|m| mp_get(m, "packet")) {
+        Some(packet) => mp_get(packet, "data").map(|d| mp_to_json(d.clone(), &mut attachments)),
+        None => p.get("data").cloned(),
     };
     Ok(Packet {
         ty,
         nsp: nsp.to_owned(),
         id: p.get("id").and_then(Value::as_u64),
-        data: p.get("data").cloned(),
+        data: payload,
         attachments,
     })
 }
@@ -301,19 +310,19 @@ pub fn decode_entry<K: AsRef<[u8]>, V: AsRef<[u8]>>(fields: &[(K, V)]) -> Result
         _ => None,
     };
     let body = match (ty, data) {
-        (mt::BROADCAST, Some((d, att))) if d.get("requestId").is_none() => Body::Broadcast {
+        (mt::BROADCAST, Some((d, _, mp))) if d.get("requestId").is_none() => Body::Broadcast {
             opts: opts_of(&d)?,
-            packet: packet_of(&d, &nsp, att)?,
+            packet: packet_of(&d, mp.as_ref(), &nsp)?,
         },
-        (mt::SOCKETS_JOIN, Some((d, _))) => Body::SocketsJoin {
-            opts: opts_of(&d)?,
-            rooms: room_list(d.get("rooms"), "data.rooms")?,
-        },
-        (mt::SOCKETS_LEAVE, Some((d, _))) => Body::SocketsLeave {
+        (mt::SOCKETS_JOIN, Some((d, _, _))) => Body::SocketsJoin {
             opts: opts_of(&d)?,
             rooms: room_list(d.get("rooms"), "data.rooms")?,
         },
-        (mt::DISCONNECT_SOCKETS, Some((d, _))) => Body::DisconnectSockets {
+        (mt::SOCKETS_LEAVE, Some((d, _, _))) => Body::SocketsLeave {
+            opts: opts_of(&d)?,
+            rooms: room_list(d.get("rooms"), "data.rooms")?,
+        },
+        (mt::DISCONNECT_SOCKETS, Some((d, _, _))) => Body::DisconnectSockets {
             opts: opts_of(&d)?,
             close: d.get("close").and_then(Value::as_bool).unwrap_or(false),
         },
@@ -322,7 +331,7 @@ pub fn decode_entry<K: AsRef<[u8]>, V: AsRef<[u8]>>(fields: &[(K, V)]) -> Result
         }
         (ty, data) => {
             let (data, attachments) = match data {
-                Some((d, a)) => (Some(d), a),
+                Some((d, a, _)) => (Some(d), a),
                 None => (None, Vec::new()),
             };
             Body::Other { ty, data, attachments }

@@ -246,6 +246,10 @@ fn bad_entries_are_errors_not_panics() {
         }
     );
     assert_eq!(render(&encode_entry(&other)), b"uid u\nnsp /\ntype 13\n");
+    // Found by fuzzing: data that is not an object must not go out as JSON (readers would take it
+    // for base64).
+    let odd = decode_entry(&[("uid", "u"), ("nsp", "/"), ("type", "32"), ("data", "7348")]).unwrap();
+    assert_eq!(decode_entry(&encode_entry(&odd)).unwrap(), odd);
     for bad in [&b""[..], b"!!", b"AAAA", b"kQ=="] {
         assert!(decode_session(bad).is_err());
     }
