@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod pubsub;
 pub mod redis;
 pub mod session;
+pub mod streams;
 pub mod types;
 
 pub use types::{BroadcastFlags, BroadcastOptions, RemoteAck, Room, SocketInfo};

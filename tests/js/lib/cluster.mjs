@@ -31,16 +31,18 @@ export function run(cmd, args, { env = process.env, timeout = 60_000 } = {}) {
 }
 
 /**
- * Starts the cluster (debug binaries). Resolves to { dir, env, ports, nginxUrl, webhookUrl,
+ * Starts the cluster (debug binaries; `env`: extra variables for every process, e.g.
+ * REDIS_ADAPTER). Resolves to { dir, env, ports, nginxUrl, webhookUrl,
  * pid(name), logTails(lines), down({ keep }) }; rejects with the logs when `up` fails.
  */
-export async function startCluster({ profile = "debug", timeout = 240_000 } = {}) {
+export async function startCluster({ profile = "debug", timeout = 240_000, env: extra = {} } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "sio-cluster-test-"));
   chmodSync(dir, 0o755); // nginx workers run as nobody and use temp dirs under it
   const [nginx, webhook, redis, a, b, c] = await freePorts(6);
   const ports = { nginx, webhook, redis, sio: [a, b, c] };
   const env = {
     ...process.env,
+    ...extra,
     NGINX_PORT: String(nginx),
     WEBHOOK_PORT: String(webhook),
     REDIS_PORT: String(redis),
