@@ -20,8 +20,8 @@ pub mod session;
 pub mod streams;
 pub mod types;
 
-pub use types::{BroadcastFlags, BroadcastOptions, RemoteAck, Room, SocketInfo};
 pub use session::{SessionAwareAdapter, SessionAwareFactory};
+pub use types::{BroadcastFlags, BroadcastOptions, RemoteAck, Room, SocketInfo};
 
 use crate::socketio::Packet;
 use serde_json::Value;
@@ -65,6 +65,8 @@ pub enum SessionEvent {
     Changed,
     /// It closed for a recoverable reason: keep the session for the recovery window.
     Disconnected,
+    /// It closed for good (not a recoverable reason): a write-through store drops the session.
+    Ended,
 }
 
 /// A restored session and the packets its socket missed, in order, each carrying its offset.
@@ -180,6 +182,11 @@ pub trait Adapter: Send + Sync + 'static {
     fn delivery_fence(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
         None
     }
+
+    /// Called under [`Adapter::delivery_fence`] once an asynchronous [`Adapter::restore_session`]
+    /// answered, just before the restored socket joins its rooms: the adapter trims or completes
+    /// the missed packets so that, with what its local deliveries bring after, each arrives once.
+    fn settle_restore(&self, _restored: &mut Restored) {}
 
     /// Records a socket's session (its id, pid, rooms and data). Called on connect and on each
     /// change for a write-through store, and on a recoverable disconnect, after which the session

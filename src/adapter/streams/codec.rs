@@ -371,6 +371,31 @@ pub fn encode_session(s: &Session) -> String {
     BASE64.encode(out)
 }
 
+/// The session value our servers write through: Node's map followed by `nsp` (the namespace it
+/// may be restored in) and `srv` (the writing adapter's uid, so a server deletes only its own
+/// write), two keys Node's `restoreSession` ignores.
+pub fn encode_session_scoped(s: &Session, nsp: &str, srv: &str) -> String {
+    let mut map = vec![
+        (Mp::from("sid"), Mp::from(s.sid.as_str())),
+        (Mp::from("pid"), Mp::from(s.pid.as_str())),
+        (Mp::from("rooms"), rooms_mp(&s.rooms)),
+        (Mp::from("data"), json_to_mp(&s.data, &[])),
+    ];
+    map.push((Mp::from("nsp"), Mp::from(nsp)));
+    map.push((Mp::from("srv"), Mp::from(srv)));
+    let mut out = Vec::with_capacity(128);
+    let _ = rmpv::encode::write_value(&mut out, &Mp::Map(map));
+    BASE64.encode(out)
+}
+
+/// The namespace a session value is scoped to: `Some` for ours ([`encode_session_scoped`]),
+/// `None` for Node's, which any namespace may restore (as Node does).
+pub fn session_nsp(raw: &[u8]) -> Option<String> {
+    let bin = BASE64.decode(raw.trim_ascii()).ok()?;
+    let mp = decode_mp(&bin).ok()?;
+    mp_get(&mp, "nsp").and_then(|v| v.as_str()).map(str::to_owned)
+}
+
 /// Parses a session value (as `GET` returns it). Binaries in `data` are refused.
 pub fn decode_session(raw: &[u8]) -> Result<Session, CodecError> {
     let bin = BASE64

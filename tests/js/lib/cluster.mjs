@@ -82,6 +82,11 @@ export async function startCluster({ profile = "debug", timeout = 240_000, env: 
     logTails,
     /** The pid scripts/cluster recorded for `name` (sio-1, nginx, …). */
     pid: (name) => Number(readFileSync(path.join(dir, "run", `${name}.pid`), "utf8").trim()),
+    /** Runs `scripts/cluster up` again: restarts whatever is not running (e.g. a killed instance). */
+    async up() {
+      const res = await run(CLUSTER, ["up"], { env, timeout });
+      if (res.code !== 0) throw new Error(`scripts/cluster up failed (${res.code}):\n${res.stdout}\n${res.stderr}\n${logTails()}`);
+    },
     /** Stops everything; keeps CLUSTER_DIR (and prints the logs) when `keep`. */
     async down({ keep = false } = {}) {
       if (!downDone) {
