@@ -327,8 +327,7 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
     let mut missed = Vec::new();
     let (mut bytes, mut scanned) = (0usize, 0usize);
     let scan_limit = (shared.max_len as usize).saturating_mul(2).max(XRANGE_BATCH);
-    loop {
-        let Some(from) = codec::next_offset(&cursor) else { break };
+    while let Some(from) = codec::next_offset(&cursor) {
         let batch = service
             .query(
                 redis::cmd("XRANGE")

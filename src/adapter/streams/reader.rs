@@ -155,8 +155,7 @@ pub(super) async fn run(shared: Weak<Shared>, target: RedisTarget, timeout: Dura
         if let Some(s) = shared.upgrade() {
             s.set_reader_healthy(true);
         }
-        loop {
-            let Some(from) = last.clone() else { break };
+        while let Some(from) = last.clone() {
             let mut cmd = redis::cmd("XREAD");
             cmd.arg("COUNT")
                 .arg(count)

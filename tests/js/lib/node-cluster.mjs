@@ -14,8 +14,8 @@ import { startWebhook } from "./server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** Spawns one Node instance on `port`; resolves once it prints "listening". */
-async function nodeInstance(redisUrl, port, instanceId, env) {
+/** Spawns one Node instance (fixtures/node-streams-server.mjs) on `port`; resolves to its child process once it prints "listening". */
+export async function nodeInstance(redisUrl, port, instanceId, env = {}) {
   const child = spawn(process.execPath, [path.join(here, "../fixtures/node-streams-server.mjs")], {
     env: { ...process.env, ...env, REDIS_URL: redisUrl, PORT: String(port), INSTANCE_ID: instanceId },
     stdio: ["ignore", "pipe", "pipe"],
