@@ -17,7 +17,7 @@ use crate::adapter::redis::codec::{
 };
 use crate::server::rooms::Room;
 use crate::socketio::packet::placeholder_num;
-use crate::socketio::{Packet, PacketType};
+use crate::socketio::{Packet, PacketType, placeholder};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -274,6 +274,32 @@ fn opts_of(data: &Value) -> Result<BroadcastOptions, CodecError> {
     Ok(opts_from_json(opts))
 }
 
+/// Keeps only the attachments `v` refers to, renumbered in depth-first order (a msgpack map with
+/// a repeated key loses the earlier value, and with it the reference to its binary).
+fn compact(v: &mut Value, old: &[Bytes], new: &mut Vec<Bytes>) {
+    if let Some(Some(n)) = placeholder_num(v) {
+        if let Some(b) = old.get(n as usize) {
+            new.push(b.clone());
+            *v = placeholder(new.len() - 1);
+        }
+        return;
+    }
+    match v {
+        Value::Array(a) => a.iter_mut().for_each(|x| compact(x, old, new)),
+        Value::Object(o) => o.values_mut().for_each(|x| compact(x, old, new)),
+        _ => {}
+    }
+}
+
+/// `(v, attachments)` with only the referenced attachments.
+fn compacted(mut v: Value, old: Vec<Bytes>) -> (Value, Vec<Bytes>) {
+    let mut new = Vec::new();
+    if !old.is_empty() {
+        compact(&mut v, &old, &mut new);
+    }
+    (v, new)
+}
+
 /// The broadcast packet of `data`; with the msgpack form, its binaries are those of
 /// `packet.data` alone (numbered from 0), wherever else the message has some.
 fn packet_of(data: &Value, mp: Option<&Mp>, nsp: &str) -> Result<Packet, CodecError> {
@@ -283,10 +309,17 @@ fn packet_of(data: &Value, mp: Option<&Mp>, nsp: &str) -> Result<Packet, CodecEr
         Some(3 | 6) => PacketType::Ack,
         _ => return Err(CodecError::Shape("data.packet.type")),
     };
-    let mut attachments = Vec::new();
+    let mut all = Vec::new();
     let payload = match mp.and_then(|m| mp_get(m, "packet")) {
-        Some(packet) => mp_get(packet, "data").map(|d| mp_to_json(d.clone(), &mut attachments)),
+        Some(packet) => mp_get(packet, "data").map(|d| mp_to_json(d.clone(), &mut all)),
         None => p.get("data").cloned(),
+    };
+    let (payload, attachments) = match payload {
+        Some(v) => {
+            let (v, a) = compacted(v, all);
+            (Some(v), a)
+        }
+        None => (None, Vec::new()),
     };
     Ok(Packet {
         ty,
@@ -331,7 +364,10 @@ pub fn decode_entry<K: AsRef<[u8]>, V: AsRef<[u8]>>(fields: &[(K, V)]) -> Result
         }
         (ty, data) => {
             let (data, attachments) = match data {
-                Some((d, a, _)) => (Some(d), a),
+                Some((d, a, _)) => {
+                    let (d, a) = compacted(d, a);
+                    (Some(d), a)
+                }
                 None => (None, Vec::new()),
             };
             Body::Other { ty, data, attachments }
