@@ -27,7 +27,7 @@ const num = (name, def) => {
   }
   return v;
 };
-const adapter = arg("adapter", process.env.REDIS_ADAPTER ?? "classic");
+const adapter = arg("adapter", process.env.REDIS_ADAPTER ?? "streams");
 const signal = arg("signal", "SIGKILL");
 if (!["SIGKILL", "SIGTERM"].includes(signal)) {
   console.error("--signal must be SIGKILL or SIGTERM");

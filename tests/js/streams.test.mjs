@@ -10,7 +10,7 @@ import { io } from "socket.io-client";
 import { clientPool } from "./lib/clients.mjs";
 import { startServer, startWebhook, freePort, sleep, once, waitFor, fresh } from "./lib/server.mjs";
 import { rawConnect, drain, terminateAll } from "./lib/raw.mjs";
-import { startRedis, redisCli } from "./lib/redis.mjs";
+import { startRedis, startRedisCluster, redisCli } from "./lib/redis.mjs";
 import { post } from "./lib/webhook.mjs";
 import { nodeInstance } from "./lib/node-cluster.mjs";
 
@@ -346,5 +346,34 @@ describe("interop with Node's socket.io 4.8 + @socket.io/redis-streams-adapter 0
     const r = await move(a, n, (sig) => a.stop(sig), fresh("r"));
     assert.deepEqual(r, { recovered: true, sameId: true, texts: ["before", "after"] });
     await n.stop();
+  });
+});
+
+describe("on a Redis Cluster (the stream is one key on one shard, as in Node)", () => {
+  test("broadcasts between instances, and a client of a SIGKILLed instance recovers on another", async () => {
+    const rc = await startRedisCluster();
+    const env = { REDIS_MODE: "cluster", REDIS_NODES: rc.nodesJson, REDIS_ADAPTER: "streams" };
+    const x = await startServer({ env: { ...env, INSTANCE_ID: "cx" } });
+    const y = await startServer({ env: { ...env, INSTANCE_ID: "cy" } });
+    const px = clientPool(() => x.url);
+    const py = clientPool(() => y.url);
+    try {
+      const room = fresh("r");
+      const sender = await member(py, room);
+      const { session } = await sessionOn(x.url, room, sender);
+      await waitFor(() => sender.texts.includes("seen"), 4000, "the sender got its own message");
+      await kill9(x);
+      await say(sender, room, "missed");
+      const c = await rawConnect(y.url, { pid: session.pid, offset: session.offset });
+      assert.equal(c.sid, session.sid);
+      assert.deepEqual(texts(c.before), ["missed"]);
+      await c.raw.close();
+    } finally {
+      px.disconnectAll();
+      py.disconnectAll();
+      await x.stop("SIGKILL");
+      await y.stop();
+      await rc.stop();
+    }
   });
 });
