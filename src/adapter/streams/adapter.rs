@@ -30,8 +30,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::mpsc;
 
 /// Broadcasts kept after local delivery, to close the gap between a restore's last `XRANGE` and
-/// what the reader delivered meanwhile (a few hundred milliseconds at most).
+/// what the reader delivered meanwhile (a few hundred milliseconds at most): at most this many,
+/// and at most [`RING_BYTES`] of stream entries.
 const RING_ENTRIES: usize = 4096;
+/// See [`RING_ENTRIES`].
+const RING_BYTES: usize = 4 << 20;
 
 /// Entries read per `XRANGE` call of a restore.
 const XRANGE_BATCH: usize = 1000;
@@ -128,6 +131,43 @@ struct Delivered {
     id: StreamId,
     packet: Packet,
     opts: BroadcastOptions,
+    size: usize,
+}
+
+/// The recent broadcasts, bounded by [`RING_ENTRIES`] and [`RING_BYTES`].
+#[derive(Default)]
+struct Ring {
+    entries: VecDeque<Delivered>,
+    bytes: usize,
+    /// The id of the newest entry dropped.
+    dropped: Option<StreamId>,
+}
+
+impl Ring {
+    fn push(&mut self, d: Delivered) {
+        self.bytes += d.size;
+        self.entries.push_back(d);
+        while self.entries.len() > RING_ENTRIES || self.bytes > RING_BYTES {
+            let Some(old) = self.entries.pop_front() else { break };
+            self.bytes -= old.size;
+            self.dropped = Some(old.id);
+        }
+    }
+
+    /// The packets delivered after `after` up to `upto`, that a session in `rooms` got; `None`
+    /// when the ring no longer holds all of them.
+    fn between(&self, after: StreamId, upto: StreamId, rooms: &[Room]) -> Option<Vec<Packet>> {
+        if self.dropped.is_some_and(|d| d > after) {
+            return None;
+        }
+        Some(
+            self.entries
+                .iter()
+                .filter(|d| d.id > after && d.id <= upto && should_replay(rooms, &d.opts))
+                .map(|d| d.packet.clone())
+                .collect(),
+        )
+    }
 }
 
 /// The streams adapter of one namespace.
@@ -139,7 +179,7 @@ pub struct StreamsAdapter {
     nsp: OnceLock<WeakNamespace>,
     /// Held by every local delivery of the reader: see [`Adapter::delivery_fence`].
     fence: Mutex<()>,
-    ring: Mutex<VecDeque<Delivered>>,
+    ring: Mutex<Ring>,
 }
 
 impl StreamsAdapter {
@@ -151,7 +191,7 @@ impl StreamsAdapter {
             recovery,
             nsp: OnceLock::new(),
             fence: Mutex::new(()),
-            ring: Mutex::new(VecDeque::new()),
+            ring: Mutex::default(),
         }
     }
 
@@ -174,7 +214,7 @@ impl StreamsAdapter {
     }
 
     /// Handles one entry of this namespace read from the stream (any server's, ours included).
-    pub(super) fn on_entry(&self, id: &str, sid: StreamId, msg: StreamMessage) {
+    pub(super) fn on_entry(&self, id: &str, sid: StreamId, msg: StreamMessage, size: usize) {
         let Some(nsp) = self.namespace() else {
             self.shared.set_reader_pos(sid);
             return;
@@ -193,14 +233,11 @@ impl StreamsAdapter {
                 let _fence = lock(&self.fence);
                 if self.recovery && needs_offset(&packet, &opts) {
                     push_offset(&mut packet, id);
-                    let mut ring = lock(&self.ring);
-                    if ring.len() >= RING_ENTRIES {
-                        ring.pop_front();
-                    }
-                    ring.push_back(Delivered {
+                    lock(&self.ring).push(Delivered {
                         id: sid,
                         packet: packet.clone(),
                         opts,
+                        size,
                     });
                 }
                 let d = nsp.local_broadcast(&packet, &local);
@@ -483,15 +520,13 @@ impl Adapter for StreamsAdapter {
         // The reader went past the restore's last read: what it delivered in between comes from
         // the ring.
         let rooms: Vec<Room> = restored.session.rooms.iter().map(|r| Room::from(r.as_str())).collect();
-        let ring = lock(&self.ring);
-        if ring.front().is_some_and(|d| d.id > read_to) {
-            tracing::warn!(sid = %restored.session.sid, "restore gap older than the delivery ring; some packets may be missed");
+        match lock(&self.ring).between(read_to, reader, &rooms) {
+            Some(more) => restored.missed.extend(more),
+            None => tracing::warn!(
+                sid = %restored.session.sid,
+                "restore gap older than the delivery ring; packets of the gap may be missed"
+            ),
         }
-        restored.missed.extend(
-            ring.iter()
-                .filter(|d| d.id > read_to && d.id <= reader && should_replay(&rooms, &d.opts))
-                .map(|d| d.packet.clone()),
-        );
     }
 
     fn persist_session(&self, session: Session, event: SessionEvent) {
@@ -510,5 +545,132 @@ impl Adapter for StreamsAdapter {
             pid.to_owned(),
             offset.to_owned(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socketio::PacketType;
+    use serde_json::json;
+
+    fn event(text: &str, offset: &str) -> Packet {
+        Packet {
+            ty: PacketType::Event,
+            nsp: "/".into(),
+            id: None,
+            data: Some(json!(["message", text, offset])),
+            attachments: Vec::new(),
+        }
+    }
+
+    fn to(rooms: &[&str]) -> BroadcastOptions {
+        BroadcastOptions {
+            rooms: rooms.iter().map(|r| Room::from(*r)).collect(),
+            ..BroadcastOptions::default()
+        }
+    }
+
+    #[test]
+    fn pids_are_checked_before_redis_is_asked() {
+        assert!(valid_pid("AbCdEfGhIjKlMnOpQrSt"));
+        assert!(valid_pid("a-b_c"));
+        assert!(!valid_pid(""));
+        assert!(!valid_pid(&"x".repeat(65)));
+        assert!(!valid_pid("a b"));
+        assert!(!valid_pid("a\r\nFLUSHALL"));
+        assert!(!valid_pid("sio:session:*"));
+    }
+
+    #[test]
+    fn the_offset_is_the_last_string_argument() {
+        assert_eq!(offset_of(&event("hi", "17-3")), Some((17, 3)));
+        assert_eq!(offset_of(&event("hi", "nope")), None);
+        let mut p = event("hi", "1-0");
+        p.data = None;
+        assert_eq!(offset_of(&p), None);
+    }
+
+    #[test]
+    fn json_cluster_messages_go_out_as_msgpack() {
+        let json = br#"{"type":7,"data":{"requestId":"r"},"uid":"u","nsp":"/"}"#.to_vec();
+        let mp = as_msgpack(json);
+        assert_eq!(mp[0] & 0xf0, 0x80, "a msgpack map");
+        let (v, _) = crate::adapter::cluster::codec::decode_any(&mp).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": 7, "data": {"requestId": "r"}, "uid": "u", "nsp": "/"})
+        );
+        // Already msgpack (binary): unchanged.
+        assert_eq!(as_msgpack(vec![0x81, 0xa1, b'a', 0x01]), vec![0x81, 0xa1, b'a', 0x01]);
+    }
+
+    #[test]
+    fn the_ring_fills_a_restore_gap_with_the_sessions_rooms_only() {
+        let mut ring = Ring::default();
+        for (i, room) in ["r", "other", "r", "r"].iter().enumerate() {
+            let id = (100, i as u64);
+            ring.push(Delivered {
+                id,
+                packet: event(&format!("m{i}"), &format!("100-{i}")),
+                opts: to(&[room]),
+                size: 10,
+            });
+        }
+        let rooms = [Room::from("sid"), Room::from("r")];
+        let got = ring.between((100, 0), (100, 2), &rooms).unwrap();
+        assert_eq!(got, vec![event("m2", "100-2")], "after 100-0, up to 100-2, in room r");
+        assert_eq!(ring.between((100, 3), (100, 3), &rooms).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_ring_that_dropped_part_of_the_gap_says_so() {
+        let mut ring = Ring::default();
+        for i in 0..(RING_ENTRIES as u64 + 2) {
+            ring.push(Delivered {
+                id: (1, i),
+                packet: event("m", &format!("1-{i}")),
+                opts: to(&[]),
+                size: 1,
+            });
+        }
+        assert_eq!(ring.entries.len(), RING_ENTRIES);
+        assert!(ring.between((1, 0), (1, 5), &[]).is_none(), "1-1 was dropped");
+        assert_eq!(ring.between((1, 1), (1, 3), &[]).unwrap().len(), 2);
+        // Bounded in bytes too.
+        let mut ring = Ring::default();
+        for i in 0..3 {
+            ring.push(Delivered {
+                id: (2, i),
+                packet: event("big", "2-0"),
+                opts: to(&[]),
+                size: RING_BYTES / 2,
+            });
+        }
+        assert_eq!(ring.entries.len(), 2);
+        assert!(ring.bytes <= RING_BYTES);
+    }
+
+    #[test]
+    fn our_session_values_are_nodes_plus_their_namespace() {
+        let s = codec::Session {
+            sid: "AbCdEfGhIjKlMnOpQrSt".into(),
+            pid: "p".into(),
+            rooms: vec![Room::from("AbCdEfGhIjKlMnOpQrSt"), Room::from("r")],
+            data: json!({"k": 1}),
+        };
+        let ours = encode_session_scoped(&s, "/chat", "u1");
+        assert_eq!(decode_session(ours.as_bytes()).unwrap(), s, "Node reads what it knows");
+        assert_eq!(session_nsp(ours.as_bytes()).as_deref(), Some("/chat"));
+        assert_eq!(
+            session_nsp(codec::encode_session(&s).as_bytes()),
+            None,
+            "Node's: any namespace"
+        );
+        assert_ne!(
+            ours,
+            encode_session_scoped(&s, "/chat", "u2"),
+            "each writer's value differs"
+        );
     }
 }

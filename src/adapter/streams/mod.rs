@@ -40,7 +40,7 @@ pub type StreamId = (u64, u64);
 /// are forgotten (their socket then keeps every replayed packet).
 const MAX_PENDING_RESTORES: usize = 10_000;
 
-/// Live sessions refreshed per `PEXPIRE` batch.
+/// Live sessions written again per refresh batch.
 const REFRESH_BATCH: usize = 1000;
 
 /// Connection state recovery settings of the streams adapter.
@@ -99,7 +99,10 @@ impl Shared {
             .get(&msg.nsp)
             .and_then(Weak::upgrade);
         match adapter {
-            Some(a) => a.on_entry(id, sid, msg),
+            Some(a) => {
+                let size = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+                a.on_entry(id, sid, msg, size)
+            }
             None => self.set_reader_pos(sid),
         }
     }
@@ -148,7 +151,7 @@ impl Shared {
     }
 }
 
-/// Every window/3, refreshes the TTL of the sessions of live local sockets (in `PEXPIRE`
+/// Every window/3, writes the sessions of live local sockets again (refreshing their TTL, in
 /// batches), until the shared state is dropped.
 fn spawn_refresher(shared: Weak<Shared>, window: Duration) {
     tokio::spawn(async move {
@@ -156,11 +159,11 @@ fn spawn_refresher(shared: Weak<Shared>, window: Duration) {
         loop {
             tokio::time::sleep(period).await;
             let Some(s) = shared.upgrade() else { return };
-            let keys: Vec<String> = lock(&s.live).values().map(|(k, _)| k.clone()).collect();
+            let sessions: Vec<(String, String)> = lock(&s.live).values().cloned().collect();
             let px = s.window.as_millis() as u64;
-            for chunk in keys.chunks(REFRESH_BATCH) {
+            for chunk in sessions.chunks(REFRESH_BATCH) {
                 if !s.writer.send(writer::Op::Refresh {
-                    keys: chunk.to_vec(),
+                    sessions: chunk.to_vec(),
                     px,
                 }) {
                     tracing::warn!("session refresh dropped: the stream write queue is full");

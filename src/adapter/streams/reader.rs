@@ -183,3 +183,39 @@ pub(super) async fn run(shared: Weak<Shared>, target: RedisTarget, timeout: Dura
         tokio::time::sleep(delay).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn entry(id: &str, kv: &[&str]) -> Value {
+        Value::Array(vec![bulk(id), Value::Array(kv.iter().map(|s| bulk(s)).collect())])
+    }
+
+    #[test]
+    fn xrange_and_xread_replies_parse_in_resp2_and_resp3() {
+        let entries = Value::Array(vec![
+            entry("1-0", &["uid", "a", "nsp", "/"]),
+            entry("1-1", &["type", "3"]),
+        ]);
+        let parsed = parse_entries(&entries);
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].0, "1-0");
+        assert_eq!(
+            parsed[0].1,
+            vec![(b"uid".to_vec(), b"a".to_vec()), (b"nsp".to_vec(), b"/".to_vec())]
+        );
+        let resp2 = Value::Array(vec![Value::Array(vec![bulk("socket.io"), entries.clone()])]);
+        let resp3 = Value::Map(vec![(bulk("socket.io"), entries)]);
+        let ids = |v: &Value| parse_xread(v).into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        assert_eq!(ids(&resp2), ["1-0", "1-1"]);
+        assert_eq!(ids(&resp3), ["1-0", "1-1"]);
+        // A BLOCK timeout answers nil; garbage gives nothing rather than a panic.
+        assert!(parse_xread(&Value::Nil).is_empty());
+        assert!(parse_entries(&Value::Array(vec![Value::Int(3), Value::Array(vec![])])).is_empty());
+    }
+}

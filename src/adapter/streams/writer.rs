@@ -31,8 +31,9 @@ pub(super) enum Op {
     Set { key: String, value: String, px: u64 },
     /// Delete `key` if it still holds `value`.
     DelIfEqual { key: String, value: String },
-    /// `PEXPIRE key ms` for each key (never re-creates a key that is gone).
-    Refresh { keys: Vec<String>, px: u64 },
+    /// `SET key value PX ms` for each live session: refreshes its TTL, and puts it back if Redis
+    /// lost it (a restart) or another server's stale write deleted it.
+    Refresh { sessions: Vec<(String, String)>, px: u64 },
 }
 
 impl Op {
@@ -40,7 +41,7 @@ impl Op {
         match self {
             Op::Xadd { fields, .. } => fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + 32,
             Op::Set { key, value, .. } | Op::DelIfEqual { key, value } => key.len() + value.len() + 32,
-            Op::Refresh { keys, .. } => keys.iter().map(|k| k.len() + 16).sum(),
+            Op::Refresh { sessions, .. } => sessions.iter().map(|(k, v)| k.len() + v.len() + 16).sum(),
         }
     }
 }
@@ -109,9 +110,9 @@ fn op_cmds(op: &Op, stream: &str, max_len: u64) -> Vec<redis::Cmd> {
         Op::Xadd { fields, .. } => vec![xadd_cmd(stream, max_len, fields)],
         Op::Set { key, value, px } => vec![redis::cmd("SET").arg(key).arg(value).arg("PX").arg(*px).clone()],
         Op::DelIfEqual { key, value } => vec![redis::cmd("EVAL").arg(DEL_IF_EQUAL).arg(1).arg(key).arg(value).clone()],
-        Op::Refresh { keys, px } => keys
+        Op::Refresh { sessions, px } => sessions
             .iter()
-            .map(|k| redis::cmd("PEXPIRE").arg(k).arg(*px).clone())
+            .map(|(k, v)| redis::cmd("SET").arg(k).arg(v).arg("PX").arg(*px).clone())
             .collect(),
     }
 }

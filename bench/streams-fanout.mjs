@@ -1,0 +1,146 @@
+// Fan-out of the streams adapter against our classic adapter and Node's socket.io 4.8 +
+// @socket.io/redis-streams-adapter 0.3.1 (issue #17): 3 instances on one redis-server, C stock
+// clients in one room spread over them, one sender per instance posting chat messages (acked, at
+// most W in flight each) for T seconds. Prints one JSON line per setup: messages acked per second,
+// deliveries per second (messages × receivers that arrived), and Redis CPU (INFO cpu, user+sys)
+// per 1,000 messages. Everything it starts is stopped by PID; every wait has a deadline.
+//
+//   node bench/streams-fanout.mjs [--setups streams,classic,node-streams] [--clients 30]
+//                                 [--seconds 5] [--window 20] [--out FILE]
+import { createRequire } from "node:module";
+import { appendFileSync } from "node:fs";
+import { startServer, freePort, waitFor, sleep } from "../tests/js/lib/server.mjs";
+import { startRedis, redisCli } from "../tests/js/lib/redis.mjs";
+import { nodeInstance } from "../tests/js/lib/node-cluster.mjs";
+
+const require = createRequire(new URL("../tests/js/package.json", import.meta.url));
+const { io } = require("socket.io-client");
+
+const argv = process.argv.slice(2);
+const option = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+};
+const SETUPS = option("--setups", "streams,classic,node-streams").split(",");
+const CLIENTS = Number(option("--clients", 30));
+const SECONDS = Number(option("--seconds", 5));
+const WINDOW = Number(option("--window", 20));
+const OUT = option("--out", null);
+
+async function redisCpu(port) {
+  const info = await redisCli(["-p", String(port), "INFO", "cpu"]);
+  const v = (k) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)?.[1] ?? 0);
+  return v("used_cpu_user") + v("used_cpu_sys");
+}
+
+async function startInstances(setup, redis) {
+  const stops = [];
+  const urls = [];
+  for (let i = 1; i <= 3; i++) {
+    if (setup === "node-streams") {
+      const port = await freePort();
+      const child = await nodeInstance(redis.url, port, `n${i}`);
+      urls.push(`http://127.0.0.1:${port}`);
+      stops.push(async () => {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGKILL");
+        await exited;
+      });
+    } else {
+      const s = await startServer({
+        env: { REDIS_URL: redis.url, REDIS_ADAPTER: setup, INSTANCE_ID: `s${i}`, RUST_LOG: "error" },
+      });
+      urls.push(s.url);
+      stops.push(() => s.stop("SIGKILL"));
+    }
+  }
+  return { urls, stop: () => Promise.all(stops.map((f) => f())) };
+}
+
+async function connect(url) {
+  const s = io(url, { forceNew: true, transports: ["websocket"], reconnection: false });
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no connect to ${url}`)), 10_000);
+    s.once("connect", () => (clearTimeout(t), resolve()));
+  });
+  return s;
+}
+
+async function run(setup) {
+  const redis = await startRedis();
+  const inst = await startInstances(setup, redis);
+  const clients = [];
+  try {
+    const room = `fanout-${setup}`;
+    let received = 0;
+    for (let i = 0; i < CLIENTS; i++) {
+      const c = await connect(inst.urls[i % 3]);
+      const ack = await c.timeout(5000).emitWithAck("join", room);
+      if (!ack?.ok) throw new Error(`join failed: ${JSON.stringify(ack)}`);
+      c.on("message", () => received++);
+      clients.push(c);
+    }
+    const senders = await Promise.all(inst.urls.map(connect));
+    clients.push(...senders);
+    // Warm-up: one message reaches everyone.
+    await senders[0].timeout(5000).emitWithAck("message", { roomId: room, message: "warm" });
+    await waitFor(() => received >= CLIENTS, 10_000, "warm-up delivered");
+    await sleep(300);
+    received = 0;
+    const cpu0 = await redisCpu(redis.port);
+    let acked = 0;
+    let failed = 0;
+    const until = Date.now() + SECONDS * 1000;
+    const started = Date.now();
+    await Promise.all(
+      senders.map(async (s) => {
+        const lane = async () => {
+          while (Date.now() < until) {
+            try {
+              const a = await s.timeout(10_000).emitWithAck("message", { roomId: room, message: "x" });
+              if (a?.ok) acked++;
+              else failed++;
+            } catch {
+              failed++;
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: WINDOW }, lane));
+      }),
+    );
+    const sendSeconds = (Date.now() - started) / 1000;
+    // Deliveries still in flight: wait until the count stops growing (at most 10 s).
+    let last = -1;
+    const settleUntil = Date.now() + 10_000;
+    while (received !== last && Date.now() < settleUntil) {
+      last = received;
+      await sleep(500);
+    }
+    const cpu1 = await redisCpu(redis.port);
+    const result = {
+      bench: "streams-fanout",
+      setup,
+      at: new Date().toISOString(),
+      clients: CLIENTS,
+      seconds: SECONDS,
+      window: WINDOW,
+      acked,
+      failed,
+      messagesPerSec: Math.round(acked / sendSeconds),
+      deliveries: received,
+      expected: acked * CLIENTS,
+      deliveriesPerSec: Math.round(received / sendSeconds),
+      redisCpuMsPer1000: acked ? Math.round(((cpu1 - cpu0) * 1e9) / acked) / 1000 : null,
+    };
+    console.log(JSON.stringify(result));
+    if (OUT) appendFileSync(OUT, `${JSON.stringify(result)}\n`);
+    return result;
+  } finally {
+    for (const c of clients) c.disconnect();
+    await inst.stop();
+    await redis.stop();
+  }
+}
+
+for (const setup of SETUPS) await run(setup);
+process.exit(0);
