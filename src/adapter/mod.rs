@@ -84,6 +84,10 @@ pub enum AdapterError {
     /// The store or bus did not take the packet (e.g. Redis unreachable or erroring).
     #[error("adapter unavailable: {0}")]
     Unavailable(String),
+    /// The store may or may not have taken it (e.g. a command sent, then a timeout or a dropped
+    /// connection): it may still be delivered.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
 }
 
 /// Whether a packet gets an offset (Node's `addOffsetIfNecessary`): an EVENT without ack id, not

@@ -72,17 +72,51 @@ pub trait Outlet {
     /// successive emits keep their order); the future resolves once the emit is durable (with
     /// connection state recovery: stored by the adapter, e.g. `XADD` answered), `Err` saying why
     /// it did not go out.
-    fn emit(&mut self, room: &str, event: &'static str, message: &Message) -> BoxFuture<'static, Result<(), String>>;
+    fn emit(
+        &mut self,
+        room: &str,
+        event: &'static str,
+        message: &Message,
+    ) -> BoxFuture<'static, Result<(), EmitFailure>>;
+}
+
+/// Why one emit did not go out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmitFailure {
+    /// Why.
+    pub reason: String,
+    /// It may have gone out after all (e.g. a store that timed out after the write was sent).
+    pub unknown: bool,
+}
+
+impl From<String> for EmitFailure {
+    fn from(reason: String) -> Self {
+        EmitFailure { reason, unknown: false }
+    }
 }
 
 impl Outlet for Namespace {
-    fn emit(&mut self, room: &str, event: &'static str, message: &Message) -> BoxFuture<'static, Result<(), String>> {
+    fn emit(
+        &mut self,
+        room: &str,
+        event: &'static str,
+        message: &Message,
+    ) -> BoxFuture<'static, Result<(), EmitFailure>> {
         let value = match serde_json::to_value(message) {
             Ok(v) => v,
-            Err(e) => return Box::pin(std::future::ready(Err(format!("cannot serialize the message: {e}")))),
+            Err(e) => {
+                return Box::pin(std::future::ready(Err(
+                    format!("cannot serialize the message: {e}").into()
+                )));
+            }
         };
         let durable = self.to(room).emit_durable(event, vec![value], Vec::new());
-        Box::pin(async move { durable.await.map_err(|e: EmitError| e.to_string()) })
+        Box::pin(async move {
+            durable.await.map_err(|e: EmitError| EmitFailure {
+                unknown: matches!(e, EmitError::Adapter(crate::adapter::AdapterError::Unknown(_))),
+                reason: e.to_string(),
+            })
+        })
     }
 }
 
@@ -98,6 +132,8 @@ pub struct DeliverError {
     pub reason: String,
     /// Another event of the same message did go out (a retry would repeat it).
     pub partial: bool,
+    /// The failed event may have gone out after all (its outcome is unknown).
+    pub unknown: bool,
 }
 
 /// Broadcasts `message` to its room: the specific event (for typed messages), then the generic
@@ -121,15 +157,13 @@ pub fn deliver(
             results.push((event, emit.await));
         }
         let partial = results.iter().any(|(_, r)| r.is_ok());
-        match results
-            .into_iter()
-            .find_map(|(event, r)| r.err().map(|reason| (event, reason)))
-        {
-            Some((event, reason)) => Err(DeliverError {
+        match results.into_iter().find_map(|(event, r)| r.err().map(|f| (event, f))) {
+            Some((event, f)) => Err(DeliverError {
                 event,
                 room,
-                reason,
+                reason: f.reason,
                 partial,
+                unknown: f.unknown,
             }),
             None => Ok(()),
         }
@@ -163,10 +197,19 @@ mod tests {
     struct Recorder(Vec<&'static str>, Option<usize>);
 
     impl Outlet for Recorder {
-        fn emit(&mut self, _room: &str, event: &'static str, _m: &Message) -> BoxFuture<'static, Result<(), String>> {
+        fn emit(
+            &mut self,
+            _room: &str,
+            event: &'static str,
+            _m: &Message,
+        ) -> BoxFuture<'static, Result<(), EmitFailure>> {
             let failed = self.1 == Some(self.0.len());
             self.0.push(event);
-            Box::pin(std::future::ready(if failed { Err("refused".into()) } else { Ok(()) }))
+            Box::pin(std::future::ready(if failed {
+                Err(String::from("refused").into())
+            } else {
+                Ok(())
+            }))
         }
     }
 

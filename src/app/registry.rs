@@ -180,11 +180,11 @@ fn answer_sent(s: &Socket, event: &'static str, result: Result<Message, SendErro
         Ok(message) => answer(ack, json!({"ok": true, "id": message.id})),
         Err(SendError::NotDelivered(e)) => {
             tracing::warn!(sid = %s.id(), error = %e, "message not delivered");
-            // Partial: the typed event went out, a retry would repeat it.
-            let code = if e.partial {
-                "partially_delivered"
-            } else {
-                "not_delivered"
+            // Unknown: it may still arrive. Partial: the typed event went out, a retry would repeat it.
+            let code = match (e.unknown, e.partial) {
+                (true, _) => "delivery_unknown",
+                (false, true) => "partially_delivered",
+                (false, false) => "not_delivered",
             };
             let error = json!({"code": code, "message": e.to_string(), "field": null});
             let _ = s.emit("message:error", json!({"event": event, "error": &error}));

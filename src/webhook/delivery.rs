@@ -35,7 +35,9 @@ pub enum DeliveryError {
 
 impl From<DeliverError> for DeliveryError {
     fn from(e: DeliverError) -> Self {
-        if e.partial {
+        if e.unknown {
+            DeliveryError::Unknown(format!("{e}; it may or may not have been delivered"))
+        } else if e.partial {
             DeliveryError::Partial(e.to_string())
         } else {
             DeliveryError::Unavailable(e.to_string())
@@ -149,6 +151,10 @@ impl Delivery {
                         "partially delivered by the server: {}",
                         ack["error"]["message"].as_str().unwrap_or("one of its events went out")
                     ))),
+                    _ if ack["error"]["code"] == "delivery_unknown" => Err(DeliveryError::Unknown(format!(
+                        "the server does not know whether it was delivered: {}",
+                        ack["error"]["message"].as_str().unwrap_or("its store did not answer")
+                    ))),
                     // The server could not store it (e.g. the streams adapter's XADD failed).
                     _ if ack["error"]["code"] == "not_delivered" => Err(DeliveryError::Unavailable(format!(
                         "not delivered by the server: {}",
@@ -171,6 +177,7 @@ impl Delivery {
                         room: message.room_id.clone(),
                         reason,
                         partial: i > 0,
+                        unknown: false,
                     };
                     let receivers = emitter
                         .emit_to_room("/", &message.room_id, event, vec![value])
@@ -196,8 +203,8 @@ impl Outlet for Planned {
         _room: &str,
         event: &'static str,
         message: &Message,
-    ) -> crate::adapter::BoxFuture<'static, Result<(), String>> {
-        let value = serde_json::to_value(message).map_err(|e| format!("cannot serialize the message: {e}"));
+    ) -> crate::adapter::BoxFuture<'static, Result<(), controller::EmitFailure>> {
+        let value = serde_json::to_value(message).map_err(|e| format!("cannot serialize the message: {e}").into());
         let result = value.map(|v| self.0.push((event, v)));
         Box::pin(std::future::ready(result))
     }

@@ -498,7 +498,7 @@ impl Adapter for StreamsAdapter {
         Box::pin(async move {
             match written.await {
                 Ok(Ok(_id)) => Ok(()),
-                Ok(Err(e)) => Err(AdapterError::Unavailable(e)),
+                Ok(Err(e)) => Err(e),
                 Err(_) => Err(AdapterError::Unavailable("the stream writer stopped".into())),
             }
         })

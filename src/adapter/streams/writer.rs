@@ -3,6 +3,7 @@
 //! order as pipelines of at most [`BATCH_OPS`] commands, so successive emits keep their order in
 //! the stream. Each `XADD` can report its entry id (the packet's offset) or the failure.
 
+use crate::adapter::AdapterError;
 use crate::adapter::redis::service::{Redacted, RedisService};
 use redis::Value;
 use std::sync::Arc;
@@ -18,7 +19,18 @@ const DEL_IF_EQUAL: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /// What an `XADD` answers: the entry id, or why it failed.
-pub type XaddResult = Result<String, String>;
+pub type XaddResult = Result<String, AdapterError>;
+
+/// What a failed pipeline means for its `XADD`s: an error reply or a refused connection means
+/// not written; a timeout or a connection lost after sending means maybe written.
+fn failure(e: &redis::RedisError) -> AdapterError {
+    let reason = format!("XADD failed: {}", Redacted(e));
+    if e.kind() == redis::ErrorKind::IoError && !e.is_connection_refusal() {
+        AdapterError::Unknown(reason)
+    } else {
+        AdapterError::Unavailable(reason)
+    }
+}
 
 /// One queued write.
 pub(super) enum Op {
@@ -88,7 +100,9 @@ impl Writer {
         };
         if !self.send(op) {
             crate::metrics::inc(&crate::metrics::METRICS.streams_xadd_errors);
-            let _ = tx2.send(Err("the stream write queue is full".to_owned()));
+            let _ = tx2.send(Err(AdapterError::Unavailable(
+                "the stream write queue is full".to_owned(),
+            )));
             return rx2;
         }
         drop(tx2);
@@ -117,12 +131,14 @@ fn op_cmds(op: &Op, stream: &str, max_len: u64) -> Vec<redis::Cmd> {
     }
 }
 
-fn entry_id(v: &Value) -> Result<String, String> {
+fn entry_id(v: &Value) -> XaddResult {
     match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).map_err(|_| "XADD answered a non-UTF-8 id".to_owned()),
+        Value::BulkString(b) => {
+            String::from_utf8(b.clone()).map_err(|_| AdapterError::Unknown("XADD answered a non-UTF-8 id".to_owned()))
+        }
         Value::SimpleString(s) => Ok(s.clone()),
-        Value::ServerError(e) => Err(format!("XADD failed: {e:?}")),
-        other => Err(format!("XADD answered {other:?}")),
+        Value::ServerError(e) => Err(AdapterError::Unavailable(format!("XADD failed: {e:?}"))),
+        other => Err(AdapterError::Unknown(format!("XADD answered {other:?}"))),
     }
 }
 
@@ -162,7 +178,7 @@ async fn run(
                     for (i, done) in dones.into_iter().enumerate() {
                         let r = replies
                             .get(i)
-                            .map_or_else(|| Err("XADD got no answer".to_owned()), entry_id);
+                            .map_or_else(|| Err(AdapterError::Unknown("XADD got no answer".to_owned())), entry_id);
                         if r.is_err() {
                             crate::metrics::inc(&crate::metrics::METRICS.streams_xadd_errors);
                         }
@@ -172,8 +188,8 @@ async fn run(
                     }
                 }
                 Err(e) => {
-                    let reason = format!("XADD failed: {}", Redacted(&e));
-                    tracing::warn!(count = dones.len(), error = %reason, "stream entries not written");
+                    let reason = failure(&e);
+                    tracing::warn!(count = dones.len(), error = %reason, "stream entries not (or maybe not) written");
                     crate::metrics::add(&crate::metrics::METRICS.streams_xadd_errors, dones.len() as u64);
                     for d in dones.into_iter().flatten() {
                         let _ = d.send(Err(reason.clone()));
@@ -203,5 +219,40 @@ async fn run(
         }
         queued.fetch_sub(bytes, Ordering::AcqRel);
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unsent_or_refused_xadd_counts_as_not_delivered() {
+        let refused = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(failure(&refused), AdapterError::Unavailable(_)));
+        let wrongtype = redis::RedisError::from((redis::ErrorKind::ResponseError, "WRONGTYPE"));
+        assert!(matches!(failure(&wrongtype), AdapterError::Unavailable(_)));
+        let timeout = redis::RedisError::from((redis::ErrorKind::IoError, "command timed out"));
+        assert!(matches!(failure(&timeout), AdapterError::Unknown(_)));
+        let dropped = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(matches!(failure(&dropped), AdapterError::Unknown(_)));
+        assert!(matches!(entry_id(&Value::BulkString(b"1-2".to_vec())), Ok(id) if id == "1-2"));
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let w = Writer {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            limit: 200,
+        };
+        let op = || Op::Set {
+            key: "k".into(),
+            value: "v".repeat(100),
+            px: 1,
+        };
+        assert!(w.send(op()));
+        assert!(!w.send(op()), "past the limit the write is refused");
     }
 }
