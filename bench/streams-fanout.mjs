@@ -7,7 +7,12 @@
 //
 //   node bench/streams-fanout.mjs [--setups streams,classic,node-streams] [--clients 30]
 //                                 [--seconds 5] [--window 20] [--out FILE]
+//   node bench/streams-fanout.mjs --loadgen [--receivers 1000] ...
+//        the load from target/release/sio-bench (cargo build --release -p sio-bench) instead of
+//        stock clients in this process, which saturate first: its fanout scenario with R
+//        receivers over the 3 instances, 6 senders, 32 messages in flight each, 2 s warm-up.
 import { createRequire } from "node:module";
+import { execFileSync } from "node:child_process";
 import { appendFileSync } from "node:fs";
 import { startServer, freePort, waitFor, sleep } from "../tests/js/lib/server.mjs";
 import { startRedis, redisCli } from "../tests/js/lib/redis.mjs";
@@ -26,6 +31,8 @@ const CLIENTS = Number(option("--clients", 30));
 const SECONDS = Number(option("--seconds", 5));
 const WINDOW = Number(option("--window", 20));
 const OUT = option("--out", null);
+const LOADGEN = argv.includes("--loadgen");
+const RECEIVERS = Number(option("--receivers", 1000));
 
 async function redisCpu(port) {
   const info = await redisCli(["-p", String(port), "INFO", "cpu"]);
@@ -36,11 +43,13 @@ async function redisCpu(port) {
 async function startInstances(setup, redis) {
   const stops = [];
   const urls = [];
+  const pids = [];
   for (let i = 1; i <= 3; i++) {
     if (setup === "node-streams") {
       const port = await freePort();
       const child = await nodeInstance(redis.url, port, `n${i}`);
       urls.push(`http://127.0.0.1:${port}`);
+      pids.push(child.pid);
       stops.push(async () => {
         const exited = new Promise((r) => child.once("exit", r));
         child.kill("SIGKILL");
@@ -52,9 +61,10 @@ async function startInstances(setup, redis) {
       });
       urls.push(s.url);
       stops.push(() => s.stop("SIGKILL"));
+      pids.push(s.child.pid);
     }
   }
-  return { urls, stop: () => Promise.all(stops.map((f) => f())) };
+  return { urls, pids, stop: () => Promise.all(stops.map((f) => f())) };
 }
 
 async function connect(url) {
@@ -66,7 +76,35 @@ async function connect(url) {
   return s;
 }
 
+/** One sio-bench fanout run against the 3 instances; its JSON result with Redis CPU added. */
+async function runLoadgen(setup) {
+  const redis = await startRedis();
+  const inst = await startInstances(setup, redis);
+  try {
+    const bin = new URL("../target/release/sio-bench", import.meta.url).pathname;
+    const servers = inst.urls.map((u) => u.replace("http://", "")).join(",");
+    await redisCli(["-p", String(redis.port), "CONFIG", "RESETSTAT"]);
+    const cpu0 = await redisCpu(redis.port);
+    const out = execFileSync(bin, [
+      "fanout", "--label", setup, "--servers", servers, "--pids", [...inst.pids, redis.pid()].join(","),
+      "--receivers", String(RECEIVERS), "--senders", "6", "--window", "32", "--warmup", "2",
+      "--duration", String(SECONDS), "--drain", "5",
+    ], { timeout: 120_000, maxBuffer: 16 << 20 }).toString().trim().split("\n").at(-1);
+    const cpu1 = await redisCpu(redis.port);
+    const r = JSON.parse(out);
+    const sent = r.messages_sent ?? null;
+    const result = { bench: "streams-fanout-loadgen", setup, at: new Date().toISOString(), redisCpuSeconds: Math.round((cpu1 - cpu0) * 1000) / 1000, ...r };
+    if (sent) result.redisCpuMsPer1000 = Math.round(((cpu1 - cpu0) * 1e9) / sent) / 1000;
+    console.log(JSON.stringify(result));
+    if (OUT) appendFileSync(OUT, `${JSON.stringify(result)}\n`);
+  } finally {
+    await inst.stop();
+    await redis.stop();
+  }
+}
+
 async function run(setup) {
+  if (LOADGEN) return runLoadgen(setup);
   const redis = await startRedis();
   const inst = await startInstances(setup, redis);
   const clients = [];
