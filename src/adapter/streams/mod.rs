@@ -15,6 +15,7 @@
 //! `RECOVERY_LOG_BYTES`; past that bound the client gets a fresh session.
 
 pub mod adapter;
+mod bus;
 pub mod codec;
 mod reader;
 mod writer;
@@ -26,7 +27,8 @@ use crate::adapter::redis::driver::RedisPubSub;
 use crate::adapter::redis::hub::{Publisher, spawn_resubscriber};
 use crate::adapter::redis::service::{Redacted, RedisService};
 use crate::adapter::{Adapter, AdapterFactory};
-use adapter::{StreamsAdapter, StreamsBus, StreamsRoute};
+use adapter::StreamsAdapter;
+use bus::{StreamsBus, StreamsRoute};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
