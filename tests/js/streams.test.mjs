@@ -280,6 +280,38 @@ describe("a failed XADD is never acknowledged", () => {
   });
 });
 
+describe("RECOVERY=false with the streams adapter", () => {
+  test("no pid, no offsets, and broadcasts still cross instances exactly once", async () => {
+    const env = { RECOVERY: "false" };
+    const x = await instance({ ...env, INSTANCE_ID: "nx" });
+    const y = await instance({ ...env, INSTANCE_ID: "ny" });
+    const px = clientPool(() => x.url);
+    const py = clientPool(() => y.url);
+    try {
+      const room = fresh("r");
+      const { raw, reply } = await rawConnect(x.url);
+      assert.deepEqual(Object.keys(reply), ["sid"]);
+      raw.send(`420${JSON.stringify(["join", room])}`);
+      const sender = await member(py, room);
+      const local = await member(px, room);
+      await say(sender, room, "one");
+      await waitFor(() => local.texts.includes("one") && sender.texts.includes("one"), 4000, "delivered on both");
+      const frames = (await drain(raw, 500)).filter((m) => m.startsWith('42["message"'));
+      assert.equal(frames.length, 1, frames.join("\n"));
+      assert.equal(JSON.parse(frames[0].slice(2)).length, 2, "no offset argument");
+      await sleep(300);
+      assert.deepEqual(local.texts, ["one"]);
+      assert.deepEqual(sender.texts, ["one"]);
+      await raw.close();
+    } finally {
+      px.disconnectAll();
+      py.disconnectAll();
+      await x.stop();
+      await y.stop();
+    }
+  });
+});
+
 describe("a Redis restart (data lost)", () => {
   test("the readers resume, broadcasts flow again and live sessions are written back within a third of the window", async () => {
     const own = await startRedis();

@@ -425,7 +425,11 @@ impl Adapter for StreamsAdapter {
             nsp.local_broadcast(&packet, opts);
             return Box::pin(std::future::ready(Ok(())));
         }
-        // Local sockets get it from the reader, with its entry id, in stream order.
+        // With recovery, local sockets get it from the reader, with its entry id, in stream
+        // order; without, at once (the reader skips our own entries then).
+        if !self.recovery {
+            nsp.local_broadcast(&packet, opts);
+        }
         let written = self.append(Body::Broadcast {
             packet,
             opts: opts.clone(),
