@@ -7,6 +7,9 @@
 //
 //   node bench/streams-fanout.mjs [--setups streams,classic,node-streams] [--clients 30]
 //                                 [--seconds 5] [--window 20] [--out FILE]
+//   node bench/streams-fanout.mjs --redis cluster --setups streams,sharded
+//        the same on a 3-master Redis Cluster (ours only): Redis CPU per 1,000 messages is then
+//        given per master (the stream's master carries every XADD and XREAD)
 //   node bench/streams-fanout.mjs --loadgen [--receivers 1000] ...
 //        the load from target/release/sio-bench (cargo build --release -p sio-bench) instead of
 //        stock clients in this process, which saturate first: its fanout scenario with R
@@ -15,7 +18,7 @@ import { createRequire } from "node:module";
 import { execFileSync } from "node:child_process";
 import { appendFileSync } from "node:fs";
 import { startServer, freePort, waitFor, sleep } from "../tests/js/lib/server.mjs";
-import { startRedis, redisCli } from "../tests/js/lib/redis.mjs";
+import { startRedis, startRedisCluster, redisCli } from "../tests/js/lib/redis.mjs";
 import { nodeInstance } from "../tests/js/lib/node-cluster.mjs";
 
 const require = createRequire(new URL("../tests/js/package.json", import.meta.url));
@@ -32,6 +35,17 @@ const SECONDS = Number(option("--seconds", 5));
 const WINDOW = Number(option("--window", 20));
 const OUT = option("--out", null);
 const LOADGEN = argv.includes("--loadgen");
+const CLUSTER = option("--redis", "standalone") === "cluster";
+
+/** A standalone redis-server, or a 3-master Cluster behind the same interface: ports, env, stop. */
+async function redisSetup() {
+  if (CLUSTER) {
+    const rc = await startRedisCluster();
+    return { ports: rc.ports, env: { REDIS_MODE: "cluster", REDIS_NODES: rc.nodesJson }, stop: () => rc.stop() };
+  }
+  const r = await startRedis();
+  return { ports: [r.port], url: r.url, env: { REDIS_URL: r.url }, stop: () => r.stop(), pid: () => r.pid(), port: r.port };
+}
 const RECEIVERS = Number(option("--receivers", 1000));
 
 async function redisCpu(port) {
@@ -57,7 +71,7 @@ async function startInstances(setup, redis) {
       });
     } else {
       const s = await startServer({
-        env: { REDIS_URL: redis.url, REDIS_ADAPTER: setup, INSTANCE_ID: `s${i}`, RUST_LOG: "error" },
+        env: { ...redis.env, REDIS_ADAPTER: setup, INSTANCE_ID: `s${i}`, RUST_LOG: "error" },
       });
       urls.push(s.url);
       stops.push(() => s.stop("SIGKILL"));
@@ -78,19 +92,18 @@ async function connect(url) {
 
 /** One sio-bench fanout run against the 3 instances; its JSON result with Redis CPU added. */
 async function runLoadgen(setup) {
-  const redis = await startRedis();
+  const redis = await redisSetup();
   const inst = await startInstances(setup, redis);
   try {
     const bin = new URL("../target/release/sio-bench", import.meta.url).pathname;
     const servers = inst.urls.map((u) => u.replace("http://", "")).join(",");
-    await redisCli(["-p", String(redis.port), "CONFIG", "RESETSTAT"]);
-    const cpu0 = await redisCpu(redis.port);
+    const cpu0 = await redisCpu(redis.ports[0]);
     const out = execFileSync(bin, [
-      "fanout", "--label", setup, "--servers", servers, "--pids", [...inst.pids, redis.pid()].join(","),
+      "fanout", "--label", setup, "--servers", servers, "--pids", inst.pids.join(","),
       "--receivers", String(RECEIVERS), "--senders", "6", "--window", "32", "--warmup", "2",
       "--duration", String(SECONDS), "--drain", "5",
     ], { timeout: 120_000, maxBuffer: 16 << 20 }).toString().trim().split("\n").at(-1);
-    const cpu1 = await redisCpu(redis.port);
+    const cpu1 = await redisCpu(redis.ports[0]);
     const r = JSON.parse(out);
     const sent = r.messages_sent ?? null;
     const result = { bench: "streams-fanout-loadgen", setup, at: new Date().toISOString(), redisCpuSeconds: Math.round((cpu1 - cpu0) * 1000) / 1000, ...r };
@@ -105,7 +118,7 @@ async function runLoadgen(setup) {
 
 async function run(setup) {
   if (LOADGEN) return runLoadgen(setup);
-  const redis = await startRedis();
+  const redis = await redisSetup();
   const inst = await startInstances(setup, redis);
   const clients = [];
   try {
@@ -125,8 +138,8 @@ async function run(setup) {
     await waitFor(() => received >= CLIENTS, 10_000, "warm-up delivered");
     await sleep(300);
     received = 0;
-    await redisCli(["-p", String(redis.port), "CONFIG", "RESETSTAT"]);
-    const cpu0 = await redisCpu(redis.port);
+    for (const p of redis.ports) await redisCli(["-p", String(p), "CONFIG", "RESETSTAT"]);
+    const cpu0 = await Promise.all(redis.ports.map(redisCpu));
     let acked = 0;
     let failed = 0;
     const until = Date.now() + SECONDS * 1000;
@@ -155,9 +168,10 @@ async function run(setup) {
       last = received;
       await sleep(500);
     }
-    const cpu1 = await redisCpu(redis.port);
+    const cpu1 = await Promise.all(redis.ports.map(redisCpu));
+    const perNode = cpu1.map((c, k) => (acked ? Math.round(((c - cpu0[k]) * 1e9) / acked) / 1000 : null));
     // Where Redis spent its time: calls and µs per command, the top 5.
-    const stats = (await redisCli(["-p", String(redis.port), "INFO", "commandstats"]))
+    const stats = (await redisCli(["-p", String(redis.ports[0]), "INFO", "commandstats"]))
       .split("\n")
       .map((l) => /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(l.trim()))
       .filter(Boolean)
@@ -177,8 +191,9 @@ async function run(setup) {
       deliveries: received,
       expected: acked * CLIENTS,
       deliveriesPerSec: Math.round(received / sendSeconds),
-      redisCpuMsPer1000: acked ? Math.round(((cpu1 - cpu0) * 1e9) / acked) / 1000 : null,
-      redisTop: stats,
+      redis: CLUSTER ? "cluster" : "standalone",
+      redisCpuMsPer1000: perNode.reduce((a, b) => a + b, 0),
+      ...(CLUSTER ? { redisCpuMsPer1000PerMaster: perNode } : { redisTop: stats }),
     };
     console.log(JSON.stringify(result));
     if (OUT) appendFileSync(OUT, `${JSON.stringify(result)}\n`);
