@@ -514,7 +514,14 @@ fn redis_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Re
     let kind = match env.value("REDIS_ADAPTER").as_deref() {
         Some("classic") => AdapterKind::Classic,
         Some("sharded") => AdapterKind::Sharded,
-        other => return Err(bad("REDIS_ADAPTER", other.unwrap_or(""), "expected classic or sharded")),
+        Some("streams") => AdapterKind::Streams,
+        other => {
+            return Err(bad(
+                "REDIS_ADAPTER",
+                other.unwrap_or(""),
+                "expected classic, sharded or streams",
+            ));
+        }
     };
     Ok(Some(RedisConfig {
         target,

@@ -2,7 +2,9 @@
 //! `sio-server client-suite` runs the server of the stock client's own test suite. The command
 //! line and the settings are `sio_server::config`'s; `--help` lists them.
 
-use sio_server::adapter::redis::{PresenceTracker, RedisAdapterFactory};
+use sio_server::adapter::AdapterFactory;
+use sio_server::adapter::redis::{AdapterKind, PresenceTracker, RedisAdapterFactory};
+use sio_server::adapter::streams::{StreamsAdapterFactory, StreamsRecovery};
 use sio_server::app::{ChatApp, ChatRate};
 use sio_server::config::{Config, Mode, WebhookPort};
 use sio_server::http::{self, AppState, RedisState};
@@ -150,14 +152,28 @@ async fn socket_io_server(config: &Config) -> (Server, Option<RedisState>) {
     let Some(rc) = &config.redis else {
         return (Server::new(server_config), None);
     };
-    let factory = RedisAdapterFactory::connect_with_retry(rc.clone()).await;
-    if config.recovery {
-        tracing::info!("RECOVERY: the classic and sharded Redis adapters cannot recover sessions; off");
-    }
-    let service = factory.service().clone();
+    let (factory, service): (Arc<dyn AdapterFactory>, _) = if rc.kind == AdapterKind::Streams {
+        let recovery = StreamsRecovery {
+            enabled: config.recovery,
+            window: config.recovery_max_disconnection,
+            replay_max_bytes: config.recovery_log_bytes,
+        };
+        let f = StreamsAdapterFactory::connect_with_retry(rc.clone(), recovery).await;
+        let service = f.service().clone();
+        (Arc::new(f), service)
+    } else {
+        let f = RedisAdapterFactory::connect_with_retry(rc.clone()).await;
+        if config.recovery {
+            tracing::info!(
+                "RECOVERY: the classic and sharded Redis adapters cannot recover sessions (REDIS_ADAPTER=streams can); off"
+            );
+        }
+        let service = f.service().clone();
+        (Arc::new(f), service)
+    };
     let presence = PresenceTracker::new(service.clone(), &config.instance_id);
     (
-        Server::with_adapter(server_config, Arc::new(factory)),
+        Server::with_adapter(server_config, factory),
         Some(RedisState { service, presence }),
     )
 }

@@ -238,6 +238,14 @@ metrics! {
         redis_commands: AtomicU64 => "sio_redis_commands_total", "Redis commands sent.";
         /// Redis commands that failed or timed out.
         redis_command_errors: AtomicU64 => "sio_redis_command_errors_total", "Redis commands that failed or timed out.";
+        /// Stream entries (`XADD`) that could not be written (streams adapter).
+        streams_xadd_errors: AtomicU64 => "sio_streams_xadd_errors_total", "Stream entries the streams adapter could not write.";
+        /// Stream entries read by the streams adapter's reader.
+        streams_entries_read: AtomicU64 => "sio_streams_entries_read_total", "Stream entries read by the streams adapter.";
+        /// Sessions restored by the streams adapter (another server's included).
+        streams_restores: AtomicU64 => "sio_streams_restores_total", "Sessions the streams adapter restored.";
+        /// Restores refused by the streams adapter (unknown pid, bad or trimmed offset, too much to replay).
+        streams_restores_refused: AtomicU64 => "sio_streams_restores_refused_total", "Restores the streams adapter refused.";
         /// Redis commands slower than 100 ms.
         redis_slow_commands: AtomicU64 => "sio_redis_slow_commands_total", "Redis commands slower than 100 ms.";
         /// Total time spent in Redis commands, µs (shown in seconds).

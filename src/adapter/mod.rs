@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod pubsub;
 pub mod redis;
 pub mod session;
+pub mod streams;
 pub mod types;
 
 pub use session::{SessionAwareAdapter, SessionAwareFactory};
@@ -64,6 +65,8 @@ pub enum SessionEvent {
     Changed,
     /// It closed for a recoverable reason: keep the session for the recovery window.
     Disconnected,
+    /// It closed for good (not a recoverable reason): a write-through store drops the session.
+    Ended,
 }
 
 /// A restored session and the packets its socket missed, in order, each carrying its offset.
@@ -81,6 +84,10 @@ pub enum AdapterError {
     /// The store or bus did not take the packet (e.g. Redis unreachable or erroring).
     #[error("adapter unavailable: {0}")]
     Unavailable(String),
+    /// The store may or may not have taken it (e.g. a command sent, then a timeout or a dropped
+    /// connection): it may still be delivered.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
 }
 
 /// Whether a packet gets an offset (Node's `addOffsetIfNecessary`): an EVENT without ack id, not
@@ -179,6 +186,11 @@ pub trait Adapter: Send + Sync + 'static {
     fn delivery_fence(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
         None
     }
+
+    /// Called under [`Adapter::delivery_fence`] once an asynchronous [`Adapter::restore_session`]
+    /// answered, just before the restored socket joins its rooms: the adapter trims or completes
+    /// the missed packets so that, with what its local deliveries bring after, each arrives once.
+    fn settle_restore(&self, _restored: &mut Restored) {}
 
     /// Records a socket's session (its id, pid, rooms and data). Called on connect and on each
     /// change for a write-through store, and on a recoverable disconnect, after which the session

@@ -4,6 +4,7 @@
 
 use super::message::Message;
 use super::validate::{Fields, ValidationError, sender};
+use crate::adapter::BoxFuture;
 use crate::ids;
 use crate::server::{EmitError, Namespace};
 use crate::time::{iso8601, now_ms};
@@ -66,17 +67,56 @@ pub fn prepare(controller: &dyn MessageController, payload: &Value) -> Result<Me
 
 /// Where a prepared message is broadcast: a namespace of this process's server (cluster-wide
 /// through its adapter), or the webhook's Redis emitter.
-///
-/// Synchronous today; when delivery becomes awaitable (a durably stored broadcast), this is the
-/// one seam to make async.
 pub trait Outlet {
-    /// Broadcasts `event` with `message` to `room`; `Err` says why it did not go out.
-    fn emit(&mut self, room: &str, event: &'static str, message: &Message) -> Result<(), String>;
+    /// Starts broadcasting `event` with `message` to `room` (the work starts when called, so
+    /// successive emits keep their order); the future resolves once the emit is durable (with
+    /// connection state recovery: stored by the adapter, e.g. `XADD` answered), `Err` saying why
+    /// it did not go out.
+    fn emit(
+        &mut self,
+        room: &str,
+        event: &'static str,
+        message: &Message,
+    ) -> BoxFuture<'static, Result<(), EmitFailure>>;
+}
+
+/// Why one emit did not go out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmitFailure {
+    /// Why.
+    pub reason: String,
+    /// It may have gone out after all (e.g. a store that timed out after the write was sent).
+    pub unknown: bool,
+}
+
+impl From<String> for EmitFailure {
+    fn from(reason: String) -> Self {
+        EmitFailure { reason, unknown: false }
+    }
 }
 
 impl Outlet for Namespace {
-    fn emit(&mut self, room: &str, event: &'static str, message: &Message) -> Result<(), String> {
-        self.to(room).emit(event, message).map_err(|e: EmitError| e.to_string())
+    fn emit(
+        &mut self,
+        room: &str,
+        event: &'static str,
+        message: &Message,
+    ) -> BoxFuture<'static, Result<(), EmitFailure>> {
+        let value = match serde_json::to_value(message) {
+            Ok(v) => v,
+            Err(e) => {
+                return Box::pin(std::future::ready(Err(
+                    format!("cannot serialize the message: {e}").into()
+                )));
+            }
+        };
+        let durable = self.to(room).emit_durable(event, vec![value], Vec::new());
+        Box::pin(async move {
+            durable.await.map_err(|e: EmitError| EmitFailure {
+                unknown: matches!(e, EmitError::Adapter(crate::adapter::AdapterError::Unknown(_))),
+                reason: e.to_string(),
+            })
+        })
     }
 }
 
@@ -90,29 +130,44 @@ pub struct DeliverError {
     pub room: String,
     /// Why.
     pub reason: String,
-    /// An earlier event of the same message did go out (a retry would repeat it).
+    /// Another event of the same message did go out (a retry would repeat it).
     pub partial: bool,
+    /// The failed event may have gone out after all (its outcome is unknown).
+    pub unknown: bool,
 }
 
 /// Broadcasts `message` to its room: the specific event (for typed messages), then the generic
-/// `message`. Stops at the first failure and says which event it was.
+/// `message`, both started at once in that order. Resolves once every emit is durable, or with the
+/// first failure, saying which event it was and whether another one went out.
 pub fn deliver(
     outlet: &mut dyn Outlet,
     controller: &dyn MessageController,
     message: &Message,
-) -> Result<(), DeliverError> {
+) -> impl Future<Output = Result<(), DeliverError>> + Send + 'static + use<> {
     let specific = Some(controller.event()).filter(|e| *e != "message");
-    for (i, event) in specific.into_iter().chain(["message"]).enumerate() {
-        outlet
-            .emit(&message.room_id, event, message)
-            .map_err(|reason| DeliverError {
+    let emits: Vec<_> = specific
+        .into_iter()
+        .chain(["message"])
+        .map(|event| (event, outlet.emit(&message.room_id, event, message)))
+        .collect();
+    let room = message.room_id.clone();
+    async move {
+        let mut results = Vec::with_capacity(emits.len());
+        for (event, emit) in emits {
+            results.push((event, emit.await));
+        }
+        let partial = results.iter().any(|(_, r)| r.is_ok());
+        match results.into_iter().find_map(|(event, r)| r.err().map(|f| (event, f))) {
+            Some((event, f)) => Err(DeliverError {
                 event,
-                room: message.room_id.clone(),
-                reason,
-                partial: i > 0,
-            })?;
+                room,
+                reason: f.reason,
+                partial,
+                unknown: f.unknown,
+            }),
+            None => Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// Inserts `value` under `key` when present.
@@ -142,33 +197,50 @@ mod tests {
     struct Recorder(Vec<&'static str>, Option<usize>);
 
     impl Outlet for Recorder {
-        fn emit(&mut self, _room: &str, event: &'static str, _m: &Message) -> Result<(), String> {
-            if self.1 == Some(self.0.len()) {
-                return Err("refused".into());
-            }
+        fn emit(
+            &mut self,
+            _room: &str,
+            event: &'static str,
+            _m: &Message,
+        ) -> BoxFuture<'static, Result<(), EmitFailure>> {
+            let failed = self.1 == Some(self.0.len());
             self.0.push(event);
-            Ok(())
+            Box::pin(std::future::ready(if failed {
+                Err(String::from("refused").into())
+            } else {
+                Ok(())
+            }))
         }
     }
 
-    #[test]
-    fn typed_messages_go_out_as_their_event_then_message() {
+    #[tokio::test]
+    async fn typed_messages_go_out_as_their_event_then_message() {
         let image = prepare(&ImageController, &json!({"roomId": "r", "imageUrl": "http://a/b.png"})).unwrap();
         let mut out = Recorder(vec![], None);
-        deliver(&mut out, &ImageController, &image).unwrap();
+        deliver(&mut out, &ImageController, &image).await.unwrap();
         assert_eq!(out.0, ["message:image", "message"]);
         let text = prepare(&TextController, &json!({"roomId": "r", "message": "hi"})).unwrap();
         let mut out = Recorder(vec![], None);
-        deliver(&mut out, &TextController, &text).unwrap();
+        deliver(&mut out, &TextController, &text).await.unwrap();
         assert_eq!(out.0, ["message"]);
     }
 
-    #[test]
-    fn failures_name_the_event_and_whether_some_went_out() {
+    #[tokio::test]
+    async fn failures_name_the_event_and_whether_some_went_out() {
         let image = prepare(&ImageController, &json!({"roomId": "r", "imageUrl": "http://a/b.png"})).unwrap();
-        let e = deliver(&mut Recorder(vec![], Some(0)), &ImageController, &image).unwrap_err();
-        assert_eq!((e.event, e.room.as_str(), e.partial), ("message:image", "r", false));
-        let e = deliver(&mut Recorder(vec![], Some(1)), &ImageController, &image).unwrap_err();
+        // The first failed but the second went out: partial.
+        let e = deliver(&mut Recorder(vec![], Some(0)), &ImageController, &image)
+            .await
+            .unwrap_err();
+        assert_eq!((e.event, e.room.as_str(), e.partial), ("message:image", "r", true));
+        let text = prepare(&TextController, &json!({"roomId": "r", "message": "hi"})).unwrap();
+        let e = deliver(&mut Recorder(vec![], Some(0)), &TextController, &text)
+            .await
+            .unwrap_err();
+        assert_eq!((e.event, e.partial), ("message", false));
+        let e = deliver(&mut Recorder(vec![], Some(1)), &ImageController, &image)
+            .await
+            .unwrap_err();
         assert_eq!((e.event, e.partial), ("message", true));
         assert_eq!(e.to_string(), "message to room \"r\" not broadcast: refused");
     }

@@ -13,6 +13,7 @@ use super::validate::{Fields, ValidationError};
 use super::zalo::ZaloController;
 use crate::server::{AckSender, Event, Server, Socket};
 use parking_lot::Mutex;
+use futures_util::FutureExt as _;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,11 +79,25 @@ impl ChatApp {
         &self.controllers
     }
 
-    /// Validates and delivers a message for `controller` into the main namespace of `io`.
-    pub fn send(&self, io: &Server, controller: &dyn MessageController, payload: &Value) -> Result<Message, SendError> {
-        let message = prepare(controller, payload).map_err(SendError::Invalid)?;
-        deliver(&mut io.sockets(), controller, &message).map_err(SendError::NotDelivered)?;
-        Ok(message)
+    /// Validates and delivers a message for `controller` into the main namespace of `io`. The
+    /// broadcast starts when called; the future resolves once it is durable (with connection
+    /// state recovery on the streams adapter: `XADD` answered), so an ack sent after it is a
+    /// promise a recovering client will get the message.
+    pub fn send(
+        &self,
+        io: &Server,
+        controller: &dyn MessageController,
+        payload: &Value,
+    ) -> impl Future<Output = Result<Message, SendError>> + Send + 'static + use<> {
+        let delivery = prepare(controller, payload).map(|message| {
+            let sent = deliver(&mut io.sockets(), controller, &message);
+            (message, sent)
+        });
+        async move {
+            let (message, sent) = delivery.map_err(SendError::Invalid)?;
+            sent.await.map_err(SendError::NotDelivered)?;
+            Ok(message)
+        }
     }
 
     /// Registers the app's handlers on every socket of the main namespace.
@@ -145,22 +160,42 @@ impl ChatApp {
                     return;
                 }
                 let payload = ev.args.first().cloned().unwrap_or(Value::Null);
-                match app.send(&io, controller.as_ref(), &payload) {
-                    Ok(message) => answer(ack, json!({"ok": true, "id": message.id})),
-                    Err(SendError::NotDelivered(e)) => {
-                        tracing::warn!(sid = %s.id(), error = %e, "message not delivered");
-                        let error = json!({"code": "not_delivered", "message": e.to_string(), "field": null});
-                        let _ = s.emit("message:error", json!({"event": controller.event(), "error": &error}));
-                        answer(ack, json!({"ok": false, "error": error}));
-                    }
-                    Err(SendError::Invalid(e)) => {
-                        tracing::debug!(sid = %s.id(), event = controller.event(), field = %e.field, code = ?e.code, "invalid message");
-                        crate::metrics::inc(&crate::metrics::METRICS.invalid_messages);
-                        let _ = s.emit("message:error", json!({"event": controller.event(), "error": &e}));
-                        answer(ack, error_json(&e));
+                let sent = app.send(&io, controller.as_ref(), &payload);
+                // Answered once the broadcast is durable: at once without a store, else later.
+                let (s, event) = (s.clone(), controller.event());
+                let mut sent = Box::pin(sent);
+                match (&mut sent).now_or_never() {
+                    Some(result) => answer_sent(&s, event, result, ack),
+                    None => {
+                        tokio::spawn(async move { answer_sent(&s, event, sent.await, ack) });
                     }
                 }
             });
+        }
+    }
+}
+
+/// Acks a chat message (and tells the sender's `message:error` listeners when it failed).
+fn answer_sent(s: &Socket, event: &'static str, result: Result<Message, SendError>, ack: Option<AckSender>) {
+    match result {
+        Ok(message) => answer(ack, json!({"ok": true, "id": message.id})),
+        Err(SendError::NotDelivered(e)) => {
+            tracing::warn!(sid = %s.id(), error = %e, "message not delivered");
+            // Unknown: it may still arrive. Partial: the typed event went out, a retry would repeat it.
+            let code = match (e.unknown, e.partial) {
+                (true, _) => "delivery_unknown",
+                (false, true) => "partially_delivered",
+                (false, false) => "not_delivered",
+            };
+            let error = json!({"code": code, "message": e.to_string(), "field": null});
+            let _ = s.emit("message:error", json!({"event": event, "error": &error}));
+            answer(ack, json!({"ok": false, "error": error}));
+        }
+        Err(SendError::Invalid(e)) => {
+            tracing::debug!(sid = %s.id(), event, field = %e.field, code = ?e.code, "invalid message");
+            crate::metrics::inc(&crate::metrics::METRICS.invalid_messages);
+            let _ = s.emit("message:error", json!({"event": event, "error": &e}));
+            answer(ack, error_json(&e));
         }
     }
 }

@@ -165,7 +165,7 @@ pub struct RedisSettings {
     /// Cluster nodes, JSON [{"host":"…","port":6379},…]; list them all.
     #[arg(long, env = "REDIS_NODES")]
     pub redis_nodes: Option<OsString>,
-    /// classic (PUBLISH/PSUBSCRIBE) or sharded (SPUBLISH/SSUBSCRIBE, Redis >= 7).
+    /// classic (PUBLISH/PSUBSCRIBE), sharded (SPUBLISH/SSUBSCRIBE, Redis >= 7) or streams (XADD/XREAD, recovers sessions).
     #[arg(long, env = "REDIS_ADAPTER", default_value = "classic")]
     pub redis_adapter: Option<OsString>,
     /// Channel prefix (the adapters' key option).

@@ -48,6 +48,11 @@ fn redis_settings() {
         RedisTarget::Cluster(vec!["redis://a:7000".into(), "redis://b:7001".into()])
     );
     assert_eq!(r.kind, AdapterKind::Sharded);
+    let r = cfg(&[("REDIS_HOST", "h"), ("REDIS_ADAPTER", "streams")])
+        .unwrap()
+        .redis
+        .unwrap();
+    assert_eq!(r.kind, AdapterKind::Streams);
     assert!(
         cfg(&[("REDIS_MODE", "none"), ("REDIS_URL", "redis://x:1")])
             .unwrap()

@@ -264,8 +264,15 @@ impl SioConnection {
         let (shared, request) = (self.shared.clone(), self.request.clone());
         tokio::spawn(async move {
             let restored = tokio::time::timeout(RESTORE_TIMEOUT, fut).await.ok().flatten();
-            let restored = restored.filter(|r| nsp.socket(&r.session.sid).is_none());
-            attach(&shared, &request, &nsp, &nsp_name, auth, restored, None);
+            let mut restored = restored.filter(|r| nsp.socket(&r.session.sid).is_none());
+            // Settled and attached under the delivery fence, so no packet falls between the
+            // replay and the joined rooms, or lands in both.
+            let adapter = nsp.adapter().clone();
+            let fence = adapter.delivery_fence();
+            if let Some(r) = &mut restored {
+                adapter.settle_restore(r);
+            }
+            attach(&shared, &request, &nsp, &nsp_name, auth, restored, fence);
             shared.restoring().remove(&nsp_name);
         });
     }

@@ -559,6 +559,8 @@ impl Socket {
         if reason.is_recoverable() {
             // Rooms are still intact here, as in Node's `_onclose`.
             self.persist(crate::adapter::SessionEvent::Disconnected);
+        } else {
+            self.persist(crate::adapter::SessionEvent::Ended);
         }
         self.nsp().remove_socket(&self.0.id);
         self.0.client.remove(self.nsp().name(), &self.0.id);

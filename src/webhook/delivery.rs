@@ -35,7 +35,9 @@ pub enum DeliveryError {
 
 impl From<DeliverError> for DeliveryError {
     fn from(e: DeliverError) -> Self {
-        if e.partial {
+        if e.unknown {
+            DeliveryError::Unknown(format!("{e}; it may or may not have been delivered"))
+        } else if e.partial {
             DeliveryError::Partial(e.to_string())
         } else {
             DeliveryError::Unavailable(e.to_string())
@@ -105,7 +107,7 @@ impl Delivery {
         let message = controller::prepare(controller.as_ref(), &payload).map_err(DeliveryError::Invalid)?;
         match self {
             Delivery::InProcess { io } => {
-                controller::deliver(&mut io.sockets(), controller.as_ref(), &message)?;
+                controller::deliver(&mut io.sockets(), controller.as_ref(), &message).await?;
                 Ok(message.id)
             }
             Delivery::SocketIo { client, timeout } => {
@@ -145,6 +147,19 @@ impl Delivery {
                         "rate limited by the server: {}",
                         ack["error"]["message"].as_str().unwrap_or("over its chat budget")
                     ))),
+                    _ if ack["error"]["code"] == "partially_delivered" => Err(DeliveryError::Partial(format!(
+                        "partially delivered by the server: {}",
+                        ack["error"]["message"].as_str().unwrap_or("one of its events went out")
+                    ))),
+                    _ if ack["error"]["code"] == "delivery_unknown" => Err(DeliveryError::Unknown(format!(
+                        "the server does not know whether it was delivered: {}",
+                        ack["error"]["message"].as_str().unwrap_or("its store did not answer")
+                    ))),
+                    // The server could not store it (e.g. the streams adapter's XADD failed).
+                    _ if ack["error"]["code"] == "not_delivered" => Err(DeliveryError::Unavailable(format!(
+                        "not delivered by the server: {}",
+                        ack["error"]["message"].as_str().unwrap_or("its adapter refused it")
+                    ))),
                     _ => match serde_json::from_value::<ValidationError>(ack["error"].clone()) {
                         Ok(e) => Err(DeliveryError::Invalid(e)),
                         Err(_) => Err(DeliveryError::Unknown(format!("unexpected acknowledgement {ack}"))),
@@ -155,13 +170,14 @@ impl Delivery {
                 // The emits are chosen by `controller::deliver`, then published in order; each
                 // must reach a subscribed server.
                 let mut planned = Planned::default();
-                controller::deliver(&mut planned, controller.as_ref(), &message)?;
+                controller::deliver(&mut planned, controller.as_ref(), &message).await?;
                 for (i, (event, value)) in planned.0.into_iter().enumerate() {
                     let failed = |reason: String| DeliverError {
                         event,
                         room: message.room_id.clone(),
                         reason,
                         partial: i > 0,
+                        unknown: false,
                     };
                     let receivers = emitter
                         .emit_to_room("/", &message.room_id, event, vec![value])
@@ -182,10 +198,15 @@ impl Delivery {
 struct Planned(Vec<(&'static str, Value)>);
 
 impl Outlet for Planned {
-    fn emit(&mut self, _room: &str, event: &'static str, message: &Message) -> Result<(), String> {
-        let value = serde_json::to_value(message).map_err(|e| format!("cannot serialize the message: {e}"))?;
-        self.0.push((event, value));
-        Ok(())
+    fn emit(
+        &mut self,
+        _room: &str,
+        event: &'static str,
+        message: &Message,
+    ) -> crate::adapter::BoxFuture<'static, Result<(), controller::EmitFailure>> {
+        let value = serde_json::to_value(message).map_err(|e| format!("cannot serialize the message: {e}").into());
+        let result = value.map(|v| self.0.push((event, v)));
+        Box::pin(std::future::ready(result))
     }
 }
 

@@ -161,6 +161,7 @@ for (const file of FILES) {
         if (file === "docker-compose.yml") {
           assert.equal(env.REDIS_HOST, "redis", "REDIS_HOST names the redis service");
           assert.equal(String(env.REDIS_PORT), "6379");
+          assert.equal(env.REDIS_ADAPTER, "streams", "the default cluster loses nothing on failover");
         } else {
           assert.equal(env.REDIS_MODE, "cluster");
           assert.equal(env.REDIS_ADAPTER, "sharded");

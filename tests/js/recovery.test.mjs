@@ -6,7 +6,7 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { clientPool } from "./lib/clients.mjs";
 import { startServer, sleep, once, waitFor, fresh } from "./lib/server.mjs";
-import { RawSocket, terminateAll } from "./lib/raw.mjs";
+import { terminateAll, rawConnect, drain } from "./lib/raw.mjs";
 
 const PID = /^[A-Za-z0-9_-]{20}$/;
 
@@ -22,39 +22,6 @@ after(async () => {
   terminateAll();
   await server?.stop();
 });
-
-/**
- * A raw WebSocket that joins namespace `nsp` with `auth`. Resolves to { raw, sid, pid, before },
- * `before` being the packets received before the CONNECT reply (the replayed ones).
- */
-async function rawConnect(url, auth, nsp = "/") {
-  const raw = new RawSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`, { autoPong: true });
-  await raw.opened;
-  assert.match(await raw.next(), /^0\{/);
-  const prefix = nsp === "/" ? "" : `${nsp},`;
-  raw.send(`40${prefix}${auth === undefined ? "" : JSON.stringify(auth)}`);
-  const before = [];
-  for (;;) {
-    const msg = await raw.next(4000);
-    if (msg.startsWith(`40${prefix}`)) {
-      const reply = JSON.parse(msg.slice(2 + prefix.length));
-      return { raw, sid: reply.sid, pid: reply.pid, reply, before };
-    }
-    before.push(msg);
-  }
-}
-
-/** The events of a raw connection until `ms` passes without one. */
-async function drain(raw, ms = 300) {
-  const out = [];
-  for (;;) {
-    try {
-      out.push(await raw.next(ms));
-    } catch {
-      return out;
-    }
-  }
-}
 
 /** A stock client in `room`, recording the text of every `message` it gets. */
 async function member(room, opts = {}) {

@@ -21,6 +21,9 @@ pub enum AdapterKind {
     Classic,
     /// `createShardedAdapter`: SPUBLISH/SSUBSCRIBE (Redis ≥ 7).
     Sharded,
+    /// `@socket.io/redis-streams-adapter`: XADD/XREAD, built by
+    /// [`crate::adapter::streams::StreamsAdapterFactory`] (a pub/sub factory builds sharded ones).
+    Streams,
 }
 
 /// Redis settings.
@@ -89,7 +92,7 @@ impl AdapterFactory for PubSubAdapterFactory {
                 self.hub.add(a.clone());
                 a
             }
-            AdapterKind::Sharded => {
+            AdapterKind::Sharded | AdapterKind::Streams => {
                 let (a, route) = sharded_adapter(nsp, prefix, self.driver.clone(), timeout);
                 self.hub.add(route);
                 a

@@ -393,6 +393,26 @@ impl RedisService {
         self.run(&self.inner.cmd, cmd).await
     }
 
+    /// Any command on the command connection, within the timeout (adapters with commands of
+    /// their own, such as the streams adapter's `XADD`/`XRANGE`/`EVAL`).
+    pub async fn query(&self, cmd: Cmd) -> RedisResult<Value> {
+        self.command(cmd).await
+    }
+
+    /// A pipeline on the command connection, within the timeout, answers in order. On a Cluster
+    /// every key of the pipeline must hash to one slot.
+    pub async fn query_pipeline(&self, pipe: redis::Pipeline) -> RedisResult<Vec<Value>> {
+        let mut conn = self.inner.cmd.clone();
+        self.timed(async move {
+            match &mut conn {
+                Conn::Standalone(c) => pipe.query_async::<Vec<Value>>(c).await,
+                Conn::Cluster(c) => pipe.query_async::<Vec<Value>>(c).await,
+                Conn::ClusterSub(c) => pipe.query_async::<Vec<Value>>(c).await,
+            }
+        })
+        .await
+    }
+
     /// `PUBLISH`; returns how many subscribers received it (on a Cluster: of the node asked).
     pub async fn publish(&self, channel: &str, payload: &[u8]) -> RedisResult<i64> {
         let v = self

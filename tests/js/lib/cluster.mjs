@@ -31,16 +31,18 @@ export function run(cmd, args, { env = process.env, timeout = 60_000 } = {}) {
 }
 
 /**
- * Starts the cluster (debug binaries). Resolves to { dir, env, ports, nginxUrl, webhookUrl,
+ * Starts the cluster (debug binaries; `env`: extra variables for every process, e.g.
+ * REDIS_ADAPTER). Resolves to { dir, env, ports, nginxUrl, webhookUrl,
  * pid(name), logTails(lines), down({ keep }) }; rejects with the logs when `up` fails.
  */
-export async function startCluster({ profile = "debug", timeout = 240_000 } = {}) {
+export async function startCluster({ profile = "debug", timeout = 240_000, env: extra = {} } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "sio-cluster-test-"));
   chmodSync(dir, 0o755); // nginx workers run as nobody and use temp dirs under it
   const [nginx, webhook, redis, a, b, c] = await freePorts(6);
   const ports = { nginx, webhook, redis, sio: [a, b, c] };
   const env = {
     ...process.env,
+    ...extra,
     NGINX_PORT: String(nginx),
     WEBHOOK_PORT: String(webhook),
     REDIS_PORT: String(redis),
@@ -80,6 +82,11 @@ export async function startCluster({ profile = "debug", timeout = 240_000 } = {}
     logTails,
     /** The pid scripts/cluster recorded for `name` (sio-1, nginx, …). */
     pid: (name) => Number(readFileSync(path.join(dir, "run", `${name}.pid`), "utf8").trim()),
+    /** Runs `scripts/cluster up` again: restarts whatever is not running (e.g. a killed instance). */
+    async up() {
+      const res = await run(CLUSTER, ["up"], { env, timeout });
+      if (res.code !== 0) throw new Error(`scripts/cluster up failed (${res.code}):\n${res.stdout}\n${res.stderr}\n${logTails()}`);
+    },
     /** Stops everything; keeps CLUSTER_DIR (and prints the logs) when `keep`. */
     async down({ keep = false } = {}) {
       if (!downDone) {

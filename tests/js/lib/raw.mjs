@@ -1,5 +1,6 @@
 // Raw protocol clients for the protocol suites: a WebSocket that queues every message, and a
 // bounded fetch. Every socket opened here is tracked so a suite can terminate them all.
+import assert from "node:assert/strict";
 import WebSocket from "ws";
 import http from "node:http";
 import { sleep, once } from "./server.mjs";
@@ -99,6 +100,39 @@ export class RawSocket {
       await Promise.race([this.closed, sleep(500)]);
     }
     if (!this.closeInfo) this.ws.terminate();
+  }
+}
+
+/**
+ * A raw WebSocket that joins namespace `nsp` with `auth`. Resolves to { raw, sid, pid, before },
+ * `before` being the packets received before the CONNECT reply (the replayed ones).
+ */
+export async function rawConnect(url, auth, nsp = "/") {
+  const raw = new RawSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`, { autoPong: true });
+  await raw.opened;
+  assert.match(await raw.next(), /^0\{/);
+  const prefix = nsp === "/" ? "" : `${nsp},`;
+  raw.send(`40${prefix}${auth === undefined ? "" : JSON.stringify(auth)}`);
+  const before = [];
+  for (;;) {
+    const msg = await raw.next(4000);
+    if (msg.startsWith(`40${prefix}`)) {
+      const reply = JSON.parse(msg.slice(2 + prefix.length));
+      return { raw, sid: reply.sid, pid: reply.pid, reply, before };
+    }
+    before.push(msg);
+  }
+}
+
+/** The events of a raw connection until `ms` passes without one. */
+export async function drain(raw, ms = 300) {
+  const out = [];
+  for (;;) {
+    try {
+      out.push(await raw.next(ms));
+    } catch {
+      return out;
+    }
   }
 }
 

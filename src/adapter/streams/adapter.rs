@@ -1,0 +1,492 @@
+//! One namespace's streams adapter: broadcasts, joins, leaves and disconnects are appended to the
+//! stream (through the process's one [`super::writer::Writer`]) and read back by the process's
+//! reader, which delivers every broadcast locally, ours included, in stream order and with the
+//! entry id as offset; requests and responses (acks, `fetchSockets`, `serverSideEmit`) go over
+//! pub/sub through the shared [`ClusterAdapter`], as msgpack like Node's adapter. Sessions are
+//! written through to `sio:session:<pid>` and restored by any server (see [`super`]).
+
+use super::codec::{
+    self, Body, StreamMessage, decode_entry, decode_session, encode_entry, encode_session_scoped, parse_stream_id,
+    session_key, session_nsp, should_replay,
+};
+use super::reader::parse_entries;
+use super::writer::Op;
+use super::{Shared, StreamId};
+use crate::adapter::cluster::ClusterAdapter;
+use crate::adapter::{
+    Adapter, AdapterError, BoxFuture, BroadcastFlags, BroadcastOptions, RemoteAck, Restored, Room, Session,
+    SessionEvent, SocketInfo, needs_offset, push_offset,
+};
+use crate::metrics::{self, METRICS};
+use crate::server::Namespace;
+use crate::server::namespace::WeakNamespace;
+use crate::socketio::Packet;
+use redis::Value as RValue;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use tokio::sync::mpsc;
+
+/// Broadcasts kept after local delivery, to close the gap between a restore's last `XRANGE` and
+/// what the reader delivered meanwhile (a few hundred milliseconds at most): at most this many,
+/// and at most [`RING_BYTES`] of stream entries.
+const RING_ENTRIES: usize = 4096;
+/// See [`RING_ENTRIES`].
+const RING_BYTES: usize = 4 << 20;
+
+/// Entries read per `XRANGE` call of a restore.
+const XRANGE_BATCH: usize = 1000;
+
+/// Takes a session in one step: its value and remaining time to live, then deletes it.
+const TAKE_SESSION: &str = "local v = redis.call('GET', KEYS[1]) if not v then return false end local t = redis.call('PTTL', KEYS[1]) redis.call('DEL', KEYS[1]) return {v, t}";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A pid as our servers and Node's issue them (20 base64id characters); anything else is refused
+/// before Redis is asked.
+fn valid_pid(pid: &str) -> bool {
+    (1..=64).contains(&pid.len())
+        && pid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='))
+}
+
+/// The offset a delivered EVENT carries (its last argument).
+fn offset_of(p: &Packet) -> Option<StreamId> {
+    match &p.data {
+        Some(Value::Array(args)) => args.last().and_then(Value::as_str).and_then(parse_stream_id),
+        _ => None,
+    }
+}
+
+/// A broadcast the reader delivered here, kept for a restore finishing meanwhile.
+struct Delivered {
+    id: StreamId,
+    packet: Packet,
+    opts: BroadcastOptions,
+    size: usize,
+}
+
+/// The recent broadcasts, bounded by [`RING_ENTRIES`] and [`RING_BYTES`].
+#[derive(Default)]
+struct Ring {
+    entries: VecDeque<Delivered>,
+    bytes: usize,
+    /// The id of the newest entry dropped.
+    dropped: Option<StreamId>,
+}
+
+impl Ring {
+    fn push(&mut self, d: Delivered) {
+        self.bytes += d.size;
+        self.entries.push_back(d);
+        while self.entries.len() > RING_ENTRIES || self.bytes > RING_BYTES {
+            let Some(old) = self.entries.pop_front() else { break };
+            self.bytes -= old.size;
+            self.dropped = Some(old.id);
+        }
+    }
+
+    /// The packets delivered after `after` up to `upto`, that a session in `rooms` got; `None`
+    /// when the ring no longer holds all of them.
+    fn between(&self, after: StreamId, upto: StreamId, rooms: &[Room]) -> Option<Vec<Packet>> {
+        if self.dropped.is_some_and(|d| d > after) {
+            return None;
+        }
+        Some(
+            self.entries
+                .iter()
+                .filter(|d| d.id > after && d.id <= upto && should_replay(rooms, &d.opts))
+                .map(|d| d.packet.clone())
+                .collect(),
+        )
+    }
+}
+
+/// The streams adapter of one namespace.
+pub struct StreamsAdapter {
+    nsp_name: String,
+    cluster: Arc<ClusterAdapter>,
+    shared: Arc<Shared>,
+    recovery: bool,
+    nsp: OnceLock<WeakNamespace>,
+    /// Held by every local delivery of the reader: see [`Adapter::delivery_fence`].
+    fence: Mutex<()>,
+    ring: Mutex<Ring>,
+}
+
+impl StreamsAdapter {
+    pub(super) fn new(nsp: &str, cluster: Arc<ClusterAdapter>, shared: Arc<Shared>, recovery: bool) -> StreamsAdapter {
+        StreamsAdapter {
+            nsp_name: nsp.to_owned(),
+            cluster,
+            shared,
+            recovery,
+            nsp: OnceLock::new(),
+            fence: Mutex::new(()),
+            ring: Mutex::default(),
+        }
+    }
+
+    fn namespace(&self) -> Option<Namespace> {
+        self.nsp.get()?.upgrade()
+    }
+
+    fn uid(&self) -> &str {
+        self.cluster.uid()
+    }
+
+    /// Appends a message of this namespace to the stream; the receiver gets the entry id.
+    fn append(&self, body: Body) -> tokio::sync::oneshot::Receiver<super::writer::XaddResult> {
+        let msg = StreamMessage {
+            uid: self.uid().to_owned(),
+            nsp: self.nsp_name.clone(),
+            body,
+        };
+        self.shared.writer.xadd(encode_entry(&msg))
+    }
+
+    /// Handles one entry of this namespace read from the stream (any server's, ours included).
+    pub(super) fn on_entry(&self, id: &str, sid: StreamId, msg: StreamMessage, size: usize) {
+        let Some(nsp) = self.namespace() else {
+            self.shared.set_reader_pos(sid);
+            return;
+        };
+        let own = msg.uid == self.uid();
+        match msg.body {
+            // Without recovery the server delivered our own broadcasts itself.
+            Body::Broadcast { mut packet, opts } if !own || self.recovery => {
+                let local = BroadcastOptions {
+                    flags: BroadcastFlags {
+                        local: true,
+                        ..opts.flags
+                    },
+                    ..opts.clone()
+                };
+                let _fence = lock(&self.fence);
+                if self.recovery && needs_offset(&packet, &opts) {
+                    push_offset(&mut packet, id);
+                    lock(&self.ring).push(Delivered {
+                        id: sid,
+                        packet: packet.clone(),
+                        opts,
+                        size,
+                    });
+                }
+                let d = nsp.local_broadcast(&packet, &local);
+                metrics::adapter_broadcast_in(false, d.queued + d.dropped);
+                // Under the fence: a restore sees either before this delivery or after it.
+                self.shared.set_reader_pos(sid);
+                return;
+            }
+            Body::SocketsJoin { opts, rooms } if !own => nsp.local_add_sockets(&opts, &rooms),
+            Body::SocketsLeave { opts, rooms } if !own => nsp.local_del_sockets(&opts, &rooms),
+            Body::DisconnectSockets { opts, close } if !own => nsp.local_disconnect_sockets(&opts, close),
+            _ => {}
+        }
+        self.shared.set_reader_pos(sid);
+    }
+
+    fn write_session(&self, session: &Session, event: SessionEvent) {
+        let key = session_key(&self.shared.session_prefix, &session.pid);
+        let px = self.shared.window.as_millis() as u64;
+        let value = || {
+            let s = codec::Session {
+                sid: session.sid.clone(),
+                pid: session.pid.clone(),
+                rooms: session.rooms.iter().map(|r| Room::from(r.as_str())).collect(),
+                data: session.data.clone(),
+            };
+            encode_session_scoped(&s, &self.nsp_name, self.uid())
+        };
+        let op = match event {
+            SessionEvent::Connected | SessionEvent::Changed => {
+                let value = value();
+                self.shared.live_insert(&session.pid, key.clone(), value.clone());
+                Op::Set { key, value, px }
+            }
+            SessionEvent::Disconnected => {
+                self.shared.live_remove(&session.pid);
+                Op::Set {
+                    key,
+                    value: value(),
+                    px,
+                }
+            }
+            SessionEvent::Ended => match self.shared.live_remove(&session.pid) {
+                Some((key, value)) => Op::DelIfEqual { key, value },
+                None => return,
+            },
+        };
+        if !self.shared.writer.send(op) {
+            tracing::warn!(sid = %session.sid, "session write dropped: the stream write queue is full");
+        }
+    }
+}
+
+/// Why a restore gave a fresh session (logged at debug; the client just gets `recovered=false`).
+fn refuse(why: &'static str) -> Option<Restored> {
+    metrics::inc(&METRICS.streams_restores_refused);
+    tracing::debug!(reason = why, "session not restored");
+    None
+}
+
+/// The asynchronous part of [`Adapter::restore_session`]: take the session (single use), check it
+/// belongs to `nsp` and that `offset` is still in the stream, then read what was missed.
+async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) -> Option<Restored> {
+    if !valid_pid(&pid) {
+        return refuse("malformed pid");
+    }
+    if parse_stream_id(&offset).is_none() {
+        return refuse("offset is not a stream id");
+    }
+    let service = &shared.service;
+    let key = session_key(&shared.session_prefix, &pid);
+    let taken = service
+        .query(redis::cmd("EVAL").arg(TAKE_SESSION).arg(1).arg(&key).clone())
+        .await;
+    let (raw, pttl) = match taken {
+        Ok(RValue::Array(v)) => match (v.first(), v.get(1)) {
+            (Some(RValue::BulkString(raw)), Some(RValue::Int(t))) => (raw.clone(), *t),
+            _ => return refuse("unexpected session reply"),
+        },
+        Ok(_) => return refuse("unknown, expired or used pid"),
+        Err(e) => {
+            tracing::warn!(error = %crate::adapter::redis::service::Redacted(&e), "cannot read a session; fresh socket");
+            return refuse("redis error");
+        }
+    };
+    if session_nsp(&raw).is_some_and(|n| n != nsp) {
+        // Someone presented a pid to another namespace: put the session back for its own.
+        let px = pttl.max(1);
+        let _ = service
+            .query(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&raw)
+                    .arg("PX")
+                    .arg(px)
+                    .arg("NX")
+                    .clone(),
+            )
+            .await;
+        return refuse("pid of another namespace");
+    }
+    let Ok(session) = decode_session(&raw) else {
+        return refuse("undecodable session");
+    };
+    if session.pid != pid {
+        return refuse("session of another pid");
+    }
+    // The offset must still be in the stream (not trimmed), as Node checks.
+    let found = service
+        .query(
+            redis::cmd("XRANGE")
+                .arg(&shared.stream)
+                .arg(&offset)
+                .arg(&offset)
+                .clone(),
+        )
+        .await;
+    match found {
+        Ok(v) if !parse_entries(&v).is_empty() => {}
+        Ok(_) => return refuse("offset no longer in the stream"),
+        Err(_) => return refuse("redis error"),
+    }
+    let mut cursor = offset.clone();
+    let mut missed = Vec::new();
+    let (mut bytes, mut scanned) = (0usize, 0usize);
+    let scan_limit = (shared.max_len as usize).saturating_mul(2).max(XRANGE_BATCH);
+    while let Some(from) = codec::next_offset(&cursor) {
+        let batch = service
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(&shared.stream)
+                    .arg(&from)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(XRANGE_BATCH)
+                    .clone(),
+            )
+            .await;
+        let Ok(batch) = batch else { return refuse("redis error") };
+        let entries = parse_entries(&batch);
+        let n = entries.len();
+        for (id, fields) in entries {
+            scanned += 1;
+            bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+            if bytes > shared.replay_max_bytes || scanned > scan_limit {
+                return refuse("too much to replay");
+            }
+            if let Ok(StreamMessage {
+                nsp: entry_nsp,
+                body: Body::Broadcast { mut packet, opts },
+                ..
+            }) = decode_entry(&fields)
+                && entry_nsp == nsp
+                && should_replay(&session.rooms, &opts)
+            {
+                if needs_offset(&packet, &opts) {
+                    push_offset(&mut packet, &id);
+                }
+                missed.push(packet);
+            }
+            cursor = id;
+        }
+        if n < XRANGE_BATCH {
+            break;
+        }
+    }
+    shared.restore_read_to(&nsp, &session.sid, parse_stream_id(&cursor));
+    metrics::inc(&METRICS.streams_restores);
+    Some(Restored {
+        session: Session {
+            sid: session.sid,
+            pid: session.pid,
+            rooms: session.rooms.iter().map(|r| r.to_string()).collect(),
+            data: session.data,
+        },
+        missed,
+    })
+}
+
+impl Adapter for StreamsAdapter {
+    fn init(&self, nsp: WeakNamespace) {
+        let _ = self.nsp.set(nsp.clone());
+        self.cluster.init(nsp);
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.shared.is_healthy() && self.cluster.is_healthy()
+    }
+
+    fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) {
+        drop(self.append(Body::Broadcast {
+            packet: packet.clone(),
+            opts: opts.clone(),
+        }));
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+    ) -> BoxFuture<'static, (usize, Option<mpsc::UnboundedReceiver<RemoteAck>>)> {
+        self.cluster.broadcast_with_ack(packet, opts)
+    }
+
+    fn fetch_sockets(&self, opts: &BroadcastOptions) -> BoxFuture<'static, Vec<SocketInfo>> {
+        self.cluster.fetch_sockets(opts)
+    }
+
+    fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        drop(self.append(Body::SocketsJoin {
+            opts: opts.clone(),
+            rooms: rooms.to_vec(),
+        }));
+    }
+
+    fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        drop(self.append(Body::SocketsLeave {
+            opts: opts.clone(),
+            rooms: rooms.to_vec(),
+        }));
+    }
+
+    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
+        drop(self.append(Body::DisconnectSockets {
+            opts: opts.clone(),
+            close,
+        }));
+    }
+
+    fn server_side_emit(&self, args: &[Value]) {
+        self.cluster.server_side_emit(args)
+    }
+
+    fn server_count(&self) -> BoxFuture<'static, usize> {
+        self.cluster.server_count()
+    }
+
+    fn recovery(&self) -> bool {
+        self.recovery
+    }
+
+    fn deliver(
+        &self,
+        nsp: &Namespace,
+        packet: Packet,
+        opts: &BroadcastOptions,
+    ) -> BoxFuture<'static, Result<(), AdapterError>> {
+        if opts.flags.local {
+            let _fence = lock(&self.fence);
+            nsp.local_broadcast(&packet, opts);
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        // With recovery, local sockets get it from the reader, with its entry id, in stream
+        // order; without, at once (the reader skips our own entries then).
+        if !self.recovery {
+            nsp.local_broadcast(&packet, opts);
+        }
+        let written = self.append(Body::Broadcast {
+            packet,
+            opts: opts.clone(),
+        });
+        Box::pin(async move {
+            match written.await {
+                Ok(Ok(_id)) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(AdapterError::Unavailable("the stream writer stopped".into())),
+            }
+        })
+    }
+
+    fn delivery_fence(&self) -> Option<MutexGuard<'_, ()>> {
+        Some(lock(&self.fence))
+    }
+
+    fn settle_restore(&self, restored: &mut Restored) {
+        let read_to = self.shared.take_restore_read_to(&self.nsp_name, &restored.session.sid);
+        let Some(reader) = self.shared.reader_pos() else { return };
+        // The reader delivers what comes after its position to the joined socket: not twice.
+        restored.missed.retain(|p| offset_of(p).is_none_or(|o| o <= reader));
+        let Some(read_to) = read_to else { return };
+        if reader <= read_to {
+            return;
+        }
+        // The reader went past the restore's last read: what it delivered in between comes from
+        // the ring.
+        let rooms: Vec<Room> = restored.session.rooms.iter().map(|r| Room::from(r.as_str())).collect();
+        match lock(&self.ring).between(read_to, reader, &rooms) {
+            Some(more) => restored.missed.extend(more),
+            None => tracing::warn!(
+                sid = %restored.session.sid,
+                "restore gap older than the delivery ring; packets of the gap may be missed"
+            ),
+        }
+    }
+
+    fn persist_session(&self, session: Session, event: SessionEvent) {
+        if self.recovery {
+            self.write_session(&session, event);
+        }
+    }
+
+    fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'static, Option<Restored>> {
+        if !self.recovery {
+            return Box::pin(std::future::ready(None));
+        }
+        Box::pin(restore(
+            self.shared.clone(),
+            self.nsp_name.clone(),
+            pid.to_owned(),
+            offset.to_owned(),
+        ))
+    }
+}
+
+#[cfg(test)]
+#[path = "adapter_tests.rs"]
+mod tests;
