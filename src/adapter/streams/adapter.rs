@@ -21,10 +21,11 @@ use crate::metrics::{self, METRICS};
 use crate::server::Namespace;
 use crate::server::namespace::WeakNamespace;
 use crate::socketio::Packet;
+use parking_lot::{Mutex, MutexGuard};
 use redis::Value as RValue;
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// Broadcasts kept after local delivery, to close the gap between a restore's last `XRANGE` and
@@ -41,7 +42,7 @@ const XRANGE_BATCH: usize = 1000;
 const TAKE_SESSION: &str = "local v = redis.call('GET', KEYS[1]) if not v then return false end local t = redis.call('PTTL', KEYS[1]) redis.call('DEL', KEYS[1]) return {v, t}";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock()
 }
 
 /// A pid as our servers and Node's issue them (20 base64id characters); anything else is refused

@@ -29,9 +29,10 @@ use crate::adapter::redis::service::{Redacted, RedisService};
 use crate::adapter::{Adapter, AdapterFactory};
 use adapter::StreamsAdapter;
 use bus::{StreamsBus, StreamsRoute};
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -77,8 +78,8 @@ pub(crate) struct Shared {
     pending: Mutex<HashMap<(String, String), Option<StreamId>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 impl Shared {
@@ -94,12 +95,7 @@ impl Shared {
                 return;
             }
         };
-        let adapter = self
-            .adapters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&msg.nsp)
-            .and_then(Weak::upgrade);
+        let adapter = self.adapters.read().get(&msg.nsp).and_then(Weak::upgrade);
         match adapter {
             Some(a) => {
                 let size = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -281,7 +277,6 @@ impl AdapterFactory for StreamsAdapterFactory {
         self.shared
             .adapters
             .write()
-            .unwrap_or_else(|e| e.into_inner())
             .insert(nsp.to_owned(), Arc::downgrade(&adapter));
         adapter
     }
