@@ -229,9 +229,11 @@ impl Adapter for SessionAwareAdapter {
         let observed = nsp.observer().filter(|o| o.wants_events()).map(|_| packet.clone());
         let fence = self.fence.lock();
         let frames = self.log(&mut self.lock(), packet, opts, Instant::now());
-        // Delivered under the fence, so each socket gets the packets in offset order.
-        nsp.local_broadcast_frames(&frames, opts, observed.as_ref());
+        // Delivered under the fence, so each socket gets the packets in offset order; the observer
+        // hears of it after (it emits to the admin namespace, whose delivery takes its own fence).
+        let (delivered, sent_to) = nsp.push_frames(&frames, opts);
         drop(fence);
+        nsp.report_sent(&frames, delivered, &sent_to, observed.as_ref());
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -134,13 +134,18 @@ fn attach(
         return None;
     }
     socket.mark_connected();
-    nsp.add_socket(&socket);
+    // Under the fence only index updates and queue pushes: the observer (which emits to the admin
+    // namespace, whose own delivery takes its fence) hears of the joined rooms after it.
+    let mut joined = nsp.add_socket_quiet(&socket);
     if let Some(r) = &restored {
-        socket.restore_state(&r.session);
+        joined.extend(socket.restore_state(&r.session));
         for p in &r.missed {
             send(p);
         }
-        drop(fence);
+    }
+    drop(fence);
+    nsp.report_joined(&id, &joined);
+    if let Some(r) = &restored {
         metrics::add(&metrics::METRICS.packets_out, r.missed.len() as u64);
         tracing::debug!(sid = %id, nsp = %nsp_name, missed = r.missed.len(), "connection state recovered");
         // The old socket may still look alive on another server (its dead transport not noticed

@@ -185,11 +185,12 @@ impl Socket {
         })
     }
 
-    /// Puts back a restored session's rooms and `data` (before the CONNECT reply).
-    pub(crate) fn restore_state(&self, session: &crate::adapter::Session) {
+    /// Puts back a restored session's rooms and `data` (before the CONNECT reply). Returns the
+    /// rooms joined, which the caller reports to the observer once it holds no lock.
+    pub(crate) fn restore_state(&self, session: &crate::adapter::Session) -> Vec<Room> {
         *lock(&self.0.data) = session.data.clone();
         self.nsp()
-            .join_rooms(&self.0.id, session.rooms.iter().map(|r| Room::from(r.as_str())));
+            .join_rooms_quiet(&self.0.id, session.rooms.iter().map(|r| Room::from(r.as_str())))
     }
 
     /// Tells a recovering adapter that this socket's session changed (write-through stores).
