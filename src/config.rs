@@ -85,6 +85,8 @@ pub struct Config {
     pub recovery_max_disconnection: Duration,
     /// `RECOVERY_LOG_BYTES` (16 MiB): most bytes of packets kept per namespace for recovery.
     pub recovery_log_bytes: usize,
+    /// `RECOVERY_SESSION_BYTES` (64 MiB): most bytes of saved sessions (rooms, data) per namespace.
+    pub recovery_session_bytes: usize,
     /// Limits against abuse.
     pub limits: Limits,
     /// `TRUSTED_PROXIES` (empty): proxies whose `X-Forwarded-For` names the client.
@@ -128,6 +130,7 @@ impl std::fmt::Debug for Config {
             .field("recovery", &self.recovery)
             .field("recovery_max_disconnection", &self.recovery_max_disconnection)
             .field("recovery_log_bytes", &self.recovery_log_bytes)
+            .field("recovery_session_bytes", &self.recovery_session_bytes)
             .field("limits", &self.limits)
             .field("admin", &self.admin)
             .finish_non_exhaustive()
@@ -203,6 +206,15 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             });
         }
         Ok(Duration::from_millis(ms))
+    }
+
+    /// `var` as a size in bytes, greater than 0.
+    pub(crate) fn bytes(&self, var: &'static str) -> Result<usize, ConfigError> {
+        let n: usize = self.parse(var, "a size in bytes")?;
+        if n == 0 {
+            return Err(bad(var, "0", "must be greater than 0"));
+        }
+        Ok(n)
     }
 
     /// An on/off switch: `on`/`off`, `true`/`false`, `1`/`0`.
@@ -333,7 +345,8 @@ impl Config {
             shutdown_grace: env.millis("SHUTDOWN_GRACE_MS")?,
             recovery: env.parse("RECOVERY", "true or false")?,
             recovery_max_disconnection: env.millis("RECOVERY_MAX_DISCONNECTION_MS")?,
-            recovery_log_bytes: env.parse("RECOVERY_LOG_BYTES", "a size in bytes")?,
+            recovery_log_bytes: env.bytes("RECOVERY_LOG_BYTES")?,
+            recovery_session_bytes: env.bytes("RECOVERY_SESSION_BYTES")?,
             limits: Limits {
                 max_connections,
                 handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", "handshakes per second (0 = off)")?,

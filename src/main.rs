@@ -144,6 +144,7 @@ async fn socket_io_server(config: &Config) -> (Server, Option<RedisState>) {
         recovery: config.recovery,
         recovery_max_disconnection: config.recovery_max_disconnection,
         recovery_log_bytes: config.recovery_log_bytes,
+        recovery_session_bytes: config.recovery_session_bytes,
         parser: config.parser,
         ..ServerConfig::default()
     };

@@ -355,6 +355,18 @@ fn recovery_settings() {
     assert!(c.recovery, "on by default for the chat server");
     assert_eq!(c.recovery_max_disconnection, Duration::from_millis(120_000));
     assert_eq!(c.recovery_log_bytes, 16 << 20);
+    assert_eq!(c.recovery_session_bytes, 64 << 20);
+    assert_eq!(
+        cfg(&[("RECOVERY_SESSION_BYTES", "1024")])
+            .unwrap()
+            .recovery_session_bytes,
+        1024
+    );
+    for var in ["RECOVERY_LOG_BYTES", "RECOVERY_SESSION_BYTES"] {
+        let e = cfg(&[(var, "0")]).unwrap_err();
+        assert_eq!((e.var, e.reason.as_str()), (var, "must be greater than 0"));
+        assert_eq!(cfg(&[(var, "lots")]).unwrap_err().var, var);
+    }
     assert!(!cfg(&[("RECOVERY", "false")]).unwrap().recovery);
 }
 

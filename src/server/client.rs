@@ -142,12 +142,16 @@ fn attach(
         for p in &r.missed {
             send(p);
         }
+        for frames in &r.missed_frames {
+            let _ = shared.conn.send(frames, false);
+        }
     }
     drop(fence);
     nsp.report_joined(&id, &joined);
     if let Some(r) = &restored {
-        metrics::add(&metrics::METRICS.packets_out, r.missed.len() as u64);
-        tracing::debug!(sid = %id, nsp = %nsp_name, missed = r.missed.len(), "connection state recovered");
+        let missed = r.missed.len() + r.missed_frames.len();
+        metrics::add(&metrics::METRICS.packets_out, missed as u64);
+        tracing::debug!(sid = %id, nsp = %nsp_name, missed, "connection state recovered");
         // The old socket may still look alive on another server (its dead transport not noticed
         // yet): disconnect it there, so the client has one member in each room.
         let opts = BroadcastOptions {

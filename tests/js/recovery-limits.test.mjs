@@ -65,3 +65,68 @@ describe("an admin socket recovers without deadlocking the server", () => {
     assert.ok(Date.now() - t < 12_000, "SIGTERM ends it within the grace period");
   });
 });
+
+describe("one restore replays at most 8 MiB", () => {
+  const text = "y".repeat(2000);
+
+  async function missed(count) {
+    const server = await start({});
+    const room = fresh("big");
+    const v = await connect(server.url);
+    await v.timeout(4000).emitWithAck("join", room);
+    let got = 0;
+    v.on("message", () => got++);
+    const sender = await connect(server.url);
+    const back = once(v, "connect", 20_000);
+    v.io.reconnection(false);
+    v.io.engine.close();
+    await waitFor(() => !v.connected, 5000, "victim disconnected");
+    for (let i = 0; i < count; i += 100) {
+      const n = Math.min(100, count - i);
+      const acks = await Promise.all(
+        Array.from({ length: n }, (_, k) => sender.timeout(10_000).emitWithAck("message", { roomId: room, message: text + (i + k) })),
+      );
+      assert.ok(acks.every((a) => a.ok), JSON.stringify(acks.find((a) => !a.ok)));
+    }
+    v.io.reconnection(true);
+    v.connect();
+    await back;
+    return { v, got: () => got };
+  }
+
+  test("under the budget: recovered, every missed message once", async () => {
+    const { v, got } = await missed(500);
+    assert.equal(v.recovered, true);
+    await waitFor(() => got() >= 500, 10_000, "500 missed messages");
+    assert.equal(got(), 500);
+  });
+
+  test("past it (about 9 MB missed): a fresh session, nothing replayed, the server healthy", async () => {
+    const { v, got } = await missed(4500);
+    assert.equal(v.recovered, false, "a fresh session instead of a 9 MB replay");
+    assert.equal(got(), 0);
+    assert.equal(await health(servers.at(-1).url), 200);
+  });
+});
+
+describe("saved sessions are bounded in bytes", () => {
+  test("RECOVERY_SESSION_BYTES too small for one session: the client gets a fresh one", async () => {
+    const server = await start({ RECOVERY_SESSION_BYTES: "64" });
+    const s = await connect(server.url);
+    await s.timeout(4000).emitWithAck("join", fresh("r"));
+    await bounce(s);
+    assert.equal(s.recovered, false);
+  });
+
+  test("with room for it (default budget): recovered", async () => {
+    const server = await start({});
+    const s = await connect(server.url);
+    await s.timeout(4000).emitWithAck("join", fresh("r"));
+    await bounce(s);
+    assert.equal(s.recovered, true);
+  });
+
+  test("RECOVERY_SESSION_BYTES=0 is refused at startup, naming the variable", async () => {
+    await assert.rejects(start({ RECOVERY_SESSION_BYTES: "0" }), /RECOVERY_SESSION_BYTES/);
+  });
+});
