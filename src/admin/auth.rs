@@ -194,7 +194,7 @@ impl Authenticator {
             tracing::info!(sid = %socket.id(), "admin login refused: invalid credentials");
             return Err(ConnectError::new(INVALID));
         }
-        let session = crate::engineio::sid::random_id();
+        let session = crate::ids::token();
         self.store.save(&session);
         let mut issued = self.issued.lock();
         if issued.len() >= 1024 {
