@@ -238,7 +238,7 @@ impl SioConnection {
         }
     }
 
-    fn connect(&mut self, nsp_name: String, auth: Value) {
+    fn connect(&mut self, nsp_name: String, mut auth: Value) {
         let Some(nsp) = self.server.namespace_for(&nsp_name, &auth) else {
             tracing::debug!(nsp = %nsp_name, "connection to an unknown namespace refused");
             self.send(&Packet::connect_error(&nsp_name, "Invalid namespace", None));
@@ -249,6 +249,14 @@ impl SioConnection {
             (true, Some(Value::String(pid)), Some(Value::String(offset))) => Some((pid.clone(), offset.clone())),
             _ => None,
         };
+        // The pid is a capability: used for the restore, never shown to application code,
+        // `fetch_sockets` or other servers through `handshake.auth`.
+        if nsp.adapter().recovery()
+            && let Value::Object(m) = &mut auth
+        {
+            m.remove("pid");
+            m.remove("offset");
+        }
         let Some((pid, offset)) = wanted else {
             if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, None, None) {
                 self.state.connected(&nsp_name, &id);

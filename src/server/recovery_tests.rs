@@ -129,3 +129,25 @@ async fn a_restore_answered_later_connects_with_the_missed_packets_first() {
     io.sockets().to("r").emit("c", 3).expect("emitted");
     assert_eq!(second.received(), [r#"2["c",3,"3"]"#]);
 }
+
+#[tokio::test]
+async fn a_recovered_handshake_shows_no_pid_or_offset() {
+    let io = Server::with_adapter(ServerConfig::default(), Arc::new(SlowFactory));
+    let mut first = Client::open(&io, "e1");
+    first.send(r#"0{"token":"t"}"#);
+    let r = reply(&first.received());
+    let (sid, pid) = (r["sid"].as_str().expect("sid"), r["pid"].as_str().expect("pid"));
+    io.sockets().emit("a", 1).expect("emitted");
+    first.handler.on_close(CloseReason::TransportClose);
+    let mut second = Client::open(&io, "e2");
+    second.send(&format!(r#"0{{"token":"t","pid":"{pid}","offset":"1"}}"#));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let socket = io.sockets().socket(sid).expect("restored");
+    assert!(socket.recovered());
+    assert_eq!(socket.handshake().auth, serde_json::json!({"token": "t"}));
+    assert!(
+        !serde_json::to_string(&socket.handshake().to_json())
+            .expect("json")
+            .contains(pid)
+    );
+}
