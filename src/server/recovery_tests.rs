@@ -151,3 +151,21 @@ async fn a_recovered_handshake_shows_no_pid_or_offset() {
             .contains(pid)
     );
 }
+
+#[tokio::test]
+async fn an_emit_to_a_closed_socket_fails_with_recovery_on_too() {
+    let io = Server::new(ServerConfig {
+        recovery: true,
+        ..ServerConfig::default()
+    });
+    let mut c = Client::open(&io, "e1");
+    c.send("0");
+    let sid = reply(&c.received())["sid"].as_str().expect("sid").to_owned();
+    let socket = io.sockets().socket(&sid).expect("connected");
+    assert!(socket.emit("a", 1).is_ok());
+    c.handler.on_close(CloseReason::TransportClose);
+    assert!(matches!(
+        socket.emit("b", 2),
+        Err(crate::server::EmitError::Disconnected)
+    ));
+}

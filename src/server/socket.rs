@@ -312,7 +312,15 @@ impl Socket {
         if adapter.recovery() {
             // As Node: through the adapter to the socket's own room, so the packet gets an offset
             // and is replayed if the client recovers. The delivery goes on if the future is dropped.
+            // A closed or overflowing connection still logs it (a recovering client gets it) but
+            // the caller hears it did not reach the live connection, as without recovery.
+            let down =
+                |s: &Socket| !s.connected() || s.0.client.conn.is_closed() || s.0.client.conn.outbox().overflowed();
+            let was_down = down(self);
             drop(adapter.deliver(self.nsp(), packet, &self.own_room()));
+            if was_down || down(self) {
+                return Err(EmitError::Disconnected);
+            }
             return Ok(());
         }
         self.send_packet(&packet, false)
