@@ -412,6 +412,42 @@ fn admin_settings() {
     );
     let e = cfg(&[("ADMIN_USERNAME", "a"), ("ADMIN_PASSWORD_HASH", "plain")]).unwrap_err();
     assert!(!e.to_string().contains("plain"), "the value is never echoed: {e}");
+    // A bad value is an error even with the admin off.
+    for (k, v) in [
+        ("ADMIN_READONLY", "sure"),
+        ("ADMIN_MODE", "dev"),
+        ("ADMIN_NAMESPACE", "admin"),
+        ("ADMIN_AUTH", "maybe"),
+    ] {
+        assert_eq!(var(&[(k, v)]), k);
+    }
+    assert!(
+        cfg(&[("ADMIN_READONLY", "YES")]).unwrap().admin.is_none(),
+        "valid and off"
+    );
+}
+
+#[test]
+fn every_boolean_takes_the_same_words() {
+    for var in ["RECOVERY", "HTTP_COMPRESSION", "ADMIN_READONLY"] {
+        let get = |v: &str| {
+            let c = cfg(&[(var, v), ("ADMIN_AUTH", "off")]).unwrap();
+            match var {
+                "RECOVERY" => c.recovery,
+                "HTTP_COMPRESSION" => c.http_compression,
+                _ => c.admin.expect("admin on").readonly,
+            }
+        };
+        for yes in ["true", "TRUE", "on", "On", "yes", "1"] {
+            assert!(get(yes), "{var}={yes}");
+        }
+        for no in ["false", "False", "off", "OFF", "no", "0"] {
+            assert!(!get(no), "{var}={no}");
+        }
+        let e = cfg(&[(var, "maybe")]).unwrap_err();
+        assert_eq!(e.var, var);
+        assert!(e.reason.contains("true or false"), "{e}");
+    }
 }
 
 #[test]
