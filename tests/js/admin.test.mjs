@@ -91,6 +91,27 @@ describe("admin namespace on one instance", () => {
     await server?.stop();
   });
 
+  test("a guesser from 127.0.0.2 is slowed down; the operator on 127.0.0.1 still logs in", async () => {
+    const guess = (i) =>
+      new Promise((resolve) => {
+        const s = p.open(server.url, "/admin", { auth: { username: "admin", password: `guess-${i}` }, localAddress: "127.0.0.2" });
+        s.once("connect_error", (e) => resolve(e.message));
+        s.once("connect", () => resolve("connected"));
+      });
+    const answers = [];
+    const flood = (async () => {
+      for (let i = 0; i < 8; i++) answers.push(await guess(i));
+    })();
+    await waitFor(() => answers.length >= 2, 20_000, "the flood under way");
+    const admin = await p.admin(server.url);
+    assert.ok(admin.connected, "the operator is not locked out");
+    await flood;
+    assert.ok(!answers.includes("connected"), answers.join());
+    assert.deepEqual(answers.slice(0, 6), Array(6).fill("invalid credentials"), "5 free failures, then the 6th check");
+    assert.deepEqual(answers.slice(6), Array(2).fill("too many failed logins, retry later"), answers.join());
+    assert.ok((await p.admin(server.url)).connected, "and still after it");
+  });
+
   test("missing and bad credentials are refused", async () => {
     assert.equal(await refusal(p, server.url, {}), "invalid credentials");
     assert.equal(await refusal(p, server.url, { username: "admin", password: "wrong" }), "invalid credentials");
