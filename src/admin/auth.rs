@@ -3,12 +3,14 @@
 //! (sent as the `session` event). Sessions live in Redis (`socket.io-admin#<id>`, 24 h, Node's
 //! `RedisStore` layout) when Redis is configured, in memory otherwise.
 
+use crate::adapter::BoxFuture;
 use crate::adapter::redis::RedisService;
 use crate::server::{ConnectError, Socket};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,29 +81,25 @@ impl SessionStore {
         format!("{SESSION_PREFIX}#{id}")
     }
 
-    /// Whether session `id` exists. May block briefly (Redis, bounded by [`REDIS_DEADLINE`]).
-    fn exists(&self, id: &str) -> bool {
+    /// Whether session `id` exists (a Redis lookup waits at most [`REDIS_DEADLINE`]).
+    async fn exists(&self, id: &str) -> bool {
         match self {
             SessionStore::Memory(m) => {
                 let m = m.lock();
                 m.get(id).is_some_and(|exp| *exp > Instant::now())
             }
             SessionStore::Redis(service) => {
-                let service = service.clone();
-                let key = SessionStore::key(id);
-                block_on(async move { tokio::time::timeout(REDIS_DEADLINE, service.exists(&key)).await }).is_some_and(
-                    |r| match r {
-                        Ok(Ok(found)) => found,
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "admin session lookup failed");
-                            false
-                        }
-                        Err(_) => {
-                            tracing::warn!("admin session lookup timed out");
-                            false
-                        }
-                    },
-                )
+                match tokio::time::timeout(REDIS_DEADLINE, service.exists(&SessionStore::key(id))).await {
+                    Ok(Ok(found)) => found,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "admin session lookup failed");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!("admin session lookup timed out");
+                        false
+                    }
+                }
             }
         }
     }
@@ -134,24 +132,6 @@ impl SessionStore {
                 });
             }
         }
-    }
-}
-
-/// Runs `fut` to completion from synchronous code on a multi-threaded runtime (the middleware is
-/// synchronous); `None` elsewhere.
-fn block_on<T>(fut: impl Future<Output = T>) -> Option<T> {
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return None;
-    }
-    Some(tokio::task::block_in_place(|| handle.block_on(fut)))
-}
-
-/// Runs blocking work (a bcrypt check) without stalling the runtime's other tasks.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 
@@ -249,8 +229,14 @@ impl Authenticator {
         }
     }
 
-    /// The namespace middleware.
-    pub(crate) fn check(&self, socket: &Socket) -> Result<(), ConnectError> {
+    /// The namespace middleware (asynchronous: a Redis lookup or a bcrypt check never blocks a
+    /// runtime worker).
+    pub(crate) fn check(self: &Arc<Self>, socket: Socket) -> BoxFuture<'static, Result<(), ConnectError>> {
+        let this = self.clone();
+        Box::pin(async move { this.check_socket(&socket).await })
+    }
+
+    async fn check_socket(&self, socket: &Socket) -> Result<(), ConnectError> {
         let Some(creds) = &self.credentials else {
             return Ok(());
         };
@@ -259,6 +245,7 @@ impl Authenticator {
             auth.get(k)
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty() && s.len() <= 1024)
+                .map(str::to_owned)
         };
         let session = field("sessionId");
         let credentials = field("username").zip(field("password"));
@@ -278,13 +265,24 @@ impl Authenticator {
             tracing::warn!("admin login refused: too many checks at once");
             return Err(ConnectError::new("server busy, retry later"));
         }
-        let by_session = session.is_some_and(|s| self.store.exists(s));
+        // Runs in a task of its own (never cancelled), so the counters below are always given back.
+        let by_session = match &session {
+            Some(s) => self.store.exists(s).await,
+            None => false,
+        };
         let ok = by_session
-            || credentials.is_some_and(|(username, password)| {
-                // Both compared, so the answer's timing does not tell which one was wrong.
-                let password_ok = blocking(|| bcrypt::verify(password, &creds.password_hash).unwrap_or(false));
-                password_ok && username == creds.username
-            });
+            || match credentials {
+                Some((username, password)) => {
+                    let hash = creds.password_hash.clone();
+                    let password_ok =
+                        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                            .await
+                            .unwrap_or(false);
+                    // Both compared, so the answer's timing does not tell which one was wrong.
+                    password_ok && username == creds.username
+                }
+                None => false,
+            };
         self.checks.fetch_sub(1, Ordering::AcqRel);
         self.backoff.lock().end(ip, ok, Instant::now());
         if !ok {
@@ -326,13 +324,13 @@ mod tests {
         assert!(is_bcrypt_hash(&hash.replacen("$2b$", "$2y$", 1)));
     }
 
-    #[test]
-    fn memory_sessions() {
+    #[tokio::test]
+    async fn memory_sessions() {
         let store = SessionStore::memory();
-        assert!(!store.exists("a"));
+        assert!(!store.exists("a").await);
         store.save("a");
-        assert!(store.exists("a"));
-        assert!(!store.exists("b"));
+        assert!(store.exists("a").await);
+        assert!(!store.exists("b").await);
     }
 
     #[test]

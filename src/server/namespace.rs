@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Decides whether a socket may connect; `Err` is sent to the client as CONNECT_ERROR.
 pub type Middleware = Arc<dyn Fn(&Socket) -> Result<(), ConnectError> + Send + Sync>;
+/// An asynchronous middleware (I/O such as a session lookup): runs after the synchronous ones,
+/// with the CONNECT reply held until it answers.
+pub type AsyncMiddleware =
+    Arc<dyn Fn(Socket) -> crate::adapter::BoxFuture<'static, Result<(), ConnectError>> + Send + Sync>;
 /// Runs for each new socket (Node's `connection` event).
 pub type ConnectionHandler = Arc<dyn Fn(&Socket) + Send + Sync>;
 
@@ -26,6 +30,7 @@ pub type ConnectionHandler = Arc<dyn Fn(&Socket) + Send + Sync>;
 #[derive(Default)]
 pub(crate) struct Hooks {
     pub(crate) middlewares: RwLock<Vec<Middleware>>,
+    pub(crate) async_middlewares: RwLock<Vec<AsyncMiddleware>>,
     pub(crate) on_connection: RwLock<Vec<ConnectionHandler>>,
 }
 
@@ -127,6 +132,15 @@ impl Namespace {
     /// Adds a middleware (Node's `nsp.use`), run in order for each connecting socket.
     pub fn use_middleware(&self, f: impl Fn(&Socket) -> Result<(), ConnectError> + Send + Sync + 'static) {
         self.0.hooks.middlewares.write().push(Arc::new(f));
+    }
+
+    /// Adds an asynchronous middleware (run after the synchronous ones, in order): for checks that
+    /// wait on I/O, which must never block a runtime worker.
+    pub fn use_async_middleware(
+        &self,
+        f: impl Fn(Socket) -> crate::adapter::BoxFuture<'static, Result<(), ConnectError>> + Send + Sync + 'static,
+    ) {
+        self.0.hooks.async_middlewares.write().push(Arc::new(f));
     }
 
     /// Adds a connection handler (Node's `nsp.on("connection")`).

@@ -169,3 +169,37 @@ async fn an_emit_to_a_closed_socket_fails_with_recovery_on_too() {
         Err(crate::server::EmitError::Disconnected)
     ));
 }
+
+#[tokio::test]
+async fn an_async_middleware_holds_the_connect_reply_until_it_answers() {
+    let io = Server::new(ServerConfig::default());
+    io.of("/slow").use_async_middleware(|socket| {
+        let ok = socket.handshake().auth.get("ok").is_some();
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if ok {
+                Ok(())
+            } else {
+                Err(crate::server::ConnectError::new("nope"))
+            }
+        })
+    });
+    let mut c = Client::open(&io, "e1");
+    c.send(r#"0/slow,{"ok":1}"#);
+    assert_eq!(c.received(), Vec::<String>::new(), "nothing before it answers");
+    c.send(r#"0/slow,{"ok":1}"#);
+    assert!(
+        c.outbox.close_requested() || c.outbox.is_closed(),
+        "a second CONNECT meanwhile is a violation"
+    );
+    let mut d = Client::open(&io, "e2");
+    d.send(r#"0/slow,{"ok":1}"#);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = d.received();
+    assert!(got[0].starts_with(r#"0/slow,{"sid":"#), "{got:?}");
+    assert_eq!(io.of("/slow").local_len(), 1);
+    let mut e = Client::open(&io, "e3");
+    e.send("0/slow,{}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(e.received(), [r#"4/slow,{"message":"nope"}"#]);
+}
