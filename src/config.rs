@@ -85,6 +85,8 @@ pub struct Config {
     pub recovery_max_disconnection: Duration,
     /// `RECOVERY_LOG_BYTES` (16 MiB): most bytes of packets kept per namespace for recovery.
     pub recovery_log_bytes: usize,
+    /// `RECOVERY_SESSION_BYTES` (64 MiB): most bytes of saved sessions (rooms, data) per namespace.
+    pub recovery_session_bytes: usize,
     /// Limits against abuse.
     pub limits: Limits,
     /// `TRUSTED_PROXIES` (empty): proxies whose `X-Forwarded-For` names the client.
@@ -128,6 +130,7 @@ impl std::fmt::Debug for Config {
             .field("recovery", &self.recovery)
             .field("recovery_max_disconnection", &self.recovery_max_disconnection)
             .field("recovery_log_bytes", &self.recovery_log_bytes)
+            .field("recovery_session_bytes", &self.recovery_session_bytes)
             .field("limits", &self.limits)
             .field("admin", &self.admin)
             .finish_non_exhaustive()
@@ -205,13 +208,23 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(Duration::from_millis(ms))
     }
 
-    /// An on/off switch: `on`/`off`, `true`/`false`, `1`/`0`.
-    fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
-        match self.value(var).map(|v| v.to_ascii_lowercase()).as_deref() {
-            None => Err(bad(var, "", "required")),
-            Some("on" | "true" | "1") => Ok(true),
-            Some("off" | "false" | "0") => Ok(false),
-            Some(other) => Err(bad(var, other, "expected on or off")),
+    /// `var` as a size in bytes, greater than 0.
+    pub(crate) fn bytes(&self, var: &'static str) -> Result<usize, ConfigError> {
+        let n: usize = self.parse(var, "a size in bytes")?;
+        if n == 0 {
+            return Err(bad(var, "0", "must be greater than 0"));
+        }
+        Ok(n)
+    }
+
+    /// Every yes/no setting: `true`/`false`, `on`/`off`, `yes`/`no`, `1`/`0`, in any case; its
+    /// default when not given.
+    pub(crate) fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        let v = self.value(var).ok_or_else(|| bad(var, "", "required"))?;
+        match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => Ok(true),
+            "false" | "off" | "no" | "0" => Ok(false),
+            _ => Err(bad(var, &v, "expected true or false (also on/off, yes/no, 1/0)")),
         }
     }
 }
@@ -331,9 +344,10 @@ impl Config {
             redis: redis_config(env)?,
             webhook_secret: webhook_secret(env)?,
             shutdown_grace: env.millis("SHUTDOWN_GRACE_MS")?,
-            recovery: env.parse("RECOVERY", "true or false")?,
+            recovery: env.flag("RECOVERY")?,
             recovery_max_disconnection: env.millis("RECOVERY_MAX_DISCONNECTION_MS")?,
-            recovery_log_bytes: env.parse("RECOVERY_LOG_BYTES", "a size in bytes")?,
+            recovery_log_bytes: env.bytes("RECOVERY_LOG_BYTES")?,
+            recovery_session_bytes: env.bytes("RECOVERY_SESSION_BYTES")?,
             limits: Limits {
                 max_connections,
                 handshake_rate_per_ip: env.parse("HANDSHAKE_RATE_PER_IP", "handshakes per second (0 = off)")?,
@@ -357,15 +371,30 @@ impl Config {
 /// The `ADMIN_*` block: the namespace exists only with `ADMIN_USERNAME` (and its bcrypt hash), or
 /// with `ADMIN_AUTH=off` set explicitly.
 fn admin_settings<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<AdminSettings>, ConfigError> {
-    // Read every admin variable up front, so each is checked (and known to be read) even when off.
-    let namespace = env.raw("ADMIN_NAMESPACE");
-    let mode = env.raw("ADMIN_MODE");
-    let readonly = env.raw("ADMIN_READONLY");
-    let auth_off = match env.raw("ADMIN_AUTH") {
-        None => false,
-        Some(v) if v == "off" => true,
-        Some(v) if v == "basic" => false,
-        Some(v) => return Err(bad("ADMIN_AUTH", &v, "expected basic or off")),
+    // Every admin variable is read and checked up front, even when the admin is off: a bad value
+    // is always a startup error.
+    let namespace = env.raw("ADMIN_NAMESPACE").unwrap_or_else(|| "/admin".into());
+    if !namespace.starts_with('/')
+        || namespace.len() < 2
+        || namespace.len() > 256
+        || namespace.contains([',', ' ', '?', '#'])
+    {
+        return Err(bad(
+            "ADMIN_NAMESPACE",
+            &namespace,
+            "expected a namespace name such as /admin (not /)",
+        ));
+    }
+    let mode = match env.raw("ADMIN_MODE").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("development") => crate::admin::AdminMode::Development,
+        Some("production") => crate::admin::AdminMode::Production,
+        Some(v) => return Err(bad("ADMIN_MODE", v, "expected development or production")),
+    };
+    let readonly = env.flag("ADMIN_READONLY")?;
+    let auth_off = match env.raw("ADMIN_AUTH").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("basic") => false,
+        Some("off") => true,
+        Some(v) => return Err(bad("ADMIN_AUTH", v, "expected basic or off")),
     };
     let username = env.raw("ADMIN_USERNAME");
     let hash = env.raw("ADMIN_PASSWORD_HASH");
@@ -396,28 +425,6 @@ fn admin_settings<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<
                 password_hash,
             })
         }
-    };
-    let namespace = namespace.unwrap_or_else(|| "/admin".into());
-    if !namespace.starts_with('/')
-        || namespace.len() < 2
-        || namespace.len() > 256
-        || namespace.contains([',', ' ', '?', '#'])
-    {
-        return Err(bad(
-            "ADMIN_NAMESPACE",
-            &namespace,
-            "expected a namespace name such as /admin (not /)",
-        ));
-    }
-    let mode = match mode.as_deref() {
-        None | Some("development") => crate::admin::AdminMode::Development,
-        Some("production") => crate::admin::AdminMode::Production,
-        Some(v) => return Err(bad("ADMIN_MODE", v, "expected development or production")),
-    };
-    let readonly = match readonly.as_deref() {
-        None | Some("false" | "0" | "no") => false,
-        Some("true" | "1" | "yes") => true,
-        Some(v) => return Err(bad("ADMIN_READONLY", v, "expected true or false")),
     };
     Ok(Some(AdminSettings {
         credentials,

@@ -146,6 +146,7 @@ async fn socket_io_server(config: &Config) -> (Server, Option<RedisState>) {
         recovery: config.recovery,
         recovery_max_disconnection: config.recovery_max_disconnection,
         recovery_log_bytes: config.recovery_log_bytes,
+        recovery_session_bytes: config.recovery_session_bytes,
         parser: config.parser,
         ..ServerConfig::default()
     };
@@ -257,6 +258,7 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, c
         }
     };
     tracing::info!(%addr, "listening");
+    shutdown_watchdog(grace + SHUTDOWN_MARGIN);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(sio_server::serve::serve(listener, router, serve_options, stop_rx));
     tokio::select! {
@@ -279,6 +281,32 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, c
             tracing::warn!("grace period over with HTTP connections still open");
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// How long past the grace period a shutdown may take before the watchdog ends the process.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
+
+/// Every shutdown has a deadline: a thread of its own (with its own signal listener, so stuck
+/// runtime workers cannot hold it up) exits the process `limit` after SIGTERM/SIGINT.
+fn shutdown_watchdog(limit: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("shutdown-watchdog".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no shutdown watchdog");
+                    return;
+                }
+            };
+            rt.block_on(sio_server::serve::shutdown_signal());
+            std::thread::sleep(limit);
+            tracing::error!(limit_ms = limit.as_millis() as u64, "shutdown took too long; exiting");
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no shutdown watchdog");
     }
 }
 

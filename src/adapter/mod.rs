@@ -23,6 +23,7 @@ pub mod types;
 pub use session::{SessionAwareAdapter, SessionAwareFactory};
 pub use types::{BroadcastFlags, BroadcastOptions, RemoteAck, Room, SocketInfo};
 
+use crate::engineio::Frame;
 use crate::socketio::Packet;
 use serde_json::Value;
 use std::future::Future;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A socket's recoverable state (Node's `Session`). Its `Debug` hides the pid.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Session {
     /// Socket id, kept across the recovery.
     pub sid: String,
@@ -70,12 +71,14 @@ pub enum SessionEvent {
 }
 
 /// A restored session and the packets its socket missed, in order, each carrying its offset.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Restored {
     /// The session.
     pub session: Session,
-    /// EVENT packets emitted to its rooms after the client's offset.
+    /// EVENT packets emitted to its rooms after the client's offset, decoded from a remote store.
     pub missed: Vec<Packet>,
+    /// The same, as the frames an in-memory log kept (shared, not copied; sent after `missed`).
+    pub missed_frames: Vec<Vec<Frame>>,
 }
 
 /// An adapter operation that could not be done.

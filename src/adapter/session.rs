@@ -2,7 +2,13 @@
 //! without ack id and not volatile gets an offset and is logged; a socket that closed for a
 //! recoverable reason leaves its session behind. Both are kept for the recovery window and swept;
 //! the log is also bounded in bytes (oldest packets dropped first: a client whose offset was
-//! dropped gets a fresh session).
+//! dropped gets a fresh session), and so are the saved sessions (oldest dropped first). A task
+//! per adapter sweeps both every second, so an idle namespace lets them go too.
+//!
+//! A restore hands back the logged frames themselves (shared `Bytes`, never decoded or copied)
+//! and replays at most [`MAX_REPLAY_BYTES`]: a client that missed more gets a fresh session
+//! (`recovered` false, as after an expired window), since a partial replay would lose packets
+//! silently and a larger one would only fill the connection's send queue.
 
 use super::{
     Adapter, AdapterFactory, BoxFuture, BroadcastOptions, Restored, Session, SessionEvent, needs_offset, push_offset,
@@ -10,7 +16,7 @@ use super::{
 use crate::engineio::Frame;
 use crate::server::rooms::Room;
 use crate::server::{Namespace, encode_with};
-use crate::socketio::{Decoder, DecoderLimits, Packet, Parser};
+use crate::socketio::{Packet, Parser};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,6 +25,23 @@ use std::time::{Duration, Instant};
 /// Most sessions kept at once per namespace; past it the oldest is dropped.
 const MAX_SESSIONS: usize = 100_000;
 
+/// Most bytes of logged frames one restore replays (the default send-queue soft limit); past it
+/// the client gets a fresh session.
+pub const MAX_REPLAY_BYTES: usize = 8 << 20;
+
+/// How often the adapter's task sweeps expired packets and sessions.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// What a saved session costs: its ids, rooms and `data` (as JSON), plus a fixed overhead.
+fn session_size(s: &Session) -> usize {
+    let data = match &s.data {
+        serde_json::Value::Null => 4,
+        v => serde_json::to_vec(v).map_or(0, |b| b.len()),
+    };
+    let rooms: usize = s.rooms.iter().map(|r| r.len() + 24).sum();
+    128 + s.sid.len() + s.pid.len() + rooms + data
+}
+
 /// Builds a [`SessionAwareAdapter`] per namespace.
 #[derive(Clone, Copy, Debug)]
 pub struct SessionAwareFactory {
@@ -26,14 +49,41 @@ pub struct SessionAwareFactory {
     pub max_disconnection: Duration,
     /// Most bytes of logged packets per namespace (`RECOVERY_LOG_BYTES`).
     pub max_log_bytes: usize,
-    /// The parser packets are encoded with (`PARSER`), so logged frames decode back.
+    /// Most bytes of saved sessions per namespace (`RECOVERY_SESSION_BYTES`).
+    pub max_session_bytes: usize,
+    /// The parser packets are encoded with (`PARSER`).
     pub parser: Parser,
 }
 
 impl AdapterFactory for SessionAwareFactory {
     fn create(&self, _nsp: &str) -> Arc<dyn Adapter> {
-        Arc::new(SessionAwareAdapter::new(self.max_disconnection, self.max_log_bytes).with_parser(self.parser))
+        let adapter = Arc::new(
+            SessionAwareAdapter::new(self.max_disconnection, self.max_log_bytes)
+                .with_parser(self.parser)
+                .with_max_session_bytes(self.max_session_bytes),
+        );
+        spawn_sweeper(&adapter);
+        adapter
     }
+}
+
+/// Sweeps `adapter` every [`SWEEP_EVERY`] until it is dropped (the task holds a `Weak`). Without
+/// a Tokio runtime (unit tests) the sweep runs on traffic only.
+fn spawn_sweeper(adapter: &Arc<SessionAwareAdapter>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(adapter);
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(a) = weak.upgrade() else { return };
+            a.sweep_at(Instant::now());
+        }
+    });
 }
 
 /// One logged packet, kept as the frames it was delivered in (shared with the sockets' queues).
@@ -47,35 +97,13 @@ struct Logged {
     size: usize,
 }
 
-/// Decodes logged frames back into the packet (they were encoded by us: never fails in practice;
-/// a frame that does not decode is left out and logged).
-fn decode(frames: &[Frame], parser: Parser) -> Option<Packet> {
-    let limits = DecoderLimits {
-        max_attachments: usize::MAX,
-    };
-    let mut decoder = Decoder::with_parser(limits, parser);
-    let mut out = None;
-    for f in frames {
-        let r = match f {
-            Frame::Text(t) => decoder.add_text(t.get(1..).unwrap_or_default()),
-            Frame::Binary(b) => decoder.add_binary(b.clone()),
-        };
-        match r {
-            Ok(p) => out = p.or(out),
-            Err(e) => {
-                tracing::warn!(error = %e, "a logged packet does not decode; not replayed");
-                return None;
-            }
-        }
-    }
-    out
-}
-
 /// The single-server recovering adapter.
 #[derive(Debug)]
 pub struct SessionAwareAdapter {
     window: Duration,
     max_log_bytes: usize,
+    max_session_bytes: usize,
+    max_replay_bytes: usize,
     /// Taken by each delivery before `state`: see [`Adapter::delivery_fence`].
     fence: Mutex<()>,
     state: Mutex<State>,
@@ -87,13 +115,22 @@ struct State {
     next_seq: u64,
     packets: VecDeque<Logged>,
     bytes: usize,
-    sessions: HashMap<String, (Session, Instant)>,
+    /// Each saved session, when it was saved and its [`session_size`].
+    sessions: HashMap<String, (Session, Instant, usize)>,
+    /// Sum of the saved sessions' sizes.
+    session_bytes: usize,
     /// Sessions in the order they were persisted, to sweep from the front.
     order: VecDeque<(Instant, String)>,
 }
 
 impl State {
-    fn sweep(&mut self, now: Instant, window: Duration, max_bytes: usize) {
+    fn remove_session(&mut self, pid: &str) -> Option<Session> {
+        let (session, _, size) = self.sessions.remove(pid)?;
+        self.session_bytes -= size;
+        Some(session)
+    }
+
+    fn sweep(&mut self, now: Instant, window: Duration, max_bytes: usize, max_session_bytes: usize) {
         while let Some(p) = self.packets.front() {
             if now.saturating_duration_since(p.at) <= window && self.bytes <= max_bytes {
                 break;
@@ -102,13 +139,16 @@ impl State {
             self.packets.pop_front();
         }
         while let Some((at, _)) = self.order.front() {
-            if now.saturating_duration_since(*at) <= window && self.order.len() <= MAX_SESSIONS {
+            if now.saturating_duration_since(*at) <= window
+                && self.order.len() <= MAX_SESSIONS
+                && self.session_bytes <= max_session_bytes
+            {
                 break;
             }
             if let Some((at, pid)) = self.order.pop_front()
-                && self.sessions.get(&pid).is_some_and(|(_, t)| *t == at)
+                && self.sessions.get(&pid).is_some_and(|(_, t, _)| *t == at)
             {
-                self.sessions.remove(&pid);
+                self.remove_session(&pid);
             }
         }
     }
@@ -136,20 +176,52 @@ impl SessionAwareAdapter {
         SessionAwareAdapter {
             window,
             max_log_bytes,
+            max_session_bytes: 64 << 20,
+            max_replay_bytes: MAX_REPLAY_BYTES,
             fence: Mutex::default(),
             state: Mutex::default(),
             parser: Parser::Default,
         }
     }
 
-    /// Encodes and decodes logged packets with `parser` (the server's `PARSER`).
+    /// Encodes logged packets with `parser` (the server's `PARSER`).
     pub fn with_parser(mut self, parser: Parser) -> SessionAwareAdapter {
         self.parser = parser;
         self
     }
 
+    /// Keeps at most `bytes` of saved sessions (`RECOVERY_SESSION_BYTES`), oldest dropped first.
+    pub fn with_max_session_bytes(mut self, bytes: usize) -> SessionAwareAdapter {
+        self.max_session_bytes = bytes;
+        self
+    }
+
+    /// Replays at most `bytes` of missed packets per restore; past it the client gets a fresh session.
+    pub fn with_max_replay_bytes(mut self, bytes: usize) -> SessionAwareAdapter {
+        self.max_replay_bytes = bytes;
+        self
+    }
+
     fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
         self.state.lock()
+    }
+
+    fn sweep(&self, st: &mut State, now: Instant) {
+        st.sweep(now, self.window, self.max_log_bytes, self.max_session_bytes);
+    }
+
+    /// Drops expired packets and sessions (the timer's sweep).
+    fn sweep_at(&self, now: Instant) {
+        let mut st = self.lock();
+        self.sweep(&mut st, now);
+        // Give back what a burst left behind once the log is empty.
+        if st.packets.is_empty() && st.packets.capacity() > 64 {
+            st.packets.shrink_to_fit();
+        }
+        if st.order.is_empty() && st.order.capacity() > 64 {
+            st.order.shrink_to_fit();
+            st.sessions.shrink_to_fit();
+        }
     }
 
     /// Encodes `packet`, with the next offset and logged if it needs one; returns its frames.
@@ -176,30 +248,44 @@ impl SessionAwareAdapter {
             frames: frames.clone(),
             size,
         });
-        st.sweep(now, self.window, self.max_log_bytes);
+        self.sweep(st, now);
         frames
     }
 
     /// The sans-IO part of [`Adapter::restore_session`], at time `now`.
     fn restore_at(&self, pid: &str, offset: &str, now: Instant) -> Option<Restored> {
         let mut st = self.lock();
-        st.sweep(now, self.window, self.max_log_bytes);
+        self.sweep(&mut st, now);
         // Single use: a failed attempt burns the session too.
-        let (session, _) = st.sessions.remove(pid)?;
+        let session = st.remove_session(pid)?;
         let seq = parse_offset(offset)?;
         let first = st.packets.front()?.seq;
         let at = usize::try_from(seq.checked_sub(first)?).ok()?;
         if st.packets.get(at)?.seq != seq {
             return None;
         }
-        let missed = st
-            .packets
-            .iter()
-            .skip(at + 1)
-            .filter(|p| should_include(&session.rooms, &p.rooms, &p.except))
-            .filter_map(|p| decode(&p.frames, self.parser))
-            .collect();
-        Some(Restored { session, missed })
+        // Shared frames only (reference counts): nothing is decoded or copied under the lock.
+        let mut bytes = 0usize;
+        let mut missed_frames = Vec::new();
+        for p in st.packets.iter().skip(at + 1) {
+            if !should_include(&session.rooms, &p.rooms, &p.except) {
+                continue;
+            }
+            bytes += p.size;
+            if bytes > self.max_replay_bytes {
+                tracing::info!(
+                    max_bytes = self.max_replay_bytes,
+                    "a client missed more than one restore replays; it gets a fresh session"
+                );
+                return None;
+            }
+            missed_frames.push(p.frames.clone());
+        }
+        Some(Restored {
+            session,
+            missed: Vec::new(),
+            missed_frames,
+        })
     }
 
     /// The sans-IO part of [`Adapter::persist_session`], at time `now`.
@@ -207,10 +293,13 @@ impl SessionAwareAdapter {
         if event != SessionEvent::Disconnected {
             return;
         }
+        let size = session_size(&session);
         let mut st = self.lock();
+        st.remove_session(&session.pid);
         st.order.push_back((now, session.pid.clone()));
-        st.sessions.insert(session.pid.clone(), (session, now));
-        st.sweep(now, self.window, self.max_log_bytes);
+        st.session_bytes += size;
+        st.sessions.insert(session.pid.clone(), (session, now, size));
+        self.sweep(&mut st, now);
     }
 }
 
@@ -229,9 +318,11 @@ impl Adapter for SessionAwareAdapter {
         let observed = nsp.observer().filter(|o| o.wants_events()).map(|_| packet.clone());
         let fence = self.fence.lock();
         let frames = self.log(&mut self.lock(), packet, opts, Instant::now());
-        // Delivered under the fence, so each socket gets the packets in offset order.
-        nsp.local_broadcast_frames(&frames, opts, observed.as_ref());
+        // Delivered under the fence, so each socket gets the packets in offset order; the observer
+        // hears of it after (it emits to the admin namespace, whose delivery takes its own fence).
+        let (delivered, sent_to) = nsp.push_frames(&frames, opts);
         drop(fence);
+        nsp.report_sent(&frames, delivered, &sent_to, observed.as_ref());
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -313,10 +404,8 @@ mod tests {
             13 + 13 + 46 + 1,
             "the frames' bytes, Engine.IO prefix included"
         );
-        // The logged frames decode back into the packet, attachments included.
-        let back = decode(&st.packets[2].frames, Parser::Default).expect("decodes");
-        assert_eq!(back.nsp, "/x");
-        assert_eq!(back.attachments, vec![bytes::Bytes::from_static(b"\x01")]);
+        // The attachment is logged as its own frame, replayed as is.
+        assert_eq!(st.packets[2].frames.len(), 2);
     }
 
     #[test]
@@ -332,7 +421,8 @@ mod tests {
         a.persist_at(session("p", &["s1", "r"]), SessionEvent::Disconnected, now);
         let r = a.restore_at("p", "1", now).expect("restored");
         assert_eq!(r.session, session("p", &["s1", "r"]));
-        let got: Vec<String> = r.missed.iter().map(Packet::encode_text).collect();
+        assert!(r.missed.is_empty(), "the logged frames, never decoded");
+        let got: Vec<String> = r.missed_frames.into_iter().map(text).collect();
         assert_eq!(
             got,
             [r#"2["all",1,"2"]"#, r#"2["mine",1,"4"]"#, r#"2["private",1,"6"]"#]
@@ -394,5 +484,66 @@ mod tests {
             a.restore_at("p", "1", now).is_none(),
             "a dropped offset cannot be resumed"
         );
+    }
+
+    #[test]
+    fn a_restore_replays_at_most_its_byte_budget_else_a_fresh_session() {
+        let a = SessionAwareAdapter::new(Duration::from_secs(60), 1 << 20).with_max_replay_bytes(26);
+        let now = Instant::now();
+        emit(&a, "e", &opts(&[], &[]), now); // offset 1, seen
+        emit(&a, "e", &opts(&[], &[]), now); // 13 bytes each
+        emit(&a, "e", &opts(&[], &[]), now);
+        a.persist_at(session("p", &["s1"]), SessionEvent::Disconnected, now);
+        assert_eq!(a.restore_at("p", "1", now).expect("fits").missed_frames.len(), 2);
+        emit(&a, "e", &opts(&[], &[]), now);
+        a.persist_at(session("p", &["s1"]), SessionEvent::Disconnected, now);
+        assert!(a.restore_at("p", "1", now).is_none(), "39 bytes > 26: fresh session");
+        a.persist_at(session("p", &["s1"]), SessionEvent::Disconnected, now);
+        assert!(a.restore_at("p", "2", now).is_some(), "26 bytes fit");
+    }
+
+    #[test]
+    fn saved_sessions_are_bounded_in_bytes_oldest_dropped_first() {
+        let one = session_size(&session("p0", &["s1", "room"]));
+        let a = SessionAwareAdapter::new(Duration::from_secs(60), 1 << 20).with_max_session_bytes(3 * one);
+        let now = Instant::now();
+        emit(&a, "e", &opts(&[], &[]), now);
+        for i in 0..5 {
+            a.persist_at(
+                session(&format!("p{i}"), &["s1", "room"]),
+                SessionEvent::Disconnected,
+                now,
+            );
+        }
+        let st = a.lock();
+        assert_eq!(st.sessions.len(), 3);
+        assert_eq!(st.session_bytes, 3 * one);
+        drop(st);
+        assert!(a.restore_at("p1", "1", now).is_none(), "the oldest went first");
+        assert!(a.restore_at("p4", "1", now).is_some());
+        assert_eq!(a.lock().session_bytes, 2 * one, "a restore gives its bytes back");
+        // A big session costs its rooms and data.
+        let mut big = session("big", &["s1"]);
+        big.rooms.extend((0..100).map(|i| format!("{i:0>256}")));
+        assert!(session_size(&big) > 100 * 256);
+    }
+
+    #[tokio::test]
+    async fn a_timer_sweeps_an_idle_namespace_and_ends_with_the_adapter() {
+        let a = Arc::new(SessionAwareAdapter::new(Duration::from_millis(50), 1 << 20));
+        spawn_sweeper(&a);
+        emit(&a, "e", &opts(&[], &[]), Instant::now());
+        a.persist_session(session("p", &["s1"]), SessionEvent::Disconnected);
+        assert_eq!(a.lock().sessions.len(), 1);
+        // No traffic: only the timer can drop them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(a.lock().sessions.is_empty() && a.lock().packets.is_empty()) {
+            assert!(Instant::now() < deadline, "swept within 10 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(a.lock().session_bytes, 0);
+        let weak = Arc::downgrade(&a);
+        drop(a);
+        assert!(weak.upgrade().is_none(), "the task holds no strong reference");
     }
 }

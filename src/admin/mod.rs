@@ -87,7 +87,7 @@ pub fn attach(io: &Server, engine: Engine, options: AdminOptions, store: Session
     }
     {
         let auth = auth.clone();
-        admin.use_middleware(move |socket| auth.check(socket));
+        admin.use_async_middleware(move |socket| auth.check(socket));
     }
     {
         let io = io.clone();

@@ -141,13 +141,14 @@ impl ServerObserver for AdminObserver {
     }
 
     fn room_joined(&self, nsp: &str, room: &str, id: &str) {
-        if self.live() {
+        // Not for the admin namespace itself (as `event_sent`): its sockets are the UIs.
+        if self.live() && nsp != self.admin_name {
             self.emit("room_joined", vec![nsp.into(), room.into(), id.into(), now()]);
         }
     }
 
     fn room_left(&self, nsp: &str, room: &str, id: &str) {
-        if self.live() {
+        if self.live() && nsp != self.admin_name {
             self.emit("room_left", vec![nsp.into(), room.into(), id.into(), now()]);
         }
     }

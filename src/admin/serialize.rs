@@ -23,9 +23,14 @@ pub fn public_data(data: &Value) -> Value {
     }
 }
 
-/// The first 12 characters of the Engine.IO id (Node's `clientId`).
+/// 12 characters of the random part of the Engine.IO id (Node's `clientId`: the first 12 of its
+/// sid). A tagged sid (`INSTANCE_ID.random`) starts with the instance tag, shared by every
+/// connection of an instance, so the tag is skipped.
 pub fn client_id(conn_id: &str) -> String {
-    conn_id.chars().take(12).collect()
+    let random = conn_id
+        .rsplit_once(crate::engineio::sid::TAG_SEPARATOR)
+        .map_or(conn_id, |(_, r)| r);
+    random.chars().take(12).collect()
 }
 
 /// The handshake fields the UI shows (Node leaves `auth` out), with the client's address taken
@@ -114,5 +119,18 @@ mod tests {
     fn client_id_is_twelve_chars() {
         assert_eq!(client_id("0123456789abcdefXYZ"), "0123456789ab");
         assert_eq!(client_id("short"), "short");
+    }
+
+    #[test]
+    fn client_id_skips_the_instance_tag() {
+        let tag = "sio-instance-with-a-long-name";
+        let (a, b) = (
+            crate::engineio::sid::generate(Some(tag)),
+            crate::engineio::sid::generate(Some(tag)),
+        );
+        assert_eq!(client_id(&a).len(), 12);
+        assert_ne!(client_id(&a), client_id(&b), "two connections, two client ids");
+        assert!(!client_id(&a).contains("sio"));
+        assert_eq!(client_id("s1.0123456789abcdefXYZ"), "0123456789ab");
     }
 }

@@ -118,6 +118,9 @@ pub struct ServerSettings {
     /// Most bytes of packets the in-memory adapter keeps per namespace for recovery (oldest dropped).
     #[arg(long, env = "RECOVERY_LOG_BYTES", default_value = "16777216")]
     pub recovery_log_bytes: Option<OsString>,
+    /// Most bytes of saved sessions (rooms, data) kept per namespace for recovery (oldest dropped).
+    #[arg(long, env = "RECOVERY_SESSION_BYTES", default_value = "67108864")]
+    pub recovery_session_bytes: Option<OsString>,
     /// Socket.IO parser every client must use: default, or msgpack (socket.io-msgpack-parser 3.x).
     #[arg(long, env = "PARSER", default_value = "default")]
     pub parser: Option<OsString>,

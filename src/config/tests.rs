@@ -360,6 +360,18 @@ fn recovery_settings() {
     assert!(c.recovery, "on by default for the chat server");
     assert_eq!(c.recovery_max_disconnection, Duration::from_millis(120_000));
     assert_eq!(c.recovery_log_bytes, 16 << 20);
+    assert_eq!(c.recovery_session_bytes, 64 << 20);
+    assert_eq!(
+        cfg(&[("RECOVERY_SESSION_BYTES", "1024")])
+            .unwrap()
+            .recovery_session_bytes,
+        1024
+    );
+    for var in ["RECOVERY_LOG_BYTES", "RECOVERY_SESSION_BYTES"] {
+        let e = cfg(&[(var, "0")]).unwrap_err();
+        assert_eq!((e.var, e.reason.as_str()), (var, "must be greater than 0"));
+        assert_eq!(cfg(&[(var, "lots")]).unwrap_err().var, var);
+    }
     assert!(!cfg(&[("RECOVERY", "false")]).unwrap().recovery);
 }
 
@@ -405,6 +417,42 @@ fn admin_settings() {
     );
     let e = cfg(&[("ADMIN_USERNAME", "a"), ("ADMIN_PASSWORD_HASH", "plain")]).unwrap_err();
     assert!(!e.to_string().contains("plain"), "the value is never echoed: {e}");
+    // A bad value is an error even with the admin off.
+    for (k, v) in [
+        ("ADMIN_READONLY", "sure"),
+        ("ADMIN_MODE", "dev"),
+        ("ADMIN_NAMESPACE", "admin"),
+        ("ADMIN_AUTH", "maybe"),
+    ] {
+        assert_eq!(var(&[(k, v)]), k);
+    }
+    assert!(
+        cfg(&[("ADMIN_READONLY", "YES")]).unwrap().admin.is_none(),
+        "valid and off"
+    );
+}
+
+#[test]
+fn every_boolean_takes_the_same_words() {
+    for var in ["RECOVERY", "HTTP_COMPRESSION", "ADMIN_READONLY"] {
+        let get = |v: &str| {
+            let c = cfg(&[(var, v), ("ADMIN_AUTH", "off")]).unwrap();
+            match var {
+                "RECOVERY" => c.recovery,
+                "HTTP_COMPRESSION" => c.http_compression,
+                _ => c.admin.expect("admin on").readonly,
+            }
+        };
+        for yes in ["true", "TRUE", "on", "On", "yes", "1"] {
+            assert!(get(yes), "{var}={yes}");
+        }
+        for no in ["false", "False", "off", "OFF", "no", "0"] {
+            assert!(!get(no), "{var}={no}");
+        }
+        let e = cfg(&[(var, "maybe")]).unwrap_err();
+        assert_eq!(e.var, var);
+        assert!(e.reason.contains("true or false"), "{e}");
+    }
 }
 
 #[test]

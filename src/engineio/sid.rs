@@ -3,9 +3,6 @@
 
 use crate::ids::token;
 
-/// 20 characters of base64url randomness (kept at this path for callers; see [`crate::ids`]).
-pub use crate::ids::token as random_id;
-
 /// The character separating an instance tag from the random part of a sid.
 ///
 /// `.` is URL-safe and outside the base64url alphabet, so `tag.random` splits unambiguously and a

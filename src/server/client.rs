@@ -3,8 +3,9 @@
 //! connection on protocol violations.
 
 use super::Server;
+use super::error::ConnectError;
 use super::handshake::Handshake;
-use super::namespace::Namespace;
+use super::namespace::{AsyncMiddleware, Namespace};
 use super::reason::DisconnectReason;
 use super::socket::{Socket, encode_with};
 use crate::adapter::{BroadcastOptions, Restored, SessionEvent};
@@ -80,9 +81,18 @@ fn retire_local(nsp: &Namespace, pid: &str) {
     }
 }
 
+/// What [`attach`] did.
+enum Attached {
+    /// Connected (the socket id) or refused (`None`).
+    Done(Option<Arc<str>>),
+    /// The socket passed the synchronous middlewares and waits for the asynchronous ones: run
+    /// [`finish_pending`] on them.
+    Pending(Socket, Vec<AsyncMiddleware>),
+}
+
 /// Connects a socket to `nsp` (Node's `_add` and `_doConnect`): a fresh one through the
 /// middlewares, or a restored one, which skips them (Node's `skipMiddlewares`), gets its rooms and
-/// `data` back and its missed packets before the CONNECT reply. Returns the socket id on success.
+/// `data` back and its missed packets before the CONNECT reply.
 fn attach(
     shared: &Arc<ClientShared>,
     request: &RequestInfo,
@@ -91,12 +101,9 @@ fn attach(
     auth: Value,
     restored: Option<Restored>,
     fence: Option<parking_lot::MutexGuard<'_, ()>>,
-) -> Option<Arc<str>> {
+) -> Attached {
     // Middlewares are application code: never run them under the delivery fence.
     let fence = fence.filter(|_| restored.is_some());
-    let send = |p: &Packet| {
-        let _ = shared.conn.send(&encode_with(nsp.parser(), p), false);
-    };
     let handshake = Handshake::new(request, auth);
     let (id, pid): (Arc<str>, Option<Arc<str>>) = match &restored {
         Some(r) => (
@@ -120,13 +127,61 @@ fn attach(
         let middlewares = nsp.hooks().middlewares.read().clone();
         for m in middlewares {
             if let Err(e) = m(&socket) {
-                tracing::debug!(nsp = %nsp_name, error = %e.message, "connection refused by a middleware");
-                send(&Packet::connect_error(nsp_name, &e.message, e.data));
-                return None;
+                refuse(shared, nsp, nsp_name, e);
+                return Attached::Done(None);
             }
         }
+        let pending = nsp.hooks().async_middlewares.read().clone();
+        if !pending.is_empty() {
+            return Attached::Pending(socket, pending);
+        }
     }
-    if shared.conn.is_closed() {
+    Attached::Done(finish(shared, nsp, nsp_name, socket, restored, fence))
+}
+
+/// Sends the CONNECT_ERROR of a middleware's refusal.
+fn refuse(shared: &ClientShared, nsp: &Namespace, nsp_name: &str, e: ConnectError) {
+    tracing::debug!(nsp = %nsp_name, error = %e.message, "connection refused by a middleware");
+    let _ = shared.conn.send(
+        &encode_with(nsp.parser(), &Packet::connect_error(nsp_name, &e.message, e.data)),
+        false,
+    );
+}
+
+/// Runs the asynchronous middlewares of a pending socket, then connects it (or refuses it).
+async fn finish_pending(
+    shared: Arc<ClientShared>,
+    nsp: Namespace,
+    nsp_name: String,
+    socket: Socket,
+    checks: Vec<AsyncMiddleware>,
+) -> Option<Arc<str>> {
+    for check in checks {
+        if let Err(e) = check(socket.clone()).await {
+            refuse(&shared, &nsp, &nsp_name, e);
+            return None;
+        }
+    }
+    finish(&shared, &nsp, &nsp_name, socket, None, None)
+}
+
+/// The end of [`attach`], once the middlewares let `socket` in: rooms, replay, CONNECT reply,
+/// connection handlers. Returns the socket id on success.
+fn finish(
+    shared: &Arc<ClientShared>,
+    nsp: &Namespace,
+    nsp_name: &str,
+    socket: Socket,
+    restored: Option<Restored>,
+    fence: Option<parking_lot::MutexGuard<'_, ()>>,
+) -> Option<Arc<str>> {
+    let send = |p: &Packet| {
+        let _ = shared.conn.send(&encode_with(nsp.parser(), p), false);
+    };
+    let id: Arc<str> = Arc::from(socket.id());
+    let pid = socket.pid().cloned();
+    // Closed, or closing (a violation while asynchronous middlewares or a restore ran).
+    if shared.conn.is_closed() || shared.conn.outbox().close_requested() {
         if let Some(r) = restored {
             // The client left again while its session was restored: keep it for the next try.
             nsp.adapter().persist_session(r.session, SessionEvent::Disconnected);
@@ -134,15 +189,24 @@ fn attach(
         return None;
     }
     socket.mark_connected();
-    nsp.add_socket(&socket);
+    // Under the fence only index updates and queue pushes: the observer (which emits to the admin
+    // namespace, whose own delivery takes its fence) hears of the joined rooms after it.
+    let mut joined = nsp.add_socket_quiet(&socket);
     if let Some(r) = &restored {
-        socket.restore_state(&r.session);
+        joined.extend(socket.restore_state(&r.session));
         for p in &r.missed {
             send(p);
         }
-        drop(fence);
-        metrics::add(&metrics::METRICS.packets_out, r.missed.len() as u64);
-        tracing::debug!(sid = %id, nsp = %nsp_name, missed = r.missed.len(), "connection state recovered");
+        for frames in &r.missed_frames {
+            let _ = shared.conn.send(frames, false);
+        }
+    }
+    drop(fence);
+    nsp.report_joined(&id, &joined);
+    if let Some(r) = &restored {
+        let missed = r.missed.len() + r.missed_frames.len();
+        metrics::add(&metrics::METRICS.packets_out, missed as u64);
+        tracing::debug!(sid = %id, nsp = %nsp_name, missed, "connection state recovered");
         // The old socket may still look alive on another server (its dead transport not noticed
         // yet): disconnect it there, so the client has one member in each room.
         let opts = BroadcastOptions {
@@ -152,6 +216,12 @@ fn attach(
         nsp.adapter().disconnect_sockets(&opts, false);
     }
     shared.sockets().insert(nsp_name.to_owned(), socket.clone());
+    if shared.conn.is_closed() {
+        // The connection closed meanwhile, perhaps after its close_all: do not leave this behind.
+        shared.remove(nsp_name, &id);
+        socket.on_close(DisconnectReason::TransportClose);
+        return None;
+    }
     match &pid {
         Some(pid) => send(&Packet::connect_reply_pid(nsp_name, &id, pid)),
         None => send(&Packet::connect_reply(nsp_name, &id)),
@@ -229,7 +299,7 @@ impl SioConnection {
         }
     }
 
-    fn connect(&mut self, nsp_name: String, auth: Value) {
+    fn connect(&mut self, nsp_name: String, mut auth: Value) {
         let Some(nsp) = self.server.namespace_for(&nsp_name, &auth) else {
             tracing::debug!(nsp = %nsp_name, "connection to an unknown namespace refused");
             self.send(&Packet::connect_error(&nsp_name, "Invalid namespace", None));
@@ -240,10 +310,17 @@ impl SioConnection {
             (true, Some(Value::String(pid)), Some(Value::String(offset))) => Some((pid.clone(), offset.clone())),
             _ => None,
         };
+        // The pid is a capability: used for the restore, never shown to application code,
+        // `fetch_sockets` or other servers through `handshake.auth`.
+        if nsp.adapter().recovery()
+            && let Value::Object(m) = &mut auth
+        {
+            m.remove("pid");
+            m.remove("offset");
+        }
         let Some((pid, offset)) = wanted else {
-            if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, None, None) {
-                self.state.connected(&nsp_name, &id);
-            }
+            let attached = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, None, None);
+            self.attached(&nsp, nsp_name, attached);
             return;
         };
         retire_local(&nsp, &pid);
@@ -253,9 +330,8 @@ impl SioConnection {
         // Polled once here: the in-memory adapter answers at once, under its delivery fence.
         if let Some(restored) = (&mut fut).now_or_never() {
             let restored = restored.filter(|r| nsp.socket(&r.session.sid).is_none());
-            if let Some(id) = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, restored, fence) {
-                self.state.connected(&nsp_name, &id);
-            }
+            let attached = attach(&self.shared, &self.request, &nsp, &nsp_name, auth, restored, fence);
+            self.attached(&nsp, nsp_name, attached);
             return;
         }
         drop(fence);
@@ -268,13 +344,35 @@ impl SioConnection {
             // Settled and attached under the delivery fence, so no packet falls between the
             // replay and the joined rooms, or lands in both.
             let adapter = nsp.adapter().clone();
-            let fence = adapter.delivery_fence();
-            if let Some(r) = &mut restored {
-                adapter.settle_restore(r);
+            let attached = {
+                let fence = adapter.delivery_fence();
+                if let Some(r) = &mut restored {
+                    adapter.settle_restore(r);
+                }
+                attach(&shared, &request, &nsp, &nsp_name, auth, restored, fence)
+            };
+            if let Attached::Pending(socket, checks) = attached {
+                finish_pending(shared.clone(), nsp, nsp_name.clone(), socket, checks).await;
             }
-            attach(&shared, &request, &nsp, &nsp_name, auth, restored, fence);
             shared.restoring().remove(&nsp_name);
         });
+    }
+
+    /// Records a finished [`attach`], or finishes a pending one in a task (the namespace counts
+    /// as connecting meanwhile, as during an asynchronous restore).
+    fn attached(&mut self, nsp: &Namespace, nsp_name: String, attached: Attached) {
+        match attached {
+            Attached::Done(Some(id)) => self.state.connected(&nsp_name, &id),
+            Attached::Done(None) => {}
+            Attached::Pending(socket, checks) => {
+                self.shared.restoring().insert(nsp_name.clone());
+                let (shared, nsp) = (self.shared.clone(), nsp.clone());
+                tokio::spawn(async move {
+                    finish_pending(shared.clone(), nsp, nsp_name.clone(), socket, checks).await;
+                    shared.restoring().remove(&nsp_name);
+                });
+            }
+        }
     }
 
     fn violation(&mut self, v: Violation) {

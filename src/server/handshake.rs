@@ -17,6 +17,8 @@ pub struct Handshake {
     pub auth: Value,
     /// The peer address.
     pub address: SocketAddr,
+    /// The client's address: the peer, or the client a trusted proxy names (`TRUSTED_PROXIES`).
+    pub client: std::net::IpAddr,
     /// The request path and query.
     pub url: String,
     /// Whether the connection is secure.
@@ -38,6 +40,7 @@ impl Handshake {
             query,
             auth,
             address: request.remote,
+            client: request.client,
             url: request.url.clone(),
             secure: request.secure,
             xdomain: request.headers.contains_key(http::header::ORIGIN),

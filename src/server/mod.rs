@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub recovery_max_disconnection: Duration,
     /// Most bytes of packets kept per namespace for recovery (`RECOVERY_LOG_BYTES`, 16 MiB).
     pub recovery_log_bytes: usize,
+    /// Most bytes of saved sessions per namespace (`RECOVERY_SESSION_BYTES`, 64 MiB).
+    pub recovery_session_bytes: usize,
     /// The Socket.IO parser every client uses (`PARSER`, default).
     pub parser: Parser,
 }
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             recovery: false,
             recovery_max_disconnection: Duration::from_millis(120_000),
             recovery_log_bytes: 16 << 20,
+            recovery_session_bytes: 64 << 20,
             parser: Parser::Default,
         }
     }
@@ -100,6 +103,7 @@ impl Server {
             let factory = SessionAwareFactory {
                 max_disconnection: config.recovery_max_disconnection,
                 max_log_bytes: config.recovery_log_bytes,
+                max_session_bytes: config.recovery_session_bytes,
                 parser: config.parser,
             };
             return Server::with_adapter(config, Arc::new(factory));

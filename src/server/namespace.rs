@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Decides whether a socket may connect; `Err` is sent to the client as CONNECT_ERROR.
 pub type Middleware = Arc<dyn Fn(&Socket) -> Result<(), ConnectError> + Send + Sync>;
+/// An asynchronous middleware (I/O such as a session lookup): runs after the synchronous ones,
+/// with the CONNECT reply held until it answers.
+pub type AsyncMiddleware =
+    Arc<dyn Fn(Socket) -> crate::adapter::BoxFuture<'static, Result<(), ConnectError>> + Send + Sync>;
 /// Runs for each new socket (Node's `connection` event).
 pub type ConnectionHandler = Arc<dyn Fn(&Socket) + Send + Sync>;
 
@@ -26,6 +30,7 @@ pub type ConnectionHandler = Arc<dyn Fn(&Socket) + Send + Sync>;
 #[derive(Default)]
 pub(crate) struct Hooks {
     pub(crate) middlewares: RwLock<Vec<Middleware>>,
+    pub(crate) async_middlewares: RwLock<Vec<AsyncMiddleware>>,
     pub(crate) on_connection: RwLock<Vec<ConnectionHandler>>,
 }
 
@@ -129,6 +134,15 @@ impl Namespace {
         self.0.hooks.middlewares.write().push(Arc::new(f));
     }
 
+    /// Adds an asynchronous middleware (run after the synchronous ones, in order): for checks that
+    /// wait on I/O, which must never block a runtime worker.
+    pub fn use_async_middleware(
+        &self,
+        f: impl Fn(Socket) -> crate::adapter::BoxFuture<'static, Result<(), ConnectError>> + Send + Sync + 'static,
+    ) {
+        self.0.hooks.async_middlewares.write().push(Arc::new(f));
+    }
+
     /// Adds a connection handler (Node's `nsp.on("connection")`).
     pub fn on_connection(&self, f: impl Fn(&Socket) + Send + Sync + 'static) {
         self.0.hooks.on_connection.write().push(Arc::new(f));
@@ -155,14 +169,26 @@ impl Namespace {
         self.0.sockets.read()
     }
 
-    pub(crate) fn add_socket(&self, socket: &Socket) {
+    /// Adds `socket` and its own room without telling the observer: returns the rooms joined, for
+    /// [`Namespace::report_joined`] once no lock (delivery fence) is held.
+    pub(crate) fn add_socket_quiet(&self, socket: &Socket) -> Vec<Room> {
         // The socket's own Arc, so lookups from the room index compare pointers, not strings.
         let id: Sid = socket.0.id.clone();
         self.0.sockets.write().insert(id.clone(), socket.clone());
         if let Some(pid) = socket.pid() {
             self.pids_write().insert(pid.clone(), id.clone());
         }
-        self.join_rooms(&id, [id.clone()]);
+        self.join_rooms_quiet(&id, [id.clone()])
+    }
+
+    /// Tells the observer (if it wants events) that socket `id` joined `rooms`. Never call it
+    /// under a lock: the observer emits to the admin namespace.
+    pub(crate) fn report_joined(&self, id: &Sid, rooms: &[Room]) {
+        if let Some(observer) = self.event_observer() {
+            for room in rooms {
+                observer.room_joined(self.name(), room, id);
+            }
+        }
     }
 
     fn pids_write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Sid>> {
@@ -207,8 +233,15 @@ impl Namespace {
 
     /// Adds socket `id` (connected here) to `rooms`, telling the adapter about rooms this creates.
     pub(crate) fn join_rooms(&self, id: &Sid, rooms: impl IntoIterator<Item = Room>) {
+        let joined = self.join_rooms_quiet(id, rooms);
+        self.report_joined(id, &joined);
+    }
+
+    /// [`Namespace::join_rooms`] without telling the observer: returns the rooms the socket was
+    /// not in yet (computed only when an observer wants events), for [`Namespace::report_joined`].
+    pub(crate) fn join_rooms_quiet(&self, id: &Sid, rooms: impl IntoIterator<Item = Room>) -> Vec<Room> {
         let Some(socket) = self.sockets_read().get(id).cloned() else {
-            return;
+            return Vec::new();
         };
         let member = Member {
             outbox: socket.0.client.conn.outbox().clone(),
@@ -216,13 +249,13 @@ impl Namespace {
         };
         // The socket's own Arc, so member lookups compare pointers.
         let id = member.socket.0.id.clone();
-        let Some(observer) = self.event_observer() else {
+        if self.event_observer().is_none() {
             let created = self.rooms_write().add_all(&id, &member, rooms);
             for room in &created {
                 self.0.adapter.on_room_created(room);
             }
-            return;
-        };
+            return Vec::new();
+        }
         // Observed: report the rooms the socket was not in yet (Node's `join-room`), once the
         // index lock is released.
         let (created, joined) = {
@@ -239,9 +272,7 @@ impl Namespace {
         for room in &created {
             self.0.adapter.on_room_created(room);
         }
-        for room in &joined {
-            observer.room_joined(self.name(), room, &id);
-        }
+        joined
     }
 
     /// Removes socket `id` from `room`, telling the adapter if that deletes it.
@@ -351,17 +382,26 @@ impl Namespace {
         opts: &BroadcastOptions,
         packet: Option<&Packet>,
     ) -> Delivered {
+        let (d, sent_to) = self.push_frames(frames, opts);
+        self.report_sent(frames, d, &sent_to, packet);
+        d
+    }
+
+    /// The queue pushes of [`Namespace::local_broadcast_frames`], without telling the observer
+    /// (so a caller holding a lock reports later): the counts and, when the observer wants
+    /// events, the sockets it was queued for.
+    pub(crate) fn push_frames(&self, frames: &[Frame], opts: &BroadcastOptions) -> (Delivered, Vec<Sid>) {
         let mut d = Delivered::default();
-        let observer = self.observer();
         // Targets for the observer's `event_sent`, collected only when it wants them.
-        let mut sent_to: Option<Vec<Sid>> = observer.filter(|o| o.wants_events()).map(|_| Vec::new());
+        let want = self.event_observer().is_some();
+        let mut sent_to = Vec::new();
         let rooms = self.rooms_read();
         rooms.for_each_target(&opts.rooms, &opts.except, |sid, m| {
             match m.outbox.push(frames, opts.flags.volatile) {
                 Pushed::Queued => {
                     d.queued += 1;
-                    if let Some(v) = &mut sent_to {
-                        v.push(sid.clone());
+                    if want {
+                        sent_to.push(sid.clone());
                     }
                 }
                 Pushed::DroppedVolatile => d.dropped += 1,
@@ -370,21 +410,25 @@ impl Namespace {
             }
         });
         drop(rooms);
-        if let Some(o) = observer {
-            let bytes: usize = frames.iter().map(crate::engineio::Frame::len).sum();
-            o.packets_out(d.queued, bytes.saturating_mul(d.queued));
-            if let Some(packet) = packet {
-                for sid in sent_to.iter().flatten() {
-                    o.event_sent(self.name(), sid, packet);
-                }
-            }
-        }
         let m = &crate::metrics::METRICS;
         crate::metrics::inc(&m.broadcasts);
         crate::metrics::add(&m.deliveries, d.queued as u64);
         crate::metrics::add(&m.packets_out, d.queued as u64);
         crate::metrics::add(&m.dropped_volatile, d.dropped as u64);
-        d
+        (d, sent_to)
+    }
+
+    /// The observer part of [`Namespace::local_broadcast_frames`]: outgoing counts, and
+    /// `event_sent` for each of `sent_to` when `packet` is given. Never call it under a lock.
+    pub(crate) fn report_sent(&self, frames: &[Frame], d: Delivered, sent_to: &[Sid], packet: Option<&Packet>) {
+        let Some(o) = self.observer() else { return };
+        let bytes: usize = frames.iter().map(crate::engineio::Frame::len).sum();
+        o.packets_out(d.queued, bytes.saturating_mul(d.queued));
+        if let Some(packet) = packet.filter(|_| o.wants_events()) {
+            for sid in sent_to {
+                o.event_sent(self.name(), sid, packet);
+            }
+        }
     }
 
     /// Sends `packet` (which carries the ack id) to this server's matching sockets, each registered

@@ -129,3 +129,77 @@ async fn a_restore_answered_later_connects_with_the_missed_packets_first() {
     io.sockets().to("r").emit("c", 3).expect("emitted");
     assert_eq!(second.received(), [r#"2["c",3,"3"]"#]);
 }
+
+#[tokio::test]
+async fn a_recovered_handshake_shows_no_pid_or_offset() {
+    let io = Server::with_adapter(ServerConfig::default(), Arc::new(SlowFactory));
+    let mut first = Client::open(&io, "e1");
+    first.send(r#"0{"token":"t"}"#);
+    let r = reply(&first.received());
+    let (sid, pid) = (r["sid"].as_str().expect("sid"), r["pid"].as_str().expect("pid"));
+    io.sockets().emit("a", 1).expect("emitted");
+    first.handler.on_close(CloseReason::TransportClose);
+    let mut second = Client::open(&io, "e2");
+    second.send(&format!(r#"0{{"token":"t","pid":"{pid}","offset":"1"}}"#));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let socket = io.sockets().socket(sid).expect("restored");
+    assert!(socket.recovered());
+    assert_eq!(socket.handshake().auth, serde_json::json!({"token": "t"}));
+    assert!(
+        !serde_json::to_string(&socket.handshake().to_json())
+            .expect("json")
+            .contains(pid)
+    );
+}
+
+#[tokio::test]
+async fn an_emit_to_a_closed_socket_fails_with_recovery_on_too() {
+    let io = Server::new(ServerConfig {
+        recovery: true,
+        ..ServerConfig::default()
+    });
+    let mut c = Client::open(&io, "e1");
+    c.send("0");
+    let sid = reply(&c.received())["sid"].as_str().expect("sid").to_owned();
+    let socket = io.sockets().socket(&sid).expect("connected");
+    assert!(socket.emit("a", 1).is_ok());
+    c.handler.on_close(CloseReason::TransportClose);
+    assert!(matches!(
+        socket.emit("b", 2),
+        Err(crate::server::EmitError::Disconnected)
+    ));
+}
+
+#[tokio::test]
+async fn an_async_middleware_holds_the_connect_reply_until_it_answers() {
+    let io = Server::new(ServerConfig::default());
+    io.of("/slow").use_async_middleware(|socket| {
+        let ok = socket.handshake().auth.get("ok").is_some();
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if ok {
+                Ok(())
+            } else {
+                Err(crate::server::ConnectError::new("nope"))
+            }
+        })
+    });
+    let mut c = Client::open(&io, "e1");
+    c.send(r#"0/slow,{"ok":1}"#);
+    assert_eq!(c.received(), Vec::<String>::new(), "nothing before it answers");
+    c.send(r#"0/slow,{"ok":1}"#);
+    assert!(
+        c.outbox.close_requested() || c.outbox.is_closed(),
+        "a second CONNECT meanwhile is a violation"
+    );
+    let mut d = Client::open(&io, "e2");
+    d.send(r#"0/slow,{"ok":1}"#);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = d.received();
+    assert!(got[0].starts_with(r#"0/slow,{"sid":"#), "{got:?}");
+    assert_eq!(io.of("/slow").local_len(), 1);
+    let mut e = Client::open(&io, "e3");
+    e.send("0/slow,{}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(e.received(), [r#"4/slow,{"message":"nope"}"#]);
+}

@@ -185,11 +185,12 @@ impl Socket {
         })
     }
 
-    /// Puts back a restored session's rooms and `data` (before the CONNECT reply).
-    pub(crate) fn restore_state(&self, session: &crate::adapter::Session) {
+    /// Puts back a restored session's rooms and `data` (before the CONNECT reply). Returns the
+    /// rooms joined, which the caller reports to the observer once it holds no lock.
+    pub(crate) fn restore_state(&self, session: &crate::adapter::Session) -> Vec<Room> {
         *lock(&self.0.data) = session.data.clone();
         self.nsp()
-            .join_rooms(&self.0.id, session.rooms.iter().map(|r| Room::from(r.as_str())));
+            .join_rooms_quiet(&self.0.id, session.rooms.iter().map(|r| Room::from(r.as_str())))
     }
 
     /// Tells a recovering adapter that this socket's session changed (write-through stores).
@@ -311,7 +312,15 @@ impl Socket {
         if adapter.recovery() {
             // As Node: through the adapter to the socket's own room, so the packet gets an offset
             // and is replayed if the client recovers. The delivery goes on if the future is dropped.
+            // A closed or overflowing connection still logs it (a recovering client gets it) but
+            // the caller hears it did not reach the live connection, as without recovery.
+            let down =
+                |s: &Socket| !s.connected() || s.0.client.conn.is_closed() || s.0.client.conn.outbox().overflowed();
+            let was_down = down(self);
             drop(adapter.deliver(self.nsp(), packet, &self.own_room()));
+            if was_down || down(self) {
+                return Err(EmitError::Disconnected);
+            }
             return Ok(());
         }
         self.send_packet(&packet, false)

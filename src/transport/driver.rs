@@ -9,7 +9,7 @@ pub use super::pipe::Ws;
 pub(crate) use super::pipe::WsConn;
 use super::pipe::{Read, WsPipe, classify, to_message};
 use super::registry::Registry;
-use crate::engineio::{Event, Frame, Session, SessionError, Transmit, TransportKind};
+use crate::engineio::{Data, Event, Frame, Session, SessionError, Transmit, TransportKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -220,7 +220,9 @@ impl Driver {
             // The upgrade completed: frames flushed with it belong on the former probe.
             self.ws = self.probe.take();
         }
-        tracing::trace!(sid = %self.session.sid(), transmit = ?t, "out");
+        // Kind and size only: frames carry pids (CONNECT), credentials and user data.
+        let (kind, len) = transmit_summary(&t);
+        tracing::trace!(sid = %self.session.sid(), kind, len, "out");
         match t {
             Transmit::Poll(body) => {
                 if let Some(reply) = self.pending_get.take()
@@ -258,7 +260,15 @@ impl Driver {
 
     /// Hands one session event to the handler.
     fn on_event(&mut self, e: Event, now: Instant) {
-        tracing::trace!(sid = %self.session.sid(), event = ?e, "in");
+        match &e {
+            Event::Message(Data::Text(t)) => {
+                tracing::trace!(sid = %self.session.sid(), kind = "text", len = t.len(), "in")
+            }
+            Event::Message(Data::Binary(b)) => {
+                tracing::trace!(sid = %self.session.sid(), kind = "binary", len = b.len(), "in")
+            }
+            other => tracing::trace!(sid = %self.session.sid(), event = ?other, "in"),
+        }
         match e {
             Event::Message(data) => {
                 if !self.had_message {
@@ -492,5 +502,16 @@ impl Future for Driver {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// What a trace line says of a transmit: its kind and size, never its contents.
+fn transmit_summary(t: &Transmit) -> (&'static str, usize) {
+    match t {
+        Transmit::Poll(body) => ("poll", body.len()),
+        Transmit::WebSocket(f) => ("websocket", f.len()),
+        Transmit::CloseWebSocket => ("close-websocket", 0),
+        Transmit::Probe(f) => ("probe", f.len()),
+        Transmit::CloseProbe => ("close-probe", 0),
     }
 }

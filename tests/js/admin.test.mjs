@@ -74,6 +74,8 @@ const lastStatsByServer = (s) => {
   return by;
 };
 const join = (s, room) => s.emitWithAck("join", room);
+/** Node's `clientId` for one of our sids: 12 characters of its random part (after `INSTANCE_ID.`). */
+const clientIdOf = (sid) => sid.slice(sid.lastIndexOf(".") + 1).slice(0, 12);
 
 describe("admin namespace on one instance", () => {
   let server;
@@ -87,6 +89,27 @@ describe("admin namespace on one instance", () => {
   after(async () => {
     p.close();
     await server?.stop();
+  });
+
+  test("a guesser from 127.0.0.2 is slowed down; the operator on 127.0.0.1 still logs in", async () => {
+    const guess = (i) =>
+      new Promise((resolve) => {
+        const s = p.open(server.url, "/admin", { auth: { username: "admin", password: `guess-${i}` }, localAddress: "127.0.0.2" });
+        s.once("connect_error", (e) => resolve(e.message));
+        s.once("connect", () => resolve("connected"));
+      });
+    const answers = [];
+    const flood = (async () => {
+      for (let i = 0; i < 8; i++) answers.push(await guess(i));
+    })();
+    await waitFor(() => answers.length >= 2, 20_000, "the flood under way");
+    const admin = await p.admin(server.url);
+    assert.ok(admin.connected, "the operator is not locked out");
+    await flood;
+    assert.ok(!answers.includes("connected"), answers.join());
+    assert.deepEqual(answers.slice(0, 6), Array(6).fill("invalid credentials"), "5 free failures, then the 6th check");
+    assert.deepEqual(answers.slice(6), Array(2).fill("too many failed logins, retry later"), answers.join());
+    assert.ok((await p.admin(server.url)).connected, "and still after it");
   });
 
   test("missing and bad credentials are refused", async () => {
@@ -112,7 +135,12 @@ describe("admin namespace on one instance", () => {
     assert.ok(mine, JSON.stringify(sockets));
     assert.equal(mine.nsp, "/");
     assert.equal(mine.transport, "websocket");
-    assert.equal(mine.clientId, chat.io.engine.id.slice(0, 12));
+    assert.equal(mine.clientId, clientIdOf(chat.io.engine.id));
+    assert.ok(!mine.clientId.startsWith("solo"), "not the instance tag");
+    const other = await p.chat(server.url);
+    const theirs = await waitFor(() => named(admin, "socket_connected").find(([s]) => s.id === other.id)?.[0], 5000, "socket_connected");
+    assert.notEqual(theirs.clientId, mine.clientId, "two connections, two client ids");
+    assert.equal(theirs.clientId, clientIdOf(other.io.engine.id));
     assert.deepEqual(mine.rooms.sort(), [chat.id, room].sort());
     assert.deepEqual(mine.data, {});
     assert.equal(mine.handshake.address, "127.0.0.1");
@@ -342,7 +370,7 @@ for (const adapter of ["classic", "sharded"]) describe(`admin across three insta
       const s = sockets.find((x) => x.id === c.id);
       assert.ok(s, `socket of instance ${i} in all_sockets`);
       assert.ok(s.rooms.includes(rooms[i]));
-      assert.equal(s.clientId, c.io.engine.id.slice(0, 12));
+      assert.equal(s.clientId, clientIdOf(c.io.engine.id));
       assert.equal(s.transport, "websocket");
     });
     // Live events from another instance.
@@ -447,7 +475,7 @@ describe("interop: a Node server instrumented by @socket.io/admin-ui on the same
       assert.ok(n && r, JSON.stringify(sockets.map((s) => s.id)));
       assert.ok(n.rooms.includes("node-room"));
       assert.equal(n.clientId, onNode.io.engine.id.slice(0, 12));
-      assert.equal(r.clientId, onRust.io.engine.id.slice(0, 12));
+      assert.equal(r.clientId, clientIdOf(onRust.io.engine.id));
       assert.equal(r.transport, "websocket");
       const tag = fresh("ping");
       onNode.emit(tag);

@@ -350,6 +350,7 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
             data: session.data,
         },
         missed,
+        ..Restored::default()
     })
 }
 
