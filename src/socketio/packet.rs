@@ -267,6 +267,17 @@ pub fn placeholder(n: usize) -> Value {
     Value::Object(obj)
 }
 
+/// Whether a JSON value holds a placeholder of a binary attachment anywhere (Node's `hasBinary`
+/// on the decoded form).
+pub fn has_binary(v: &Value) -> bool {
+    matches!(placeholder_num(v), Some(Some(_)))
+        || match v {
+            Value::Array(a) => a.iter().any(has_binary),
+            Value::Object(o) => o.values().any(has_binary),
+            _ => false,
+        }
+}
+
 /// If `v` is a placeholder object, its attachment number.
 pub fn placeholder_num(v: &Value) -> Option<Option<u64>> {
     let obj = v.as_object()?;

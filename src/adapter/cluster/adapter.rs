@@ -13,7 +13,7 @@ use crate::metrics::{self, METRICS};
 use crate::server::Namespace;
 use crate::server::namespace::WeakNamespace;
 use crate::socketio::Packet;
-use crate::socketio::packet::placeholder_num;
+use crate::socketio::packet::has_binary;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
@@ -53,16 +53,6 @@ pub trait ClusterBus: Send + Sync + 'static {
     /// Another server's heartbeat-type message (`InitialHeartbeat`, `Heartbeat`,
     /// `AdapterClose`), for adapters that count servers by heartbeats.
     fn on_heartbeat(&self, _ty: MessageType, _uid: &str) {}
-}
-
-/// Whether a JSON value holds a binary placeholder.
-fn has_binary(v: &Value) -> bool {
-    matches!(placeholder_num(v), Some(Some(_)))
-        || match v {
-            Value::Array(a) => a.iter().any(has_binary),
-            Value::Object(o) => o.values().any(has_binary),
-            _ => false,
-        }
 }
 
 /// Encodes `{type, data, uid, nsp}`: JSON, or msgpack when `data` holds binary.
@@ -150,6 +140,20 @@ impl ClusterAdapter {
         let mut packet = codec::packet_from_mp(json_to_mp(v, &attachments))?;
         packet.nsp = self.nsp_name.clone();
         Ok(packet)
+    }
+
+    /// Handles a message from pub/sub: a response when it came on `response_channel` (this
+    /// server's own), else a request or broadcast. One that does not decode is dropped with a
+    /// debug line.
+    pub fn on_pubsub(&self, channel: &str, payload: &[u8], response_channel: &str) {
+        let result = if channel == response_channel {
+            self.on_response(payload)
+        } else {
+            self.on_message(payload)
+        };
+        if let Err(e) = result {
+            tracing::debug!(%channel, error = %e, "ignored adapter message");
+        }
     }
 
     /// Handles a message of another server (our own and other namespaces' are ignored).

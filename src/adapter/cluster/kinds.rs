@@ -16,7 +16,7 @@ macro_rules! wire_enum {
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
 
             /// The wire number.
-            pub fn code(self) -> u64 {
+            pub const fn code(self) -> u64 {
                 self as u64
             }
 

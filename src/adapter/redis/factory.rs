@@ -110,14 +110,7 @@ pub struct RedisAdapterFactory {
 impl RedisAdapterFactory {
     /// Connects to Redis and starts the publisher, the dispatcher and the resubscriber.
     pub async fn connect(config: RedisConfig) -> redis::RedisResult<RedisAdapterFactory> {
-        let (messages, messages_rx) = incoming_queue(config.queue_bytes);
-        let (disconnects, disconnects_rx) = mpsc::unbounded_channel();
-        let service = RedisService::connect_bounded(&config.target, config.timeout, messages, disconnects).await?;
-        let hub = Hub::default();
-        hub.spawn_dispatcher(messages_rx);
-        spawn_resubscriber(service.clone(), disconnects_rx);
-        let publisher = Publisher::spawn(service.clone(), config.queue_bytes);
-        let driver = Arc::new(RedisPubSub::new(service.clone(), publisher));
+        let (service, hub, driver) = connect_pubsub(&config).await?;
         let adapters = PubSubAdapterFactory::new(driver, hub, config.kind, &config.key_prefix, config.requests_timeout);
         Ok(RedisAdapterFactory { service, adapters })
     }
@@ -125,20 +118,9 @@ impl RedisAdapterFactory {
     /// Connects, retrying with backoff (0.5 s doubling to 5 s) until Redis answers, logging each
     /// failure: an instance starting before its Redis waits for it instead of running alone.
     pub async fn connect_with_retry(config: RedisConfig) -> RedisAdapterFactory {
-        let mut delay = Duration::from_millis(500);
-        loop {
-            match RedisAdapterFactory::connect(config.clone()).await {
-                Ok(f) => {
-                    tracing::info!(target = ?config.target, adapter = ?config.kind, "connected to redis");
-                    return f;
-                }
-                Err(e) => {
-                    tracing::error!(error = %Redacted(&e), target = ?config.target, "cannot connect to redis; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        let f = until_connected(&config, || RedisAdapterFactory::connect(config.clone())).await;
+        tracing::info!(target = ?config.target, adapter = ?config.kind, "connected to redis");
+        f
     }
 
     /// The Redis service (for presence and health).
@@ -151,4 +133,38 @@ impl AdapterFactory for RedisAdapterFactory {
     fn create(&self, nsp: &str) -> Arc<dyn Adapter> {
         self.adapters.create(nsp)
     }
+}
+
+/// Calls `connect` until it succeeds, waiting 0.5 s doubling to 5 s between tries and logging each
+/// failure (redacted): an instance starting before its Redis waits for it instead of running alone.
+pub async fn until_connected<T, F, Fut>(config: &RedisConfig, mut connect: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match connect().await {
+            Ok(f) => return f,
+            Err(e) => {
+                tracing::error!(error = %Redacted(&e), target = ?config.target, "cannot connect to redis; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Connects to Redis and starts what every Redis adapter runs on: the dispatcher of subscribed
+/// messages (into `hub`), the resubscriber and the byte-bounded publisher.
+pub async fn connect_pubsub(config: &RedisConfig) -> redis::RedisResult<(RedisService, Hub, Arc<RedisPubSub>)> {
+    let (messages, messages_rx) = incoming_queue(config.queue_bytes);
+    let (disconnects, disconnects_rx) = mpsc::unbounded_channel();
+    let service = RedisService::connect_bounded(&config.target, config.timeout, messages, disconnects).await?;
+    let hub = Hub::default();
+    hub.spawn_dispatcher(messages_rx);
+    spawn_resubscriber(service.clone(), disconnects_rx);
+    let publisher = Publisher::spawn(service.clone(), config.queue_bytes);
+    let driver = Arc::new(RedisPubSub::new(service.clone(), publisher));
+    Ok((service, hub, driver))
 }

@@ -75,14 +75,8 @@ impl Routed for ShardedRoute {
     }
 
     fn deliver(&self, msg: PubSubMessage) {
-        let result = if msg.channel == self.response_channel {
-            self.adapter.on_response(&msg.payload)
-        } else {
-            self.adapter.on_message(&msg.payload)
-        };
-        if let Err(e) = result {
-            tracing::debug!(channel = %msg.channel, error = %e, "ignored adapter message");
-        }
+        self.adapter
+            .on_pubsub(&msg.channel, &msg.payload, &self.response_channel);
     }
 }
 

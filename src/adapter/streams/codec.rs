@@ -16,7 +16,7 @@ use crate::adapter::redis::codec::{
     CodecError, decode_mp, json_to_mp, mp_get, mp_to_json, opts_from_json, opts_to_json, opts_to_mp,
 };
 use crate::server::rooms::Room;
-use crate::socketio::packet::placeholder_num;
+use crate::socketio::packet::{has_binary, placeholder_num};
 use crate::socketio::{Packet, PacketType, placeholder};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -39,20 +39,22 @@ pub const DEFAULT_CHANNEL_PREFIX: &str = "socket.io";
 /// How many `XRANGE` calls Node's `restoreSession` makes at most.
 pub const RESTORE_MAX_XRANGE_CALLS: usize = 100;
 
-/// socket.io-adapter's `MessageType` numbers that appear in the stream.
+/// socket.io-adapter's `MessageType` numbers that appear in the stream (from the one mapping,
+/// [`MessageType`], as constants for `match`).
 pub mod message_type {
+    use crate::adapter::cluster::MessageType;
     /// A broadcast (with a `requestId`: expecting acks, which goes over pub/sub instead).
-    pub const BROADCAST: u64 = 3;
+    pub const BROADCAST: u64 = MessageType::Broadcast.code();
     /// Make the matching sockets join rooms.
-    pub const SOCKETS_JOIN: u64 = 4;
+    pub const SOCKETS_JOIN: u64 = MessageType::SocketsJoin.code();
     /// Make the matching sockets leave rooms.
-    pub const SOCKETS_LEAVE: u64 = 5;
+    pub const SOCKETS_LEAVE: u64 = MessageType::SocketsLeave.code();
     /// Disconnect the matching sockets.
-    pub const DISCONNECT_SOCKETS: u64 = 6;
+    pub const DISCONNECT_SOCKETS: u64 = MessageType::DisconnectSockets.code();
     /// `fetchSockets` request (pub/sub).
-    pub const FETCH_SOCKETS: u64 = 7;
+    pub const FETCH_SOCKETS: u64 = MessageType::FetchSockets.code();
     /// `serverSideEmit` (pub/sub).
-    pub const SERVER_SIDE_EMIT: u64 = 9;
+    pub const SERVER_SIDE_EMIT: u64 = MessageType::ServerSideEmit.code();
 }
 use message_type as mt;
 
@@ -126,16 +128,6 @@ pub struct StreamMessage {
 /// acks (`requestId` set), `serverSideEmit` and `fetchSockets`.
 pub fn is_ephemeral(ty: u64, has_request_id: bool) -> bool {
     (ty == mt::BROADCAST && has_request_id) || ty == mt::SERVER_SIDE_EMIT || ty == mt::FETCH_SOCKETS
-}
-
-/// Whether `v` has a placeholder of a binary attachment (Node's `hasBinary` on the decoded form).
-fn has_binary(v: &Value) -> bool {
-    matches!(placeholder_num(v), Some(Some(_)))
-        || match v {
-            Value::Array(a) => a.iter().any(has_binary),
-            Value::Object(o) => o.values().any(has_binary),
-            _ => false,
-        }
 }
 
 /// The packet type number Node puts in adapter messages: 2 or 3, binary or not (its encoder

@@ -21,11 +21,10 @@ mod reader;
 mod writer;
 
 use crate::adapter::cluster::ClusterAdapter;
-use crate::adapter::pubsub::{Hub, PubSub, incoming_queue};
+use crate::adapter::pubsub::{Hub, PubSub};
 use crate::adapter::redis::RedisConfig;
-use crate::adapter::redis::driver::RedisPubSub;
-use crate::adapter::redis::hub::{Publisher, spawn_resubscriber};
-use crate::adapter::redis::service::{Redacted, RedisService};
+use crate::adapter::redis::factory::{connect_pubsub, until_connected};
+use crate::adapter::redis::service::RedisService;
 use crate::adapter::{Adapter, AdapterFactory};
 use adapter::StreamsAdapter;
 use bus::{StreamsBus, StreamsRoute};
@@ -34,7 +33,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// A stream entry id, `(ms, seq)`, ordered as Redis orders them.
 pub type StreamId = (u64, u64);
@@ -185,14 +183,8 @@ impl StreamsAdapterFactory {
     /// Connects to Redis and starts the writer, the reader, the refresher and the pub/sub
     /// dispatcher. The stream key and the channel prefix are `config.key_prefix` (`socket.io`).
     pub async fn connect(config: RedisConfig, recovery: StreamsRecovery) -> redis::RedisResult<StreamsAdapterFactory> {
-        let (messages, messages_rx) = incoming_queue(config.queue_bytes);
-        let (disconnects, disconnects_rx) = mpsc::unbounded_channel();
-        let service = RedisService::connect_bounded(&config.target, config.timeout, messages, disconnects).await?;
-        let hub = Hub::default();
-        hub.spawn_dispatcher(messages_rx);
-        spawn_resubscriber(service.clone(), disconnects_rx);
-        let publisher = Publisher::spawn(service.clone(), config.queue_bytes);
-        let driver: Arc<dyn PubSub> = Arc::new(RedisPubSub::new(service.clone(), publisher));
+        let (service, hub, driver) = connect_pubsub(&config).await?;
+        let driver: Arc<dyn PubSub> = driver;
         let stream = config.key_prefix.clone();
         let shared = Arc::new(Shared {
             writer: writer::Writer::spawn(
@@ -235,20 +227,9 @@ impl StreamsAdapterFactory {
 
     /// Connects, retrying with backoff (0.5 s doubling to 5 s) until Redis answers.
     pub async fn connect_with_retry(config: RedisConfig, recovery: StreamsRecovery) -> StreamsAdapterFactory {
-        let mut delay = Duration::from_millis(500);
-        loop {
-            match StreamsAdapterFactory::connect(config.clone(), recovery).await {
-                Ok(f) => {
-                    tracing::info!(target = ?config.target, adapter = "streams", recovery = recovery.enabled, "connected to redis");
-                    return f;
-                }
-                Err(e) => {
-                    tracing::error!(error = %Redacted(&e), target = ?config.target, "cannot connect to redis; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        let f = until_connected(&config, || StreamsAdapterFactory::connect(config.clone(), recovery)).await;
+        tracing::info!(target = ?config.target, adapter = "streams", recovery = recovery.enabled, "connected to redis");
+        f
     }
 
     /// The Redis service (for presence and health).
