@@ -14,9 +14,10 @@
 use super::service::{Redacted, RedisService, SubscriberEvent};
 use crate::metrics::{self, METRICS};
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use parking_lot::Mutex;
 use redis::PushKind;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -149,19 +150,42 @@ impl Drop for RoomSubscriptions {
     }
 }
 
+/// What the task knows about the channels with a command in flight.
+#[derive(Default)]
+struct InFlight {
+    /// Channel → whether an event since its command was sent may have undone it (a reset of the
+    /// subscriber connection, or Redis ending the channel): its success is then not recorded and
+    /// the channel is looked at again.
+    stale: HashMap<String, bool>,
+}
+
 /// Marks for re-subscription what `event` may have ended: every subscribed channel after a drop
-/// (or a lag: events were missed), or the one channel Redis ended.
+/// (or a lag: events were missed), or the one channel Redis ended. A command in flight when that
+/// happened is marked stale.
 fn on_event(
     event: Result<SubscriberEvent, RecvError>,
     kind: SubKind,
     subscribed: &mut HashSet<String>,
+    in_flight: &mut InFlight,
     shared: &Shared,
 ) {
     let mut st = shared.lock();
     let lost: Vec<String> = match event {
-        Ok(SubscriberEvent::Reset) | Err(RecvError::Lagged(_)) => subscribed.drain().collect(),
-        Ok(SubscriberEvent::Ended(push, channel)) if push == kind.ended_push() && subscribed.remove(&channel) => {
-            vec![channel]
+        Ok(SubscriberEvent::Reset) | Err(RecvError::Lagged(_)) => {
+            for stale in in_flight.stale.values_mut() {
+                *stale = true;
+            }
+            subscribed.drain().collect()
+        }
+        Ok(SubscriberEvent::Ended(push, channel)) if push == kind.ended_push() => {
+            if let Some(stale) = in_flight.stale.get_mut(&channel) {
+                *stale = true;
+            }
+            if subscribed.remove(&channel) {
+                vec![channel]
+            } else {
+                Vec::new()
+            }
         }
         Ok(SubscriberEvent::Ended(..)) | Err(RecvError::Closed) => Vec::new(),
     };
@@ -175,7 +199,9 @@ fn on_event(
 
 /// The task: waits for changes, then for each changed channel sends the one command (if any)
 /// that makes Redis match the wanted state. A channel has at most one command in flight, and its
-/// commands run in order of change; different channels go concurrently.
+/// commands run in order of change; different channels go concurrently and independently: each
+/// result is recorded as soon as it comes, and events are handled meanwhile, so a channel whose
+/// master is down (its command waiting for the timeout) holds up no other channel.
 async fn apply(
     service: RedisService,
     shared: Arc<Shared>,
@@ -183,94 +209,131 @@ async fn apply(
     mut events: broadcast::Receiver<SubscriberEvent>,
 ) {
     let mut subscribed: HashSet<String> = HashSet::new();
+    let mut in_flight = InFlight::default();
+    // Channels to look at, in order of change (each once), and those among them waiting for
+    // their channel's command in flight.
+    let mut pending: VecDeque<String> = VecDeque::new();
+    let mut queued: HashSet<String> = HashSet::new();
+    let mut blocked: HashSet<String> = HashSet::new();
+    let mut running = FuturesUnordered::new();
+    // Channels whose command failed, looked at again when the retry timer fires.
+    let mut failed: Vec<String> = Vec::new();
     let mut retry = RETRY_MIN;
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut failing = false;
+    let mut events_open = true;
+    let service = &service;
     loop {
         loop {
             match events.try_recv() {
-                Ok(e) => on_event(Ok(e), kind, &mut subscribed, &shared),
-                Err(TryRecvError::Lagged(n)) => on_event(Err(RecvError::Lagged(n)), kind, &mut subscribed, &shared),
+                Ok(e) => on_event(Ok(e), kind, &mut subscribed, &mut in_flight, &shared),
+                Err(TryRecvError::Lagged(n)) => {
+                    on_event(
+                        Err(RecvError::Lagged(n)),
+                        kind,
+                        &mut subscribed,
+                        &mut in_flight,
+                        &shared,
+                    );
+                }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
-        let changed: Vec<String> = {
+        {
             let mut st = shared.lock();
             if st.closed {
                 return;
             }
             st.dirty_set.clear();
-            std::mem::take(&mut st.dirty)
-        };
-        if changed.is_empty() {
-            tokio::select! {
-                () = shared.wake.notified() => {}
-                e = events.recv() => {
-                    if matches!(e, Err(RecvError::Closed)) {
-                        // The service is gone; only changes wake us from now on.
-                        shared.wake.notified().await;
-                    } else {
-                        on_event(e, kind, &mut subscribed, &shared);
-                    }
+            for channel in std::mem::take(&mut st.dirty) {
+                if in_flight.stale.contains_key(&channel) {
+                    blocked.insert(channel);
+                } else if queued.insert(channel.clone()) {
+                    pending.push_back(channel);
                 }
             }
-            continue;
         }
-        // One command per channel, each channel at most once per pass; different channels run
-        // concurrently, so one whose master is down does not hold up the others.
-        let ops: Vec<(String, bool)> = changed
-            .into_iter()
-            .filter_map(|channel| {
-                let wanted = shared.lock().counts.contains_key(&channel);
-                (wanted != subscribed.contains(&channel)).then_some((channel, wanted))
-            })
-            .collect();
-        let service = &service;
-        let results: Vec<(String, bool, redis::RedisResult<()>)> = futures_util::stream::iter(ops)
-            .map(|(channel, subscribe)| async move {
+        while running.len() < IN_FLIGHT {
+            let Some(channel) = pending.pop_front() else { break };
+            queued.remove(&channel);
+            let wanted = shared.lock().counts.contains_key(&channel);
+            if wanted == subscribed.contains(&channel) {
+                continue;
+            }
+            in_flight.stale.insert(channel.clone(), false);
+            running.push(async move {
                 let one = std::slice::from_ref(&channel);
-                let result = if subscribe {
+                let result = if wanted {
                     kind.subscribe(service, one).await
                 } else {
                     kind.unsubscribe(service, one).await
                 };
-                (channel, subscribe, result)
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect()
-            .await;
-        let mut failed = Vec::new();
-        let mut first_error = None;
-        for (channel, subscribe, result) in results {
-            match result {
-                Ok(()) if subscribe => {
-                    subscribed.insert(channel);
-                }
-                Ok(()) => {
-                    subscribed.remove(&channel);
-                }
-                Err(e) => {
-                    first_error.get_or_insert_with(|| (channel.clone(), e));
-                    failed.push(channel);
-                }
-            }
+                (channel, wanted, result)
+            });
         }
-        let Some((channel, e)) = first_error else {
-            if retry != RETRY_MIN {
-                tracing::info!(?kind, "redis subscriptions restored");
+        let retry_sleep = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
-            retry = RETRY_MIN;
-            continue;
         };
-        // One line per outage at warn level (the retries after it at debug).
-        if retry == RETRY_MIN {
-            tracing::warn!(?kind, %channel, failed = failed.len(), error = %Redacted(&e), "cannot (un)subscribe channels; retrying");
-        } else {
-            tracing::debug!(?kind, %channel, failed = failed.len(), error = %Redacted(&e), "channel (un)subscriptions still failing");
-        }
-        tokio::time::sleep(retry).await;
-        retry = (retry * 2).min(RETRY_MAX);
-        let mut st = shared.lock();
-        for channel in &failed {
-            st.mark(channel);
+        tokio::select! {
+            Some((channel, subscribe, result)) = running.next(), if !running.is_empty() => {
+                let stale = in_flight.stale.remove(&channel).unwrap_or(true);
+                let again = match result {
+                    Ok(()) if subscribe => {
+                        if !stale {
+                            subscribed.insert(channel.clone());
+                        }
+                        stale
+                    }
+                    Ok(()) => {
+                        subscribed.remove(&channel);
+                        false
+                    }
+                    Err(e) => {
+                        // One line per outage at warn level (the retries after it at debug).
+                        if failing {
+                            tracing::debug!(?kind, %channel, error = %Redacted(&e), "channel (un)subscription still failing");
+                        } else {
+                            tracing::warn!(?kind, %channel, error = %Redacted(&e), "cannot (un)subscribe channels; retrying");
+                            failing = true;
+                        }
+                        if retry_at.is_none() {
+                            retry_at = Some(tokio::time::Instant::now() + retry);
+                            retry = (retry * 2).min(RETRY_MAX);
+                        }
+                        failed.push(channel.clone());
+                        false
+                    }
+                };
+                if blocked.remove(&channel) || again {
+                    shared.lock().mark(&channel);
+                }
+                if running.is_empty() && failed.is_empty() && retry_at.is_none() {
+                    if failing {
+                        tracing::info!(?kind, "redis subscriptions restored");
+                        failing = false;
+                    }
+                    retry = RETRY_MIN;
+                }
+            }
+            () = retry_sleep => {
+                retry_at = None;
+                let mut st = shared.lock();
+                for channel in failed.drain(..) {
+                    st.mark(&channel);
+                }
+            }
+            () = shared.wake.notified() => {}
+            e = events.recv(), if events_open => {
+                if matches!(e, Err(RecvError::Closed)) {
+                    // The service is gone; only changes and commands wake us from now on.
+                    events_open = false;
+                } else {
+                    on_event(e, kind, &mut subscribed, &mut in_flight, &shared);
+                }
+            }
         }
     }
 }
