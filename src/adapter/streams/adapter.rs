@@ -227,6 +227,15 @@ impl StreamsAdapter {
     }
 }
 
+/// Whether a session written for `written` (`None`: by Node, which does not record it) may be
+/// restored in namespace `nsp`, `gated` when that namespace has middlewares a restore would skip.
+fn nsp_may_restore(written: Option<&str>, nsp: &str, gated: bool) -> bool {
+    match written {
+        Some(n) => n == nsp,
+        None => !gated,
+    }
+}
+
 /// Why a restore gave a fresh session (logged at debug; the client just gets `recovered=false`).
 fn refuse(why: &'static str) -> Option<Restored> {
     metrics::inc(&METRICS.streams_restores_refused);
@@ -236,7 +245,9 @@ fn refuse(why: &'static str) -> Option<Restored> {
 
 /// The asynchronous part of [`Adapter::restore_session`]: take the session (single use), check it
 /// belongs to `nsp` and that `offset` is still in the stream, then read what was missed.
-async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) -> Option<Restored> {
+/// `gated`: the namespace has middlewares (which a restore skips), so a session that does not
+/// name its namespace (Node's) is refused there: it may have been issued by another namespace.
+async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, gated: bool) -> Option<Restored> {
     if !valid_pid(&pid) {
         return refuse("malformed pid");
     }
@@ -259,8 +270,9 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
             return refuse("redis error");
         }
     };
-    if session_nsp(&raw).is_some_and(|n| n != nsp) {
-        // Someone presented a pid to another namespace: put the session back for its own.
+    if !nsp_may_restore(session_nsp(&raw).as_deref(), &nsp, gated) {
+        // Someone presented a pid to another namespace (or a Node session, which does not name
+        // its namespace, to one with middlewares): put the session back for its own.
         let px = pttl.max(1);
         let _ = service
             .query(
@@ -480,11 +492,17 @@ impl Adapter for StreamsAdapter {
         if !self.recovery {
             return Box::pin(std::future::ready(None));
         }
+        // Unknown namespace (dropped): treat as gated, the safe side.
+        let gated = self.namespace().is_none_or(|n| {
+            let hooks = n.hooks();
+            !hooks.middlewares.read().is_empty() || !hooks.async_middlewares.read().is_empty()
+        });
         Box::pin(restore(
             self.shared.clone(),
             self.nsp_name.clone(),
             pid.to_owned(),
             offset.to_owned(),
+            gated,
         ))
     }
 }

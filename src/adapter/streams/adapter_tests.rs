@@ -124,3 +124,11 @@ fn our_session_values_are_nodes_plus_their_namespace() {
         "each writer's value differs"
     );
 }
+
+#[test]
+fn node_sessions_are_not_restored_where_middlewares_would_be_skipped() {
+    assert!(nsp_may_restore(Some("/chat"), "/chat", true));
+    assert!(!nsp_may_restore(Some("/chat"), "/admin", false));
+    assert!(nsp_may_restore(None, "/chat", false));
+    assert!(!nsp_may_restore(None, "/admin", true));
+}
