@@ -193,7 +193,10 @@ pub trait Adapter: Send + Sync + 'static {
     /// Called under [`Adapter::delivery_fence`] once an asynchronous [`Adapter::restore_session`]
     /// answered, just before the restored socket joins its rooms: the adapter trims or completes
     /// the missed packets so that, with what its local deliveries bring after, each arrives once.
-    fn settle_restore(&self, _restored: &mut Restored) {}
+    /// `false`: it cannot prove none was lost; the socket then gets a fresh session instead.
+    fn settle_restore(&self, _restored: &mut Restored) -> bool {
+        true
+    }
 
     /// Records a socket's session (its id, pid, rooms and data). Called on connect and on each
     /// change for a write-through store, and on a recoverable disconnect, after which the session

@@ -75,8 +75,10 @@ struct Delivered {
 struct Ring {
     entries: VecDeque<Delivered>,
     bytes: usize,
-    /// The id of the newest entry dropped.
-    dropped: Option<StreamId>,
+    /// The ring holds every broadcast of its namespace delivered after this id: the reader's
+    /// position when the adapter was created or the reader started, then the newest entry
+    /// dropped. `None`: the reader has not started; the ring proves nothing.
+    floor: Option<StreamId>,
 }
 
 impl Ring {
@@ -86,14 +88,20 @@ impl Ring {
         while self.entries.len() > RING_ENTRIES || self.bytes > RING_BYTES {
             let Some(old) = self.entries.pop_front() else { break };
             self.bytes -= old.size;
-            self.dropped = Some(old.id);
+            self.floor = self.floor.max(Some(old.id));
         }
     }
 
+    /// The reader starts (or the adapter is created) at `pos`: what came before it was never
+    /// delivered here, so the ring cannot vouch for it.
+    fn start_at(&mut self, pos: StreamId) {
+        self.floor = self.floor.max(Some(pos));
+    }
+
     /// The packets delivered after `after` up to `upto`, that a session in `rooms` got; `None`
-    /// when the ring no longer holds all of them.
+    /// when the ring does not hold all of them (dropped, or delivered before it started).
     fn between(&self, after: StreamId, upto: StreamId, rooms: &[Room]) -> Option<Vec<Packet>> {
-        if self.dropped.is_some_and(|d| d > after) {
+        if self.floor.is_none_or(|f| f > after) {
             return None;
         }
         Some(
@@ -129,6 +137,11 @@ impl StreamsAdapter {
             fence: Mutex::new(()),
             ring: Mutex::default(),
         }
+    }
+
+    /// The reader starts at `pos` (or already had when this adapter was created).
+    pub(super) fn reader_started(&self, pos: StreamId) {
+        lock(&self.ring).start_at(pos);
     }
 
     fn namespace(&self) -> Option<Namespace> {
@@ -233,6 +246,30 @@ fn nsp_may_restore(written: Option<&str>, nsp: &str, gated: bool) -> bool {
     match written {
         Some(n) => n == nsp,
         None => !gated,
+    }
+}
+
+/// [`Adapter::settle_restore`] given the reader's position and the restore's last read: trims
+/// `restored.missed` to what the reader will not deliver, completes it from the ring, and says
+/// whether the result is provably complete (else the socket must get a fresh session).
+fn settle(reader: Option<StreamId>, read_to: Option<StreamId>, ring: &Ring, restored: &mut Restored) -> bool {
+    let (Some(reader), Some(read_to)) = (reader, read_to) else {
+        return false;
+    };
+    // The reader delivers what comes after its position to the joined socket: not twice.
+    restored.missed.retain(|p| offset_of(p).is_none_or(|o| o <= reader));
+    if reader <= read_to {
+        return true;
+    }
+    // The reader went past the restore's last read: what it delivered in between comes from
+    // the ring, which must hold all of it.
+    let rooms: Vec<Room> = restored.session.rooms.iter().map(|r| Room::from(r.as_str())).collect();
+    match ring.between(read_to, reader, &rooms) {
+        Some(more) => {
+            restored.missed.extend(more);
+            true
+        }
+        None => false,
     }
 }
 
@@ -461,25 +498,15 @@ impl Adapter for StreamsAdapter {
         Some(lock(&self.fence))
     }
 
-    fn settle_restore(&self, restored: &mut Restored) {
+    fn settle_restore(&self, restored: &mut Restored) -> bool {
         let read_to = self.shared.take_restore_read_to(&self.nsp_name, &restored.session.sid);
-        let Some(reader) = self.shared.reader_pos() else { return };
-        // The reader delivers what comes after its position to the joined socket: not twice.
-        restored.missed.retain(|p| offset_of(p).is_none_or(|o| o <= reader));
-        let Some(read_to) = read_to else { return };
-        if reader <= read_to {
-            return;
+        let reader = self.shared.reader_pos();
+        let ok = settle(reader, read_to, &lock(&self.ring), restored);
+        if !ok {
+            metrics::inc(&METRICS.streams_restores_refused);
+            tracing::debug!(sid = %restored.session.sid, "restore gap not provably covered; fresh session");
         }
-        // The reader went past the restore's last read: what it delivered in between comes from
-        // the ring.
-        let rooms: Vec<Room> = restored.session.rooms.iter().map(|r| Room::from(r.as_str())).collect();
-        match lock(&self.ring).between(read_to, reader, &rooms) {
-            Some(more) => restored.missed.extend(more),
-            None => tracing::warn!(
-                sid = %restored.session.sid,
-                "restore gap older than the delivery ring; packets of the gap may be missed"
-            ),
-        }
+        ok
     }
 
     fn persist_session(&self, session: Session, event: SessionEvent) {

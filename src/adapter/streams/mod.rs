@@ -104,9 +104,19 @@ impl Shared {
     }
 
     fn reader_started(&self, id: &str) {
-        let mut pos = lock(&self.reader_pos);
-        if pos.is_none() {
-            *pos = codec::parse_stream_id(id);
+        let started = {
+            let mut pos = lock(&self.reader_pos);
+            if pos.is_none() {
+                *pos = codec::parse_stream_id(id);
+            }
+            *pos
+        };
+        // After the position is set: an adapter created meanwhile either reads it (under the
+        // adapters' write lock) or is seen here.
+        if let Some(p) = started {
+            for a in self.adapters.read().values().filter_map(Weak::upgrade) {
+                a.reader_started(p);
+            }
         }
     }
 
@@ -255,10 +265,13 @@ impl AdapterFactory for StreamsAdapterFactory {
             response_channel,
         }));
         let adapter = Arc::new(StreamsAdapter::new(nsp, cluster, self.shared.clone(), self.recovery));
-        self.shared
-            .adapters
-            .write()
-            .insert(nsp.to_owned(), Arc::downgrade(&adapter));
+        let mut adapters = self.shared.adapters.write();
+        // Its ring covers only what the reader delivers from now on.
+        if let Some(p) = self.shared.reader_pos() {
+            adapter.reader_started(p);
+        }
+        adapters.insert(nsp.to_owned(), Arc::downgrade(&adapter));
+        drop(adapters);
         adapter
     }
 }
