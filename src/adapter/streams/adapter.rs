@@ -54,7 +54,8 @@ fn valid_pid(pid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='))
 }
 
-/// The offset a delivered EVENT carries (its last argument).
+/// The offset a replayed or ring packet carries: its last argument, which the adapter pushed (the
+/// entry id) since only packets that [`needs_offset`] are replayed or kept.
 fn offset_of(p: &Packet) -> Option<StreamId> {
     match &p.data {
         Some(Value::Array(args)) => args.last().and_then(Value::as_str).and_then(parse_stream_id),
@@ -257,7 +258,7 @@ fn settle(reader: Option<StreamId>, read_to: Option<StreamId>, ring: &Ring, rest
         return false;
     };
     // The reader delivers what comes after its position to the joined socket: not twice.
-    restored.missed.retain(|p| offset_of(p).is_none_or(|o| o <= reader));
+    restored.missed.retain(|p| offset_of(p).is_some_and(|o| o <= reader));
     if reader <= read_to {
         return true;
     }
@@ -377,10 +378,11 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
             }) = decode_entry(&fields)
                 && entry_nsp == nsp
                 && should_replay(&session.rooms, &opts)
+                // As Node: only what carried an offset (EVENTs without ack id, not volatile), so
+                // every replayed packet ends with its entry id.
+                && needs_offset(&packet, &opts)
             {
-                if needs_offset(&packet, &opts) {
-                    push_offset(&mut packet, &id);
-                }
+                push_offset(&mut packet, &id);
                 missed.push(packet);
             }
             cursor = id;
