@@ -331,26 +331,16 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
     if session.pid != pid {
         return refuse("session of another pid");
     }
-    // The offset must still be in the stream (not trimmed), as Node checks.
-    let found = service
-        .query(
-            redis::cmd("XRANGE")
-                .arg(&shared.stream)
-                .arg(&offset)
-                .arg(&offset)
-                .clone(),
-        )
-        .await;
-    match found {
-        Ok(v) if !parse_entries(&v).is_empty() => {}
-        Ok(_) => return refuse("offset no longer in the stream"),
-        Err(_) => return refuse("redis error"),
-    }
+    // One inclusive scan from the offset: its first entry must be the offset itself (still in the
+    // stream, as Node checks), so a `MAXLEN ~` trim cannot slip between a check and the scan.
+    let wanted = parse_stream_id(&offset);
+    let mut from = offset.clone();
+    let mut first = true;
     let mut cursor = offset.clone();
     let mut missed = Vec::new();
     let (mut bytes, mut scanned) = (0usize, 0usize);
     let scan_limit = (shared.max_len as usize).saturating_mul(2).max(XRANGE_BATCH);
-    while let Some(from) = codec::next_offset(&cursor) {
+    loop {
         let batch = service
             .query(
                 redis::cmd("XRANGE")
@@ -363,8 +353,14 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
             )
             .await;
         let Ok(batch) = batch else { return refuse("redis error") };
-        let entries = parse_entries(&batch);
+        let mut entries = parse_entries(&batch);
         let n = entries.len();
+        if std::mem::take(&mut first) {
+            if entries.first().map(|(id, _)| parse_stream_id(id)) != Some(wanted) {
+                return refuse("offset no longer in the stream");
+            }
+            entries.remove(0);
+        }
         for (id, fields) in entries {
             scanned += 1;
             bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
@@ -390,6 +386,8 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
         if n < XRANGE_BATCH {
             break;
         }
+        let Some(next) = codec::next_offset(&cursor) else { break };
+        from = next;
     }
     shared.restore_read_to(&nsp, &session.sid, parse_stream_id(&cursor));
     metrics::inc(&METRICS.streams_restores);
