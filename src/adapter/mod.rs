@@ -79,6 +79,9 @@ pub struct Restored {
     pub missed: Vec<Packet>,
     /// The same, as the frames an in-memory log kept (shared, not copied; sent after `missed`).
     pub missed_frames: Vec<Vec<Frame>>,
+    /// Where the restore's read of a remote log ended (a stream entry id), for
+    /// [`Adapter::settle_restore`]; `None` for stores that do not need it.
+    pub read_to: Option<(u64, u64)>,
 }
 
 /// An adapter operation that could not be done.

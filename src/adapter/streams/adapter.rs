@@ -389,7 +389,6 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
         let Some(next) = codec::next_offset(&cursor) else { break };
         from = next;
     }
-    shared.restore_read_to(&nsp, &session.sid, parse_stream_id(&cursor));
     metrics::inc(&METRICS.streams_restores);
     Some(Restored {
         session: Session {
@@ -399,6 +398,7 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
             data: session.data,
         },
         missed,
+        read_to: parse_stream_id(&cursor),
         ..Restored::default()
     })
 }
@@ -499,9 +499,8 @@ impl Adapter for StreamsAdapter {
     }
 
     fn settle_restore(&self, restored: &mut Restored) -> bool {
-        let read_to = self.shared.take_restore_read_to(&self.nsp_name, &restored.session.sid);
         let reader = self.shared.reader_pos();
-        let ok = settle(reader, read_to, &lock(&self.ring), restored);
+        let ok = settle(reader, restored.read_to, &lock(&self.ring), restored);
         if !ok {
             metrics::inc(&METRICS.streams_restores_refused);
             tracing::debug!(sid = %restored.session.sid, "restore gap not provably covered; fresh session");

@@ -37,10 +37,6 @@ use std::time::Duration;
 /// A stream entry id, `(ms, seq)`, ordered as Redis orders them.
 pub type StreamId = (u64, u64);
 
-/// Most restores waiting for their socket to be attached (each a few bytes); past it the oldest
-/// are forgotten (their socket then keeps every replayed packet).
-const MAX_PENDING_RESTORES: usize = 10_000;
-
 /// Live sessions written again per refresh batch.
 const REFRESH_BATCH: usize = 1000;
 
@@ -72,8 +68,6 @@ pub(crate) struct Shared {
     reader_healthy: AtomicBool,
     /// pid → (key, value last written) of the sessions of live local sockets.
     live: Mutex<HashMap<String, (String, String)>>,
-    /// (nsp, sid) → the last stream id a restore read.
-    pending: Mutex<HashMap<(String, String), Option<StreamId>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
@@ -143,18 +137,6 @@ impl Shared {
     fn live_remove(&self, pid: &str) -> Option<(String, String)> {
         lock(&self.live).remove(pid)
     }
-
-    fn restore_read_to(&self, nsp: &str, sid: &str, id: Option<StreamId>) {
-        let mut pending = lock(&self.pending);
-        if pending.len() >= MAX_PENDING_RESTORES {
-            pending.clear();
-        }
-        pending.insert((nsp.to_owned(), sid.to_owned()), id);
-    }
-
-    fn take_restore_read_to(&self, nsp: &str, sid: &str) -> Option<StreamId> {
-        lock(&self.pending).remove(&(nsp.to_owned(), sid.to_owned())).flatten()
-    }
 }
 
 /// Every window/3, writes the sessions of live local sockets again (refreshing their TTL, in
@@ -215,7 +197,6 @@ impl StreamsAdapterFactory {
             reader_pos: Mutex::default(),
             reader_healthy: AtomicBool::new(false),
             live: Mutex::default(),
-            pending: Mutex::default(),
         });
         tokio::spawn(reader::run(
             Arc::downgrade(&shared),
