@@ -29,8 +29,9 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// Broadcasts kept after local delivery, to close the gap between a restore's last `XRANGE` and
-/// what the reader delivered meanwhile (a few hundred milliseconds at most): at most this many,
-/// and at most [`RING_BYTES`] of stream entries.
+/// what the reader delivered meanwhile (usually milliseconds, but unbounded under load): at most
+/// this many, and at most [`RING_BYTES`] of stream entries. A gap the ring no longer holds gives
+/// the client a fresh session (see [`settle`]).
 const RING_ENTRIES: usize = 4096;
 /// See [`RING_ENTRIES`].
 const RING_BYTES: usize = 4 << 20;
@@ -40,10 +41,6 @@ const XRANGE_BATCH: usize = 1000;
 
 /// Takes a session in one step: its value and remaining time to live, then deletes it.
 const TAKE_SESSION: &str = "local v = redis.call('GET', KEYS[1]) if not v then return false end local t = redis.call('PTTL', KEYS[1]) redis.call('DEL', KEYS[1]) return {v, t}";
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock()
-}
 
 /// A pid as our servers and Node's issue them (20 base64id characters); anything else is refused
 /// before Redis is asked.
@@ -142,7 +139,7 @@ impl StreamsAdapter {
 
     /// The reader starts at `pos` (or already had when this adapter was created).
     pub(super) fn reader_started(&self, pos: StreamId) {
-        lock(&self.ring).start_at(pos);
+        self.ring.lock().start_at(pos);
     }
 
     fn namespace(&self) -> Option<Namespace> {
@@ -180,10 +177,10 @@ impl StreamsAdapter {
                     },
                     ..opts.clone()
                 };
-                let _fence = lock(&self.fence);
+                let _fence = self.fence.lock();
                 if self.recovery && needs_offset(&packet, &opts) {
                     push_offset(&mut packet, id);
-                    lock(&self.ring).push(Delivered {
+                    self.ring.lock().push(Delivered {
                         id: sid,
                         packet: packet.clone(),
                         opts,
@@ -472,7 +469,7 @@ impl Adapter for StreamsAdapter {
         opts: &BroadcastOptions,
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         if opts.flags.local {
-            let _fence = lock(&self.fence);
+            let _fence = self.fence.lock();
             nsp.local_broadcast(&packet, opts);
             return Box::pin(std::future::ready(Ok(())));
         }
@@ -495,12 +492,12 @@ impl Adapter for StreamsAdapter {
     }
 
     fn delivery_fence(&self) -> Option<MutexGuard<'_, ()>> {
-        Some(lock(&self.fence))
+        Some(self.fence.lock())
     }
 
     fn settle_restore(&self, restored: &mut Restored) -> bool {
         let reader = self.shared.reader_pos();
-        let ok = settle(reader, restored.read_to, &lock(&self.ring), restored);
+        let ok = settle(reader, restored.read_to, &self.ring.lock(), restored);
         if !ok {
             metrics::inc(&METRICS.streams_restores_refused);
             tracing::debug!(sid = %restored.session.sid, "restore gap not provably covered; fresh session");

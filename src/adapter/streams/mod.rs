@@ -70,10 +70,6 @@ pub(crate) struct Shared {
     live: Mutex<HashMap<String, (String, String)>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
-    m.lock()
-}
-
 impl Shared {
     /// Hands one entry read from the stream to its namespace's adapter.
     fn dispatch(&self, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) {
@@ -99,7 +95,7 @@ impl Shared {
 
     fn reader_started(&self, id: &str) {
         let started = {
-            let mut pos = lock(&self.reader_pos);
+            let mut pos = self.reader_pos.lock();
             if pos.is_none() {
                 *pos = codec::parse_stream_id(id);
             }
@@ -115,11 +111,11 @@ impl Shared {
     }
 
     fn set_reader_pos(&self, id: StreamId) {
-        *lock(&self.reader_pos) = Some(id);
+        *self.reader_pos.lock() = Some(id);
     }
 
     fn reader_pos(&self) -> Option<StreamId> {
-        *lock(&self.reader_pos)
+        *self.reader_pos.lock()
     }
 
     fn set_reader_healthy(&self, ok: bool) {
@@ -131,11 +127,11 @@ impl Shared {
     }
 
     fn live_insert(&self, pid: &str, key: String, value: String) {
-        lock(&self.live).insert(pid.to_owned(), (key, value));
+        self.live.lock().insert(pid.to_owned(), (key, value));
     }
 
     fn live_remove(&self, pid: &str) -> Option<(String, String)> {
-        lock(&self.live).remove(pid)
+        self.live.lock().remove(pid)
     }
 }
 
@@ -147,7 +143,7 @@ fn spawn_refresher(shared: Weak<Shared>, window: Duration) {
         loop {
             tokio::time::sleep(period).await;
             let Some(s) = shared.upgrade() else { return };
-            let sessions: Vec<(String, String)> = lock(&s.live).values().cloned().collect();
+            let sessions: Vec<(String, String)> = s.live.lock().values().cloned().collect();
             let px = s.window.as_millis() as u64;
             for chunk in sessions.chunks(REFRESH_BATCH) {
                 if !s.writer.send(writer::Op::Refresh {
