@@ -83,12 +83,14 @@ impl Shared {
                 return;
             }
         };
-        let adapter = self.adapters.read().get(&msg.nsp).and_then(Weak::upgrade);
-        match adapter {
+        let adapters = self.adapters.read();
+        match adapters.get(&msg.nsp).and_then(Weak::upgrade) {
             Some(a) => {
+                drop(adapters);
                 let size = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
                 a.on_entry(id, sid, msg, size)
             }
+            // Under the adapters' lock: an adapter created meanwhile starts its ring after this.
             None => self.set_reader_pos(sid),
         }
     }
