@@ -79,6 +79,9 @@ pub struct Restored {
     pub missed: Vec<Packet>,
     /// The same, as the frames an in-memory log kept (shared, not copied; sent after `missed`).
     pub missed_frames: Vec<Vec<Frame>>,
+    /// Where the restore's read of a remote log ended (a stream entry id), for
+    /// [`Adapter::settle_restore`]; `None` for stores that do not need it.
+    pub read_to: Option<(u64, u64)>,
 }
 
 /// An adapter operation that could not be done.
@@ -193,7 +196,10 @@ pub trait Adapter: Send + Sync + 'static {
     /// Called under [`Adapter::delivery_fence`] once an asynchronous [`Adapter::restore_session`]
     /// answered, just before the restored socket joins its rooms: the adapter trims or completes
     /// the missed packets so that, with what its local deliveries bring after, each arrives once.
-    fn settle_restore(&self, _restored: &mut Restored) {}
+    /// `false`: it cannot prove none was lost; the socket then gets a fresh session instead.
+    fn settle_restore(&self, _restored: &mut Restored) -> bool {
+        true
+    }
 
     /// Records a socket's session (its id, pid, rooms and data). Called on connect and on each
     /// change for a write-through store, and on a recoverable disconnect, after which the session

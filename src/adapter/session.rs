@@ -285,6 +285,7 @@ impl SessionAwareAdapter {
             session,
             missed: Vec::new(),
             missed_frames,
+            read_to: None,
         })
     }
 

@@ -346,8 +346,12 @@ impl SioConnection {
             let adapter = nsp.adapter().clone();
             let attached = {
                 let fence = adapter.delivery_fence();
-                if let Some(r) = &mut restored {
-                    adapter.settle_restore(r);
+                // A restore that may have lost packets: a fresh socket (the session is used up,
+                // as for any failed restore).
+                if let Some(r) = &mut restored
+                    && !adapter.settle_restore(r)
+                {
+                    restored = None;
                 }
                 attach(&shared, &request, &nsp, &nsp_name, auth, restored, fence)
             };

@@ -236,6 +236,31 @@ describe("bad input against the streams adapter gives a fresh session", () => {
     await assertNotInRoom(c, room);
   });
 
+  test("a Node session (no nsp) is not restored in a namespace with middlewares (admin), only in one without", async () => {
+    const adm = await instance({ INSTANCE_ID: "adm", ADMIN_AUTH: "off" });
+    const room = fresh("r");
+    const v = await victim(room);
+    // Node's session value: base64 msgpack {sid, pid, rooms, data}, no nsp.
+    const str = (s) => Buffer.concat([Buffer.from([0xa0 | s.length]), Buffer.from(s)]);
+    const value = Buffer.concat([
+      Buffer.from([0x84]),
+      str("sid"), str(v.sid),
+      str("pid"), str(v.pid),
+      str("rooms"), Buffer.from([0x92]), str(v.sid), str(room),
+      str("data"), Buffer.from([0xc0]),
+    ]).toString("base64");
+    const key = `sio:session:${v.pid}`;
+    assert.equal(await cli("SET", key, value, "PX", "60000"), "OK");
+    const c = await rawConnect(adm.url, { pid: v.pid, offset: v.offset }, "/admin");
+    assert.notEqual(c.sid, v.sid, "a restore would skip the admin middleware");
+    assert.equal(await cli("GET", key), value, "the session stays for a namespace without middlewares");
+    await c.raw.close();
+    const ok = await rawConnect(adm.url, { pid: v.pid, offset: v.offset });
+    assert.equal(ok.sid, v.sid, "restored in / (no middlewares)");
+    await ok.raw.close();
+    await adm.stop();
+  });
+
   test("an expired session (RECOVERY_MAX_DISCONNECTION_MS=800)", async () => {
     const short = await instance({ INSTANCE_ID: "short", RECOVERY_MAX_DISCONNECTION_MS: "800" });
     const room = fresh("r");

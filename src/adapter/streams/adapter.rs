@@ -29,8 +29,9 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// Broadcasts kept after local delivery, to close the gap between a restore's last `XRANGE` and
-/// what the reader delivered meanwhile (a few hundred milliseconds at most): at most this many,
-/// and at most [`RING_BYTES`] of stream entries.
+/// what the reader delivered meanwhile (usually milliseconds, but unbounded under load): at most
+/// this many, and at most [`RING_BYTES`] of stream entries. A gap the ring no longer holds gives
+/// the client a fresh session (see [`settle`]).
 const RING_ENTRIES: usize = 4096;
 /// See [`RING_ENTRIES`].
 const RING_BYTES: usize = 4 << 20;
@@ -41,10 +42,6 @@ const XRANGE_BATCH: usize = 1000;
 /// Takes a session in one step: its value and remaining time to live, then deletes it.
 const TAKE_SESSION: &str = "local v = redis.call('GET', KEYS[1]) if not v then return false end local t = redis.call('PTTL', KEYS[1]) redis.call('DEL', KEYS[1]) return {v, t}";
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock()
-}
-
 /// A pid as our servers and Node's issue them (20 base64id characters); anything else is refused
 /// before Redis is asked.
 fn valid_pid(pid: &str) -> bool {
@@ -54,7 +51,8 @@ fn valid_pid(pid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='))
 }
 
-/// The offset a delivered EVENT carries (its last argument).
+/// The offset a replayed or ring packet carries: its last argument, which the adapter pushed (the
+/// entry id) since only packets that [`needs_offset`] are replayed or kept.
 fn offset_of(p: &Packet) -> Option<StreamId> {
     match &p.data {
         Some(Value::Array(args)) => args.last().and_then(Value::as_str).and_then(parse_stream_id),
@@ -75,8 +73,10 @@ struct Delivered {
 struct Ring {
     entries: VecDeque<Delivered>,
     bytes: usize,
-    /// The id of the newest entry dropped.
-    dropped: Option<StreamId>,
+    /// The ring holds every broadcast of its namespace delivered after this id: the reader's
+    /// position when the adapter was created or the reader started, then the newest entry
+    /// dropped. `None`: the reader has not started; the ring proves nothing.
+    floor: Option<StreamId>,
 }
 
 impl Ring {
@@ -86,14 +86,20 @@ impl Ring {
         while self.entries.len() > RING_ENTRIES || self.bytes > RING_BYTES {
             let Some(old) = self.entries.pop_front() else { break };
             self.bytes -= old.size;
-            self.dropped = Some(old.id);
+            self.floor = self.floor.max(Some(old.id));
         }
     }
 
+    /// The reader starts (or the adapter is created) at `pos`: what came before it was never
+    /// delivered here, so the ring cannot vouch for it.
+    fn start_at(&mut self, pos: StreamId) {
+        self.floor = self.floor.max(Some(pos));
+    }
+
     /// The packets delivered after `after` up to `upto`, that a session in `rooms` got; `None`
-    /// when the ring no longer holds all of them.
+    /// when the ring does not hold all of them (dropped, or delivered before it started).
     fn between(&self, after: StreamId, upto: StreamId, rooms: &[Room]) -> Option<Vec<Packet>> {
-        if self.dropped.is_some_and(|d| d > after) {
+        if self.floor.is_none_or(|f| f > after) {
             return None;
         }
         Some(
@@ -131,6 +137,11 @@ impl StreamsAdapter {
         }
     }
 
+    /// The reader starts at `pos` (or already had when this adapter was created).
+    pub(super) fn reader_started(&self, pos: StreamId) {
+        self.ring.lock().start_at(pos);
+    }
+
     fn namespace(&self) -> Option<Namespace> {
         self.nsp.get()?.upgrade()
     }
@@ -166,10 +177,10 @@ impl StreamsAdapter {
                     },
                     ..opts.clone()
                 };
-                let _fence = lock(&self.fence);
+                let _fence = self.fence.lock();
                 if self.recovery && needs_offset(&packet, &opts) {
                     push_offset(&mut packet, id);
-                    lock(&self.ring).push(Delivered {
+                    self.ring.lock().push(Delivered {
                         id: sid,
                         packet: packet.clone(),
                         opts,
@@ -227,6 +238,39 @@ impl StreamsAdapter {
     }
 }
 
+/// Whether a session written for `written` (`None`: by Node, which does not record it) may be
+/// restored in namespace `nsp`, `gated` when that namespace has middlewares a restore would skip.
+fn nsp_may_restore(written: Option<&str>, nsp: &str, gated: bool) -> bool {
+    match written {
+        Some(n) => n == nsp,
+        None => !gated,
+    }
+}
+
+/// [`Adapter::settle_restore`] given the reader's position and the restore's last read: trims
+/// `restored.missed` to what the reader will not deliver, completes it from the ring, and says
+/// whether the result is provably complete (else the socket must get a fresh session).
+fn settle(reader: Option<StreamId>, read_to: Option<StreamId>, ring: &Ring, restored: &mut Restored) -> bool {
+    let (Some(reader), Some(read_to)) = (reader, read_to) else {
+        return false;
+    };
+    // The reader delivers what comes after its position to the joined socket: not twice.
+    restored.missed.retain(|p| offset_of(p).is_some_and(|o| o <= reader));
+    if reader <= read_to {
+        return true;
+    }
+    // The reader went past the restore's last read: what it delivered in between comes from
+    // the ring, which must hold all of it.
+    let rooms: Vec<Room> = restored.session.rooms.iter().map(|r| Room::from(r.as_str())).collect();
+    match ring.between(read_to, reader, &rooms) {
+        Some(more) => {
+            restored.missed.extend(more);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Why a restore gave a fresh session (logged at debug; the client just gets `recovered=false`).
 fn refuse(why: &'static str) -> Option<Restored> {
     metrics::inc(&METRICS.streams_restores_refused);
@@ -236,7 +280,9 @@ fn refuse(why: &'static str) -> Option<Restored> {
 
 /// The asynchronous part of [`Adapter::restore_session`]: take the session (single use), check it
 /// belongs to `nsp` and that `offset` is still in the stream, then read what was missed.
-async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) -> Option<Restored> {
+/// `gated`: the namespace has middlewares (which a restore skips), so a session that does not
+/// name its namespace (Node's) is refused there: it may have been issued by another namespace.
+async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, gated: bool) -> Option<Restored> {
     if !valid_pid(&pid) {
         return refuse("malformed pid");
     }
@@ -259,8 +305,9 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
             return refuse("redis error");
         }
     };
-    if session_nsp(&raw).is_some_and(|n| n != nsp) {
-        // Someone presented a pid to another namespace: put the session back for its own.
+    if !nsp_may_restore(session_nsp(&raw).as_deref(), &nsp, gated) {
+        // Someone presented a pid to another namespace (or a Node session, which does not name
+        // its namespace, to one with middlewares): put the session back for its own.
         let px = pttl.max(1);
         let _ = service
             .query(
@@ -281,26 +328,16 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
     if session.pid != pid {
         return refuse("session of another pid");
     }
-    // The offset must still be in the stream (not trimmed), as Node checks.
-    let found = service
-        .query(
-            redis::cmd("XRANGE")
-                .arg(&shared.stream)
-                .arg(&offset)
-                .arg(&offset)
-                .clone(),
-        )
-        .await;
-    match found {
-        Ok(v) if !parse_entries(&v).is_empty() => {}
-        Ok(_) => return refuse("offset no longer in the stream"),
-        Err(_) => return refuse("redis error"),
-    }
+    // One inclusive scan from the offset: its first entry must be the offset itself (still in the
+    // stream, as Node checks), so a `MAXLEN ~` trim cannot slip between a check and the scan.
+    let wanted = parse_stream_id(&offset);
+    let mut from = offset.clone();
+    let mut first = true;
     let mut cursor = offset.clone();
     let mut missed = Vec::new();
     let (mut bytes, mut scanned) = (0usize, 0usize);
     let scan_limit = (shared.max_len as usize).saturating_mul(2).max(XRANGE_BATCH);
-    while let Some(from) = codec::next_offset(&cursor) {
+    loop {
         let batch = service
             .query(
                 redis::cmd("XRANGE")
@@ -313,8 +350,14 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
             )
             .await;
         let Ok(batch) = batch else { return refuse("redis error") };
-        let entries = parse_entries(&batch);
+        let mut entries = parse_entries(&batch);
         let n = entries.len();
+        if std::mem::take(&mut first) {
+            if entries.first().map(|(id, _)| parse_stream_id(id)) != Some(wanted) {
+                return refuse("offset no longer in the stream");
+            }
+            entries.remove(0);
+        }
         for (id, fields) in entries {
             scanned += 1;
             bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
@@ -328,10 +371,11 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
             }) = decode_entry(&fields)
                 && entry_nsp == nsp
                 && should_replay(&session.rooms, &opts)
+                // As Node: only what carried an offset (EVENTs without ack id, not volatile), so
+                // every replayed packet ends with its entry id.
+                && needs_offset(&packet, &opts)
             {
-                if needs_offset(&packet, &opts) {
-                    push_offset(&mut packet, &id);
-                }
+                push_offset(&mut packet, &id);
                 missed.push(packet);
             }
             cursor = id;
@@ -339,8 +383,9 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
         if n < XRANGE_BATCH {
             break;
         }
+        let Some(next) = codec::next_offset(&cursor) else { break };
+        from = next;
     }
-    shared.restore_read_to(&nsp, &session.sid, parse_stream_id(&cursor));
     metrics::inc(&METRICS.streams_restores);
     Some(Restored {
         session: Session {
@@ -350,6 +395,7 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String) 
             data: session.data,
         },
         missed,
+        read_to: parse_stream_id(&cursor),
         ..Restored::default()
     })
 }
@@ -423,7 +469,7 @@ impl Adapter for StreamsAdapter {
         opts: &BroadcastOptions,
     ) -> BoxFuture<'static, Result<(), AdapterError>> {
         if opts.flags.local {
-            let _fence = lock(&self.fence);
+            let _fence = self.fence.lock();
             nsp.local_broadcast(&packet, opts);
             return Box::pin(std::future::ready(Ok(())));
         }
@@ -446,28 +492,17 @@ impl Adapter for StreamsAdapter {
     }
 
     fn delivery_fence(&self) -> Option<MutexGuard<'_, ()>> {
-        Some(lock(&self.fence))
+        Some(self.fence.lock())
     }
 
-    fn settle_restore(&self, restored: &mut Restored) {
-        let read_to = self.shared.take_restore_read_to(&self.nsp_name, &restored.session.sid);
-        let Some(reader) = self.shared.reader_pos() else { return };
-        // The reader delivers what comes after its position to the joined socket: not twice.
-        restored.missed.retain(|p| offset_of(p).is_none_or(|o| o <= reader));
-        let Some(read_to) = read_to else { return };
-        if reader <= read_to {
-            return;
+    fn settle_restore(&self, restored: &mut Restored) -> bool {
+        let reader = self.shared.reader_pos();
+        let ok = settle(reader, restored.read_to, &self.ring.lock(), restored);
+        if !ok {
+            metrics::inc(&METRICS.streams_restores_refused);
+            tracing::debug!(sid = %restored.session.sid, "restore gap not provably covered; fresh session");
         }
-        // The reader went past the restore's last read: what it delivered in between comes from
-        // the ring.
-        let rooms: Vec<Room> = restored.session.rooms.iter().map(|r| Room::from(r.as_str())).collect();
-        match lock(&self.ring).between(read_to, reader, &rooms) {
-            Some(more) => restored.missed.extend(more),
-            None => tracing::warn!(
-                sid = %restored.session.sid,
-                "restore gap older than the delivery ring; packets of the gap may be missed"
-            ),
-        }
+        ok
     }
 
     fn persist_session(&self, session: Session, event: SessionEvent) {
@@ -480,11 +515,17 @@ impl Adapter for StreamsAdapter {
         if !self.recovery {
             return Box::pin(std::future::ready(None));
         }
+        // Unknown namespace (dropped): treat as gated, the safe side.
+        let gated = self.namespace().is_none_or(|n| {
+            let hooks = n.hooks();
+            !hooks.middlewares.read().is_empty() || !hooks.async_middlewares.read().is_empty()
+        });
         Box::pin(restore(
             self.shared.clone(),
             self.nsp_name.clone(),
             pid.to_owned(),
             offset.to_owned(),
+            gated,
         ))
     }
 }

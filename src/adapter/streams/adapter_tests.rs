@@ -59,6 +59,7 @@ fn json_cluster_messages_go_out_as_msgpack() {
 #[test]
 fn the_ring_fills_a_restore_gap_with_the_sessions_rooms_only() {
     let mut ring = Ring::default();
+    ring.start_at((0, 0));
     for (i, room) in ["r", "other", "r", "r"].iter().enumerate() {
         let id = (100, i as u64);
         ring.push(Delivered {
@@ -77,6 +78,7 @@ fn the_ring_fills_a_restore_gap_with_the_sessions_rooms_only() {
 #[test]
 fn a_ring_that_dropped_part_of_the_gap_says_so() {
     let mut ring = Ring::default();
+    ring.start_at((0, 0));
     for i in 0..(RING_ENTRIES as u64 + 2) {
         ring.push(Delivered {
             id: (1, i),
@@ -123,4 +125,60 @@ fn our_session_values_are_nodes_plus_their_namespace() {
         encode_session_scoped(&s, "/chat", "u2"),
         "each writer's value differs"
     );
+}
+
+#[test]
+fn node_sessions_are_not_restored_where_middlewares_would_be_skipped() {
+    assert!(nsp_may_restore(Some("/chat"), "/chat", true));
+    assert!(!nsp_may_restore(Some("/chat"), "/admin", false));
+    assert!(nsp_may_restore(None, "/chat", false));
+    assert!(!nsp_may_restore(None, "/admin", true));
+}
+
+fn restored(missed: &[(&str, &str)]) -> Restored {
+    Restored {
+        session: Session {
+            sid: "s".into(),
+            rooms: vec!["r".into()],
+            ..Session::default()
+        },
+        missed: missed.iter().map(|(t, o)| event(t, o)).collect(),
+        ..Restored::default()
+    }
+}
+
+#[test]
+fn a_ring_that_started_after_the_gap_proves_nothing() {
+    let mut ring = Ring::default();
+    assert!(ring.between((1, 0), (1, 0), &[]).is_none(), "reader not started");
+    // Started at the stream's end 5-0, empty: cannot vouch for (1-0, 5-0].
+    ring.start_at((5, 0));
+    assert!(ring.between((1, 0), (5, 0), &[]).is_none());
+    assert_eq!(ring.between((5, 0), (5, 0), &[]).unwrap(), vec![]);
+}
+
+#[test]
+fn settle_refuses_what_it_cannot_prove_complete() {
+    let mut ring = Ring::default();
+    ring.start_at((10, 0));
+    ring.push(Delivered {
+        id: (12, 0),
+        packet: event("ring", "12-0"),
+        opts: to(&["r"]),
+        size: 1,
+    });
+    // The reader has not started.
+    assert!(!settle(None, Some((11, 0)), &ring, &mut restored(&[])));
+    // The restore's last read is unknown.
+    assert!(!settle(Some((12, 0)), None, &ring, &mut restored(&[])));
+    // Reader behind the restore's read: trimmed to what the reader will not deliver.
+    let mut r = restored(&[("a", "11-0"), ("b", "13-0")]);
+    assert!(settle(Some((12, 0)), Some((13, 0)), &ring, &mut r));
+    assert_eq!(r.missed, vec![event("a", "11-0")]);
+    // Reader ahead: completed from the ring.
+    let mut r = restored(&[("a", "11-0")]);
+    assert!(settle(Some((12, 0)), Some((11, 0)), &ring, &mut r));
+    assert_eq!(r.missed, vec![event("a", "11-0"), event("ring", "12-0")]);
+    // Reader ahead, from before the ring started: refused.
+    assert!(!settle(Some((12, 0)), Some((9, 0)), &ring, &mut restored(&[])));
 }

@@ -24,8 +24,6 @@ use bytes::Bytes;
 use rmpv::Value as Mp;
 use serde_json::{Map, Value};
 
-/// Default stream key (`streamName`).
-pub const DEFAULT_STREAM_NAME: &str = "socket.io";
 /// Default approximate stream length kept by `XADD … MAXLEN ~` (`maxLen`).
 pub const DEFAULT_MAX_LEN: u64 = 10_000;
 /// Default `XREAD COUNT` (`readCount`).
@@ -34,8 +32,6 @@ pub const DEFAULT_READ_COUNT: u64 = 100;
 pub const DEFAULT_BLOCK_TIME_MS: u64 = 5_000;
 /// Default prefix of the session keys (`sessionKeyPrefix`).
 pub const DEFAULT_SESSION_KEY_PREFIX: &str = "sio:session:";
-/// Default prefix of the pub/sub channels (`channelPrefix`): `<prefix>#<nsp>#[<uid>#]`.
-pub const DEFAULT_CHANNEL_PREFIX: &str = "socket.io";
 /// How many `XRANGE` calls Node's `restoreSession` makes at most.
 pub const RESTORE_MAX_XRANGE_CALLS: usize = 100;
 

@@ -37,10 +37,6 @@ use std::time::Duration;
 /// A stream entry id, `(ms, seq)`, ordered as Redis orders them.
 pub type StreamId = (u64, u64);
 
-/// Most restores waiting for their socket to be attached (each a few bytes); past it the oldest
-/// are forgotten (their socket then keeps every replayed packet).
-const MAX_PENDING_RESTORES: usize = 10_000;
-
 /// Live sessions written again per refresh batch.
 const REFRESH_BATCH: usize = 1000;
 
@@ -72,12 +68,6 @@ pub(crate) struct Shared {
     reader_healthy: AtomicBool,
     /// pid → (key, value last written) of the sessions of live local sockets.
     live: Mutex<HashMap<String, (String, String)>>,
-    /// (nsp, sid) → the last stream id a restore read.
-    pending: Mutex<HashMap<(String, String), Option<StreamId>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
-    m.lock()
 }
 
 impl Shared {
@@ -93,29 +83,41 @@ impl Shared {
                 return;
             }
         };
-        let adapter = self.adapters.read().get(&msg.nsp).and_then(Weak::upgrade);
-        match adapter {
+        let adapters = self.adapters.read();
+        match adapters.get(&msg.nsp).and_then(Weak::upgrade) {
             Some(a) => {
+                drop(adapters);
                 let size = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
                 a.on_entry(id, sid, msg, size)
             }
+            // Under the adapters' lock: an adapter created meanwhile starts its ring after this.
             None => self.set_reader_pos(sid),
         }
     }
 
     fn reader_started(&self, id: &str) {
-        let mut pos = lock(&self.reader_pos);
-        if pos.is_none() {
-            *pos = codec::parse_stream_id(id);
+        let started = {
+            let mut pos = self.reader_pos.lock();
+            if pos.is_none() {
+                *pos = codec::parse_stream_id(id);
+            }
+            *pos
+        };
+        // After the position is set: an adapter created meanwhile either reads it (under the
+        // adapters' write lock) or is seen here.
+        if let Some(p) = started {
+            for a in self.adapters.read().values().filter_map(Weak::upgrade) {
+                a.reader_started(p);
+            }
         }
     }
 
     fn set_reader_pos(&self, id: StreamId) {
-        *lock(&self.reader_pos) = Some(id);
+        *self.reader_pos.lock() = Some(id);
     }
 
     fn reader_pos(&self) -> Option<StreamId> {
-        *lock(&self.reader_pos)
+        *self.reader_pos.lock()
     }
 
     fn set_reader_healthy(&self, ok: bool) {
@@ -127,23 +129,11 @@ impl Shared {
     }
 
     fn live_insert(&self, pid: &str, key: String, value: String) {
-        lock(&self.live).insert(pid.to_owned(), (key, value));
+        self.live.lock().insert(pid.to_owned(), (key, value));
     }
 
     fn live_remove(&self, pid: &str) -> Option<(String, String)> {
-        lock(&self.live).remove(pid)
-    }
-
-    fn restore_read_to(&self, nsp: &str, sid: &str, id: Option<StreamId>) {
-        let mut pending = lock(&self.pending);
-        if pending.len() >= MAX_PENDING_RESTORES {
-            pending.clear();
-        }
-        pending.insert((nsp.to_owned(), sid.to_owned()), id);
-    }
-
-    fn take_restore_read_to(&self, nsp: &str, sid: &str) -> Option<StreamId> {
-        lock(&self.pending).remove(&(nsp.to_owned(), sid.to_owned())).flatten()
+        self.live.lock().remove(pid)
     }
 }
 
@@ -155,7 +145,7 @@ fn spawn_refresher(shared: Weak<Shared>, window: Duration) {
         loop {
             tokio::time::sleep(period).await;
             let Some(s) = shared.upgrade() else { return };
-            let sessions: Vec<(String, String)> = lock(&s.live).values().cloned().collect();
+            let sessions: Vec<(String, String)> = s.live.lock().values().cloned().collect();
             let px = s.window.as_millis() as u64;
             for chunk in sessions.chunks(REFRESH_BATCH) {
                 if !s.writer.send(writer::Op::Refresh {
@@ -205,7 +195,6 @@ impl StreamsAdapterFactory {
             reader_pos: Mutex::default(),
             reader_healthy: AtomicBool::new(false),
             live: Mutex::default(),
-            pending: Mutex::default(),
         });
         tokio::spawn(reader::run(
             Arc::downgrade(&shared),
@@ -255,10 +244,13 @@ impl AdapterFactory for StreamsAdapterFactory {
             response_channel,
         }));
         let adapter = Arc::new(StreamsAdapter::new(nsp, cluster, self.shared.clone(), self.recovery));
-        self.shared
-            .adapters
-            .write()
-            .insert(nsp.to_owned(), Arc::downgrade(&adapter));
+        let mut adapters = self.shared.adapters.write();
+        // Its ring covers only what the reader delivers from now on.
+        if let Some(p) = self.shared.reader_pos() {
+            adapter.reader_started(p);
+        }
+        adapters.insert(nsp.to_owned(), Arc::downgrade(&adapter));
+        drop(adapters);
         adapter
     }
 }
