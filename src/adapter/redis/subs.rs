@@ -168,7 +168,8 @@ fn on_event(
     subscribed: &mut HashSet<String>,
     in_flight: &mut InFlight,
     shared: &Shared,
-) {
+) -> bool {
+    let reset = matches!(event, Ok(SubscriberEvent::Reset) | Err(RecvError::Lagged(_)));
     let mut st = shared.lock();
     let lost: Vec<String> = match event {
         Ok(SubscriberEvent::Reset) | Err(RecvError::Lagged(_)) => {
@@ -195,6 +196,13 @@ fn on_event(
             st.mark(channel);
         }
     }
+    reset
+}
+
+/// When the channels are subscribed again after a reset, besides at once: 1, 3 and 7 s later.
+fn after_reset() -> VecDeque<tokio::time::Instant> {
+    let now = tokio::time::Instant::now();
+    [1, 3, 7].into_iter().map(|s| now + Duration::from_secs(s)).collect()
 }
 
 /// The task: waits for changes, then for each changed channel sends the one command (if any)
@@ -222,11 +230,19 @@ async fn apply(
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut failing = false;
     let mut events_open = true;
+    // After a reset, every wanted channel is subscribed again a few times while the topology
+    // settles: a subscription re-issued on a connection that a later rebuild drops without a
+    // reset of its own would otherwise stay lost for good (seen in the failover test).
+    let mut resweeps: VecDeque<tokio::time::Instant> = VecDeque::new();
     let service = &service;
     loop {
         loop {
             match events.try_recv() {
-                Ok(e) => on_event(Ok(e), kind, &mut subscribed, &mut in_flight, &shared),
+                Ok(e) => {
+                    if on_event(Ok(e), kind, &mut subscribed, &mut in_flight, &shared) {
+                        resweeps = after_reset();
+                    }
+                }
                 Err(TryRecvError::Lagged(n)) => {
                     on_event(
                         Err(RecvError::Lagged(n)),
@@ -235,6 +251,7 @@ async fn apply(
                         &mut in_flight,
                         &shared,
                     );
+                    resweeps = after_reset();
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
@@ -271,6 +288,12 @@ async fn apply(
                 (channel, wanted, result)
             });
         }
+        let resweep_sleep = async {
+            match resweeps.front() {
+                Some(at) => tokio::time::sleep_until(*at).await,
+                None => std::future::pending().await,
+            }
+        };
         let retry_sleep = async {
             match retry_at {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -326,12 +349,21 @@ async fn apply(
                 }
             }
             () = shared.wake.notified() => {}
+            () = resweep_sleep => {
+                resweeps.pop_front();
+                let mut st = shared.lock();
+                let wanted: Vec<String> = st.counts.keys().cloned().collect();
+                for channel in &wanted {
+                    subscribed.remove(channel);
+                    st.mark(channel);
+                }
+            }
             e = events.recv(), if events_open => {
                 if matches!(e, Err(RecvError::Closed)) {
                     // The service is gone; only changes and commands wake us from now on.
                     events_open = false;
-                } else {
-                    on_event(e, kind, &mut subscribed, &mut in_flight, &shared);
+                } else if on_event(e, kind, &mut subscribed, &mut in_flight, &shared) {
+                    resweeps = after_reset();
                 }
             }
         }
