@@ -4,14 +4,15 @@
 // rooms restored, expiry after the window, every bad-input case, and RECOVERY=false unchanged.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { clientPool } from "./lib/clients.mjs";
+import { clientPool, member, say } from "./lib/clients.mjs";
 import { startServer, sleep, once, waitFor, fresh } from "./lib/server.mjs";
 import { terminateAll, rawConnect, drain } from "./lib/raw.mjs";
 
 const PID = /^[A-Za-z0-9_-]{20}$/;
 
 let server;
-const { connected, disconnectAll } = clientPool(() => server.url);
+const pool = clientPool(() => server.url);
+const { connected, disconnectAll } = pool;
 
 before(async () => {
   server = await startServer();
@@ -23,24 +24,9 @@ after(async () => {
   await server?.stop();
 });
 
-/** A stock client in `room`, recording the text of every `message` it gets. */
-async function member(room, opts = {}) {
-  const s = await connected("/", opts);
-  const ack = await s.timeout(4000).emitWithAck("join", room);
-  assert.equal(ack.ok, true);
-  s.texts = [];
-  s.on("message", (m) => s.texts.push(m.text));
-  return s;
-}
-
-async function say(sender, room, text) {
-  const ack = await sender.timeout(4000).emitWithAck("message", { roomId: room, message: text });
-  assert.equal(ack.ok, true, JSON.stringify(ack));
-}
-
 /** A client that had a session in `room`, then lost its transport: its pid and offset. */
 async function victim(url, room) {
-  const v = await member(room);
+  const v = await member(pool, room);
   await say(v, room, "seen");
   await waitFor(() => v.texts.includes("seen"), 4000, "victim got its message");
   const session = { sid: v.id, pid: v._pid, offset: v._lastOffset };
@@ -79,8 +65,8 @@ for (const transports of [["polling"], ["websocket"]]) {
   describe(`recovery after a transport drop (${transports})`, () => {
     test("same id, recovered, rooms kept, missed messages once and in order before new ones", async () => {
       const room = fresh("r");
-      const a = await member(room, { transports });
-      const b = await member(room);
+      const a = await member(pool, room, { transports });
+      const b = await member(pool, room);
       await say(b, room, "m0");
       await waitFor(() => a.texts.includes("m0"), 4000, "a got m0");
       const id = a.id;
@@ -104,8 +90,8 @@ for (const transports of [["polling"], ["websocket"]]) {
 describe("bad networks", () => {
   test("a killed TCP connection (WebSocket) recovers by itself with reconnection on", async () => {
     const room = fresh("r");
-    const a = await member(room, { transports: ["websocket"], reconnection: true, reconnectionDelay: 300, reconnectionDelayMax: 300 });
-    const b = await member(room);
+    const a = await member(pool, room, { transports: ["websocket"], reconnection: true, reconnectionDelay: 300, reconnectionDelayMax: 300 });
+    const b = await member(pool, room);
     const id = a.id;
     const dropped = once(a, "disconnect");
     a.io.engine.transport.ws._socket.destroy();
@@ -121,8 +107,8 @@ describe("bad networks", () => {
 
   test("a client back before its old socket was noticed dead: the old one is closed, one member", async () => {
     const room = fresh("r");
-    const a = await member(room, { transports: ["websocket"] });
-    const b = await member(room);
+    const a = await member(pool, room, { transports: ["websocket"] });
+    const b = await member(pool, room);
     await say(b, room, "m0");
     await waitFor(() => a.texts.length === 1, 4000, "a got m0");
     // The same session resumed on a second connection while the first is still open.

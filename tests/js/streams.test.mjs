@@ -7,7 +7,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { clientPool } from "./lib/clients.mjs";
+import { clientPool, member, say } from "./lib/clients.mjs";
 import { startServer, startWebhook, freePort, sleep, once, waitFor, fresh } from "./lib/server.mjs";
 import { rawConnect, drain, terminateAll } from "./lib/raw.mjs";
 import { startRedis, startRedisCluster, redisCli } from "./lib/redis.mjs";
@@ -46,21 +46,6 @@ after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
   await redis?.stop();
 });
-
-/** A stock client of `url` in `room`, recording the text of every `message`. */
-async function member(pool, room, opts = {}) {
-  const s = await pool.connected("/", opts);
-  const ack = await s.timeout(4000).emitWithAck("join", room);
-  assert.equal(ack.ok, true, JSON.stringify(ack));
-  s.texts = [];
-  s.on("message", (m) => s.texts.push(m.text));
-  return s;
-}
-
-async function say(sender, room, text) {
-  const ack = await sender.timeout(4000).emitWithAck("message", { roomId: room, message: text });
-  assert.equal(ack.ok, true, JSON.stringify(ack));
-}
 
 /** The texts of the chat `message` events among raw Socket.IO frames. */
 const texts = (frames) =>

@@ -1,4 +1,5 @@
 // Stock socket.io-client connections that a test file opens and closes together.
+import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { once } from "./server.mjs";
 
@@ -24,4 +25,20 @@ export function clientPool(url) {
     for (const c of clients) c.disconnect();
   };
   return { connect, connected, track, disconnectAll };
+}
+
+/** A stock client of `pool` in `room` (chat `join`), recording the text of every `message` it gets. */
+export async function member(pool, room, opts = {}) {
+  const s = await pool.connected("/", opts);
+  const ack = await s.timeout(4000).emitWithAck("join", room);
+  assert.equal(ack.ok, true, JSON.stringify(ack));
+  s.texts = [];
+  s.on("message", (m) => s.texts.push(m.text));
+  return s;
+}
+
+/** Sends a chat message to `room` from `sender` and checks it was acknowledged. */
+export async function say(sender, room, text) {
+  const ack = await sender.timeout(4000).emitWithAck("message", { roomId: room, message: text });
+  assert.equal(ack.ok, true, JSON.stringify(ack));
 }
