@@ -70,6 +70,8 @@ pub struct Config {
     pub parser: crate::socketio::Parser,
     /// `HTTP_COMPRESSION` (on): gzip/deflate polling responses of 1 KiB or more when the client accepts it.
     pub http_compression: bool,
+    /// `PER_MESSAGE_DEFLATE` (off): permessage-deflate for WebSocket clients that offer it.
+    pub per_message_deflate: bool,
     /// `WEBHOOK_PORT` (4000).
     pub webhook_port: WebhookPort,
     /// Redis (`REDIS_MODE` and friends); `None` runs the in-memory adapter.
@@ -122,6 +124,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("parser", &self.parser)
             .field("http_compression", &self.http_compression)
+            .field("per_message_deflate", &self.per_message_deflate)
             .field("webhook_port", &self.webhook_port)
             // RedisTarget's Debug redacts the URLs' passwords.
             .field("redis", &self.redis)
@@ -340,6 +343,7 @@ impl Config {
             log_format,
             parser: env.parse("PARSER", "default or msgpack")?,
             http_compression: env.flag("HTTP_COMPRESSION")?,
+            per_message_deflate: env.flag("PER_MESSAGE_DEFLATE")?,
             webhook_port,
             redis: redis_config(env)?,
             webhook_secret: webhook_secret(env)?,

@@ -191,6 +191,7 @@ fn engine(config: &Config, io: &Server) -> Engine {
         trusted_proxies: config.trusted_proxies.clone(),
         outbox_limits: OutboxLimits::from_soft(config.limits.outbound_queue_bytes),
         http_compression: config.http_compression,
+        per_message_deflate: config.per_message_deflate,
         ..EngineOptions::default()
     };
     Engine::new(config.engine.clone(), options, io.engine_handler())

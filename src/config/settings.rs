@@ -127,6 +127,9 @@ pub struct ServerSettings {
     /// gzip/deflate polling responses of 1 KiB or more when the client accepts it: on or off.
     #[arg(long, env = "HTTP_COMPRESSION", default_value = "on")]
     pub http_compression: Option<OsString>,
+    /// permessage-deflate (no context takeover, 1 KiB threshold) for WebSocket clients that offer it: on or off.
+    #[arg(long, env = "PER_MESSAGE_DEFLATE", default_value = "off")]
+    pub per_message_deflate: Option<OsString>,
     /// Admin UI user name; setting it (with ADMIN_PASSWORD_HASH) turns the admin namespace on.
     #[arg(long, env = "ADMIN_USERNAME")]
     pub admin_username: Option<OsString>,

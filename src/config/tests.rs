@@ -434,12 +434,13 @@ fn admin_settings() {
 
 #[test]
 fn every_boolean_takes_the_same_words() {
-    for var in ["RECOVERY", "HTTP_COMPRESSION", "ADMIN_READONLY"] {
+    for var in ["RECOVERY", "HTTP_COMPRESSION", "PER_MESSAGE_DEFLATE", "ADMIN_READONLY"] {
         let get = |v: &str| {
             let c = cfg(&[(var, v), ("ADMIN_AUTH", "off")]).unwrap();
             match var {
                 "RECOVERY" => c.recovery,
                 "HTTP_COMPRESSION" => c.http_compression,
+                "PER_MESSAGE_DEFLATE" => c.per_message_deflate,
                 _ => c.admin.expect("admin on").readonly,
             }
         };
@@ -469,4 +470,5 @@ fn parser_and_compression() {
     assert_eq!(cfg(&[]).unwrap().parser, crate::socketio::Parser::Default);
     assert!(!cfg(&[("HTTP_COMPRESSION", "off")]).unwrap().http_compression);
     assert!(cfg(&[]).unwrap().http_compression);
+    assert!(!cfg(&[]).unwrap().per_message_deflate, "off by default, as in Node");
 }

@@ -5,9 +5,11 @@ use super::admission::{AddressSlot, Admission, Admitted, Policy};
 use super::body::PollBody;
 use super::conn::{EngineConn, EngineHandler, RequestInfo, transport_to_u8};
 use super::cors::Cors;
+use super::deflate_ws::DeflateWs;
 use super::driver::{Cmd, Driver, WsConn};
 use super::mailbox::{MailSender, mailbox};
 use super::outbox::Outbox;
+use super::pipe::WsIo;
 use super::registry::{Handle, Registry};
 use crate::engineio::request::{self, Method, Query, Route};
 use crate::engineio::{EngineConfig, EngineError, ErrorBody, Session, SessionError, Transmit, TransportKind, sid};
@@ -62,6 +64,9 @@ pub struct EngineOptions {
     /// Gzip/deflate polling responses of at least 1 KiB when the client accepts it
     /// (`HTTP_COMPRESSION`; `sio-server` turns it on by default, as Node does).
     pub http_compression: bool,
+    /// Negotiate permessage-deflate (without context takeover) with WebSocket clients that offer
+    /// it (`PER_MESSAGE_DEFLATE`; off by default, as in Node).
+    pub per_message_deflate: bool,
 }
 
 /// Polling bodies larger than this are compressed on the blocking pool, not on a runtime worker.
@@ -407,16 +412,31 @@ impl Engine {
             return error_response(EngineError::BadRequest);
         };
         let abort = req.extensions().get::<ConnAbort>().cloned();
+        let deflate = if self.inner.options.per_message_deflate {
+            let offers = req.headers().get_all(header::SEC_WEBSOCKET_EXTENSIONS);
+            super::wsframe::deflate::negotiate(offers.iter().filter_map(|v| v.to_str().ok()))
+        } else {
+            None
+        };
         let on_upgrade = hyper::upgrade::on(&mut *req);
         let config = self.ws_config();
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    then(WsConn {
-                        ws: Box::new(ws),
-                        abort,
-                    });
+                    let io = TokioIo::new(upgraded);
+                    let ws = match deflate {
+                        Some(params) => WsIo::Deflate(Box::new(DeflateWs::new(
+                            io,
+                            params,
+                            config.max_message_size.unwrap_or(usize::MAX),
+                            config.read_buffer_size,
+                            WS_WRITE_BATCH,
+                        ))),
+                        None => WsIo::Plain(Box::new(
+                            WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await,
+                        )),
+                    };
+                    then(WsConn { ws, abort });
                 }
                 Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
             }
@@ -427,6 +447,9 @@ impl Engine {
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
             h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        if let Some(v) = deflate.and_then(|p| HeaderValue::from_str(&p.response()).ok()) {
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
         }
         res
     }

@@ -6,6 +6,7 @@ mod body;
 pub mod compress;
 pub mod conn;
 pub mod cors;
+mod deflate_ws;
 mod driver;
 pub mod endpoint;
 mod mailbox;
@@ -13,6 +14,7 @@ pub mod outbox;
 mod pipe;
 pub mod proxy;
 mod registry;
+pub mod wsframe;
 
 pub use conn::{ConnHandler, EngineConn, EngineHandler, RequestInfo};
 pub use cors::Cors;

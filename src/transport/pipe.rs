@@ -1,6 +1,7 @@
 //! A session's WebSocket as the driver sees it: the socket, the frames waiting to be written on
 //! it, and its closing state (close frame after the backlog, reset at the close deadline).
 
+use super::deflate_ws::DeflateWs;
 use crate::engineio::{Frame, Str};
 use crate::serve::ConnAbort;
 use bytes::Bytes;
@@ -21,17 +22,56 @@ pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
 /// does not read them by then is reset, so a closed connection never outlives this.
 pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// A WebSocket as the pipe drives it: tungstenite's, or ours when permessage-deflate was
+/// negotiated (tungstenite has no extensions). Both exchange tungstenite `Message`s.
+pub(crate) enum WsIo {
+    /// No extension: tungstenite.
+    Plain(Box<Ws>),
+    /// permessage-deflate: our frame codec.
+    Deflate(Box<DeflateWs>),
+}
+
+impl WsIo {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        match self {
+            WsIo::Plain(ws) => Pin::new(&mut **ws).poll_ready(cx).map_err(|_| ()),
+            WsIo::Deflate(ws) => ws.poll_ready(cx),
+        }
+    }
+
+    fn start_send(&mut self, msg: Message) -> Result<(), ()> {
+        match self {
+            WsIo::Plain(ws) => Pin::new(&mut **ws).start_send(msg).map_err(|_| ()),
+            WsIo::Deflate(ws) => ws.start_send(msg),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        match self {
+            WsIo::Plain(ws) => Pin::new(&mut **ws).poll_flush(cx).map_err(|_| ()),
+            WsIo::Deflate(ws) => ws.poll_flush(cx),
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, ()>>> {
+        match self {
+            WsIo::Plain(ws) => Pin::new(&mut **ws).poll_next(cx).map(|m| m.map(|r| r.map_err(|_| ()))),
+            WsIo::Deflate(ws) => ws.poll_next(cx),
+        }
+    }
+}
+
 /// An upgraded WebSocket and the means to reset its TCP connection.
 pub(crate) struct WsConn {
     /// The WebSocket.
-    pub(crate) ws: Box<Ws>,
+    pub(crate) ws: WsIo,
     /// Resets the connection when dropped (absent when not served by [`crate::serve::serve`]).
     pub(crate) abort: Option<ConnAbort>,
 }
 
 /// A WebSocket plus the frames waiting to be written on it.
 pub(super) struct WsPipe {
-    ws: Box<Ws>,
+    ws: WsIo,
     abort: Option<ConnAbort>,
     pub(super) out: VecDeque<Message>,
     /// Bytes in `out`.
@@ -102,21 +142,21 @@ impl WsPipe {
             self.push(Message::Close(None));
             self.close_sent = true;
         }
-        let mut ws = Pin::new(&mut *self.ws);
+        let ws = &mut self.ws;
         while !self.out.is_empty() {
-            match ws.as_mut().poll_ready(cx) {
+            match ws.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(_)) => return Err(()),
                 Poll::Pending => return Ok(progress),
             }
             let msg = self.out.pop_front().expect("not empty");
             self.out_bytes -= msg.len();
-            if ws.as_mut().start_send(msg).is_err() {
+            if ws.start_send(msg).is_err() {
                 return Err(());
             }
             progress = true;
         }
-        match ws.as_mut().poll_flush(cx) {
+        match ws.poll_flush(cx) {
             Poll::Ready(Ok(())) => {
                 if self.close_sent {
                     self.done = true;
@@ -138,9 +178,7 @@ impl WsPipe {
         if self.done || self.close_sent {
             return Poll::Pending;
         }
-        Pin::new(&mut *self.ws)
-            .poll_next(cx)
-            .map(|m| m.map(|r| r.map_err(|_| ())))
+        self.ws.poll_next(cx)
     }
 }
 
