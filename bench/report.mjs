@@ -90,6 +90,13 @@ function targets() {
   const h = conn("ours", 19000);
   lines.push(`| 19,000 concurrent WebSockets on one instance | ${h ? `${h.connected.toLocaleString("en-US")} connected, ${h.errors} errors, ${h.disconnects_during_hold} dropped in ${h.hold_s} s` : "–"} | | | all held | ${yes(h ? h.connected === 19000 && h.errors === 0 && h.disconnects_during_hold === 0 : undefined)} |`);
   if (h) lines.push(`| what 100,000 idle connections would cost (measured RSS/conn × 100,000) | ${Math.round((h.rss_per_conn_kib * 1e5) / 1024)} MiB | ${cn ? `${Math.round((cn.rss_per_conn_kib * 1e5) / 1024)} MiB (Node)` : ""} | | | |`);
+  const [dOn, dOff] = [conn("ours-deflate", 3000), conn("ours-plain", 3000)];
+  const dm = dOn && dOff ? dOn.rss_per_conn_kib / dOff.rss_per_conn_kib : undefined;
+  lines.push(`| permessage-deflate on: RSS per idle connection (3,000) vs off | ${dOn?.rss_per_conn_kib ?? "–"} KiB | ${dOff?.rss_per_conn_kib ?? "–"} KiB (off) | ${dm ? `${dm.toFixed(2)}x` : "–"} | ≤ 1.0x | ${yes(dm === undefined ? undefined : dm <= 1.0)} |`);
+  const openOf = (server) => rows.filter((r) => r.scenario === "fanout" && r.mode === "open" && r.server === server && r.receivers === 1000).map((r) => (r.server_cpu_pct * 1e4) / r.deliveries_per_s).sort((a, b) => a - b);
+  const [cOn, cOff] = [openOf("ours-deflate"), openOf("ours-plain")].map((a) => (a.length ? a[(a.length - 1) >> 1] : undefined));
+  const cm = cOn && cOff ? cOn / cOff : undefined;
+  lines.push(`| permessage-deflate on: server CPU per delivery at 20k/s, 2 KiB lines (a broadcast compressed once) vs off | ${cOn ? `${cOn.toFixed(1)} µs` : "–"} | ${cOff ? `${cOff.toFixed(1)} µs (off)` : "–"} | ${cm ? `${cm.toFixed(2)}x` : "–"} | ≤ 1.2x | ${yes(cm === undefined ? undefined : cm <= 1.2)} |`);
   return lines.join("\n");
 }
 
@@ -152,6 +159,23 @@ function parserTable() {
   return lines.join("\n");
 }
 
+/** permessage-deflate on against off (2 KiB lines): fan-out closed loop and at 20k/s, idle memory. */
+function deflateTable() {
+  const median = (server, mode) => {
+    const all = rows.filter((r) => r.scenario === "fanout" && r.server === server && r.mode === mode && r.receivers === 1000).sort((a, b) => a.deliveries_per_s - b.deliveries_per_s);
+    return all.length ? all[(all.length - 1) >> 1] : undefined;
+  };
+  const cpuPer = (r) => (r && r.deliveries_per_s ? (r.server_cpu_pct * 1e4) / r.deliveries_per_s : undefined);
+  const lines = ["| PER_MESSAGE_DEFLATE | closed loop deliveries/s | p99 | at 20k/s: server CPU per delivery | p99 | RSS per idle connection (3,000) | lost |", "|---|---|---|---|---|---|---|"];
+  for (const [server, name] of [["ours-deflate", "on"], ["ours-plain", "off"]]) {
+    const [c, o, n] = [median(server, "closed"), median(server, "open"), conn(server, 3000)];
+    if (!c && !o) continue;
+    const us = cpuPer(o);
+    lines.push(`| ${name} | ${k(c?.deliveries_per_s)} | ${ms(c?.latency_p99_us)} | ${us === undefined ? "–" : `${us.toFixed(1)} µs`} | ${ms(o?.latency_p99_us)} | ${n ? `${n.rss_per_conn_kib} KiB` : "–"} | ${(c?.lost ?? 0) + (o?.lost ?? 0)} |`);
+  }
+  return lines.join("\n");
+}
+
 function stormTable() {
   const lines = ["| server | clients | joined | connects/s | time to joined p50 | p99 | server CPU per client (runs) |", "|---|---|---|---|---|---|---|"];
   for (const s of SERVERS) {
@@ -186,6 +210,9 @@ function report() {
     connectTable(),
     "### sio-server's two parsers: fan-out, one instance, 1,000 receivers, closed loop",
     parserTable(),
+    "### permessage-deflate (PER_MESSAGE_DEFLATE): 1,000 receivers, 2 KiB chat lines, on against off (clients offer it and inflate; medians of 3 interleaved rounds)",
+    "In the closed loop the load generator's own inflating (1,000 receivers on the same 2 cores) limits the deflate run; the fixed-rate column compares server CPU per delivery at equal load.",
+    deflateTable(),
     "### Connection storm: the stock client's default path (polling handshake, CONNECT, probe, upgrade, join; 200 at a time; median of 3 interleaved rounds by CPU)",
     stormTable(),
   ].join("\n\n");

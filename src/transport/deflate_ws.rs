@@ -18,6 +18,9 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+/// Capacity of an empty write buffer kept between flushes; a larger one is freed.
+const KEPT_WRITE_BUFFER: usize = 4096;
+
 /// A server WebSocket with permessage-deflate.
 pub(crate) struct DeflateWs {
     io: TokioIo<Upgraded>,
@@ -97,7 +100,7 @@ impl DeflateWs {
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         ready!(self.poll_write_buf(cx))?;
         ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(|_| ())?;
-        if self.wbuf.capacity() > 2 * self.batch {
+        if self.wbuf.capacity() > KEPT_WRITE_BUFFER {
             // A burst's buffer is not kept by a connection that goes quiet.
             self.wbuf = BytesMut::new();
         }

@@ -18,6 +18,8 @@ common:  --servers 127.0.0.1:3000[,host:port...]  clients are spread round-robin
          --proto sio|msgpack|raw   --label NAME   --pids PID[,PID...] (server processes to sample)
          --source-ips 127.0.0.2-127.0.0.9 (spread client sockets over local addresses)
          --threads N (client runtime worker threads, default 2)
+         --deflate on|off (offer permessage-deflate, inflate what arrives compressed; default off)
+         --message-bytes N (fanout senders send chat lines of N bytes; default a 47-byte line)
 connect: --clients N --rate PER_S --hold SECS --processes P
 fanout:  --receivers R --senders S --warmup SECS --duration SECS
          --rate DELIVERIES_PER_S (open loop; 0 = closed loop) --window MESSAGES_IN_FLIGHT
@@ -33,6 +35,17 @@ fn main() {
     let rest = args.get(2..).unwrap_or_default();
     let result = Opts::parse(rest).and_then(|opts| {
         let threads: usize = opts.num("threads", 2)?;
+        match opts.get("deflate") {
+            None | Some("off") => {}
+            Some("on") => ws::offer_deflate(true),
+            Some(v) => return Err(format!("--deflate: {v:?} is not on or off")),
+        }
+        if let Some(n) = opts.get("message-bytes") {
+            let n: usize = n
+                .parse()
+                .map_err(|_| format!("--message-bytes: {n:?} is not a number"))?;
+            proto::set_message_bytes(n);
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .enable_all()

@@ -136,10 +136,36 @@ pub async fn join(ws: &mut Ws, proto: Proto, room: &str) -> io::Result<()> {
     }
 }
 
+/// The chat line senders send (`--message-bytes`; a short line by default).
+static MESSAGE_TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes senders send chat lines of about `bytes` bytes: words drawn from a small vocabulary,
+/// so they compress about as well as real chat text.
+pub fn set_message_bytes(bytes: usize) {
+    const WORDS: [&str; 16] = [
+        "hello", "from", "the", "bench", "order", "shipped", "today", "please", "check", "room", "message", "thanks",
+        "delivery", "customer", "will", "arrive",
+    ];
+    let mut text = String::with_capacity(bytes + 16);
+    let mut x: u32 = 0x2545_F491;
+    while text.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        text.push_str(WORDS[(x % 16) as usize]);
+        text.push(' ');
+    }
+    text.truncate(bytes);
+    let _ = MESSAGE_TEXT.set(text);
+}
+
 /// The frame a sender emits: a chat `message` with the sender's timestamp `ts` (µs).
 pub fn message_frame(proto: Proto, room: &str, sender: usize, seq: u64, ts: u64) -> Vec<u8> {
+    let line = MESSAGE_TEXT
+        .get()
+        .map_or("hello from the bench, a typical short chat line", String::as_str);
     let body = format!(
-        "{{\"roomId\":\"{room}\",\"message\":\"hello from the bench, a typical short chat line\",\
+        "{{\"roomId\":\"{room}\",\"message\":\"{line}\",\
          \"sender\":\"bench-{sender}\",\"ts\":{ts},\"seq\":{seq}}}"
     );
     match proto {
@@ -149,10 +175,7 @@ pub fn message_frame(proto: Proto, room: &str, sender: usize, seq: u64, ts: u64)
             let mut data = vec![0x92, 0xa7];
             data.extend_from_slice(b"message");
             data.push(0x85);
-            for (k, v) in [
-                ("roomId", room),
-                ("message", "hello from the bench, a typical short chat line"),
-            ] {
+            for (k, v) in [("roomId", room), ("message", line)] {
                 mp_str(&mut data, k);
                 mp_str(&mut data, v);
             }

@@ -1,8 +1,13 @@
 //! A minimal WebSocket client for load generation: one HTTP upgrade, masked text frames out,
 //! unmasked frames parsed in place from one read buffer (no allocation per received frame).
+//! With `--deflate on` it offers permessage-deflate and inflates compressed messages (into one
+//! buffer per connection; the inflater is per thread when the server keeps no context).
 
+use flate2::{Decompress, FlushDecompress, Status};
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -29,6 +34,62 @@ pub struct Ws {
     end: usize,
     out: Vec<u8>,
     mask_state: u32,
+    deflate: Deflate,
+    /// The last inflated message ([`INFLATED`] ranges point here).
+    inflated: Vec<u8>,
+}
+
+/// Whether new connections offer permessage-deflate (`--deflate on`).
+static OFFER_DEFLATE: AtomicBool = AtomicBool::new(false);
+
+/// Makes every connection opened from now on offer permessage-deflate.
+pub fn offer_deflate(on: bool) {
+    OFFER_DEFLATE.store(on, Relaxed);
+}
+
+/// The `from` of a payload range that lies in the inflated buffer, not the read buffer.
+const INFLATED: usize = usize::MAX;
+
+/// The tail a sync flush ends with, left off compressed messages on the wire.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// What the server agreed to.
+enum Deflate {
+    /// No extension.
+    Off,
+    /// server_no_context_takeover: any inflater, reset per message.
+    NoContext,
+    /// The server keeps its window across messages: this connection's own inflater.
+    Context(Box<Decompress>),
+}
+
+thread_local! {
+    static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+}
+
+/// Inflates one message (tail removed) into `out`.
+fn inflate(d: &mut Decompress, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    out.clear();
+    for chunk in [input, &TAIL[..]] {
+        let mut pos = 0;
+        loop {
+            if out.capacity() - out.len() < 4096 {
+                out.reserve(out.capacity().max(4096));
+            }
+            let (in0, out0) = (d.total_in(), out.len());
+            let status = d
+                .decompress_vec(&chunk[pos..], out, FlushDecompress::Sync)
+                .map_err(|e| err(format!("inflate: {e}")))?;
+            pos += (d.total_in() - in0) as usize;
+            if status == Status::StreamEnd || (pos == chunk.len() && out.len() < out.capacity()) {
+                break;
+            }
+            if d.total_in() == in0 && out.len() == out0 {
+                return Err(err("inflate made no progress"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn err(msg: impl Into<String>) -> io::Error {
@@ -55,10 +116,17 @@ impl Ws {
             end: 0,
             out: Vec::with_capacity(256),
             mask_state: 0x9E37_79B9 ^ (addr.port() as u32).wrapping_mul(2_654_435_761),
+            deflate: Deflate::Off,
+            inflated: Vec::new(),
+        };
+        let offer = if OFFER_DEFLATE.load(Relaxed) {
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        } else {
+            ""
         };
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
         );
         ws.stream.write_all(request.as_bytes()).await?;
         loop {
@@ -67,6 +135,14 @@ impl Ws {
                 if !head.starts_with(b"HTTP/1.1 101") {
                     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
                     return Err(err(format!("upgrade refused: {}", String::from_utf8_lossy(line))));
+                }
+                let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+                if head.contains("permessage-deflate") {
+                    ws.deflate = if head.contains("server_no_context_takeover") {
+                        Deflate::NoContext
+                    } else {
+                        Deflate::Context(Box::new(Decompress::new(false)))
+                    };
                 }
                 ws.start = pos + 4;
                 return Ok(ws);
@@ -116,12 +192,28 @@ impl Ws {
         };
         let from = self.start + header;
         self.start = from + len;
+        if b0 & 0x40 != 0 && matches!(op, Op::Text | Op::Binary) {
+            let input = &self.buf[from..from + len];
+            match &mut self.deflate {
+                Deflate::Off => return Err(err("compressed frame without permessage-deflate")),
+                Deflate::NoContext => INFLATER.with_borrow_mut(|d| {
+                    d.reset(false);
+                    inflate(d, input, &mut self.inflated)
+                })?,
+                Deflate::Context(d) => inflate(d, input, &mut self.inflated)?,
+            }
+            return Ok(Some((op, INFLATED, self.inflated.len())));
+        }
         Ok(Some((op, from, from + len)))
     }
 
     /// The bytes of a frame returned by [`Ws::next_frame`].
     pub fn payload(&self, from: usize, to: usize) -> &[u8] {
-        &self.buf[from..to]
+        if from == INFLATED {
+            &self.inflated[..to]
+        } else {
+            &self.buf[from..to]
+        }
     }
 
     /// Reads more bytes; `Ok(false)` at end of stream.
@@ -176,7 +268,7 @@ impl Ws {
         loop {
             while let Some((op, from, to)) = self.next_frame()? {
                 match op {
-                    Op::Text | Op::Binary => return Ok((op, self.buf[from..to].to_vec())),
+                    Op::Text | Op::Binary => return Ok((op, self.payload(from, to).to_vec())),
                     Op::Ping => self.reply_pong(from, to).await?,
                     Op::Close => return Err(err("closed by server")),
                     _ => {}
@@ -190,7 +282,7 @@ impl Ws {
 
     /// Answers a ping frame with a pong carrying the same payload.
     pub async fn reply_pong(&mut self, from: usize, to: usize) -> io::Result<()> {
-        let payload = self.buf[from..to].to_vec();
+        let payload = self.payload(from, to).to_vec();
         self.frame(0x8A, &payload);
         self.flush().await
     }
@@ -229,7 +321,7 @@ impl Ws {
         loop {
             while let Some((op, from, to)) = self.next_frame()? {
                 match op {
-                    Op::Text => return Ok(self.buf[from..to].to_vec()),
+                    Op::Text => return Ok(self.payload(from, to).to_vec()),
                     Op::Ping => self.reply_pong(from, to).await?,
                     Op::Close => return Err(err("closed by server")),
                     _ => {}
