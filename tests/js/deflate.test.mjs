@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import zlib from "node:zlib";
 import crypto from "node:crypto";
-import { startServer, once, fresh, waitFor } from "./lib/server.mjs";
+import { startServer, once, fresh, waitFor, metric } from "./lib/server.mjs";
 import { clientPool, member, say } from "./lib/clients.mjs";
+import { stuckReader } from "./lib/raw.mjs";
 
 let on, off;
 const pool = clientPool(() => on.url);
@@ -187,3 +188,30 @@ for (const [what, bytes, code] of [
     assert.equal(await s.timeout(4000).emitWithAck("echo", "alive"), "alive");
   });
 }
+
+test("a deflate client that stops reading is disconnected; the others get everything", { timeout: 60000 }, async () => {
+  const server = await startServer({ env: { PER_MESSAGE_DEFLATE: "on", OUTBOUND_QUEUE_BYTES: "262144" } });
+  const local = clientPool(() => server.url);
+  try {
+    const good = await member(local, "flood", { transports: ["websocket"] });
+    const sender = await local.connected("/", { transports: ["websocket"] });
+    const stuck = await stuckReader(server, "flood"); // `ws` offers permessage-deflate
+    assert.equal(stuck.extensions, "permessage-deflate");
+    const stuckClosed = new Promise((resolve) => stuck._socket.once("close", resolve));
+    // Base64 of random bytes: compresses to ~3/4, so the stuck client's backlog really grows.
+    const payload = crypto.randomBytes(6144).toString("base64");
+    const total = 1600; // ~13 MB towards the stuck client, in bursts well under the good one's limit
+    for (let i = 0; i < total; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, () => sender.timeout(10000).emitWithAck("message", { roomId: "flood", message: payload })));
+    }
+    await waitFor(() => good.texts.length === total, 20000, () => `the reading client got ${good.texts.length}/${total}`);
+    assert.ok(good.texts.every((t) => t === payload));
+    assert.ok((await metric(server.url, "sio_slow_client_disconnects_total")) >= 1, "the stuck client was disconnected");
+    stuck._socket.resume();
+    await Promise.race([stuckClosed, new Promise((r) => setTimeout(r, 5000))]);
+    assert.equal(await good.timeout(4000).emitWithAck("echo", "still fine"), "still fine");
+  } finally {
+    local.disconnectAll();
+    await server.stop();
+  }
+});

@@ -215,3 +215,47 @@ fn control_frames_between_fragments_near_the_limit() {
         ]
     );
 }
+
+proptest::proptest! {
+    /// Arbitrary client bytes, with and without deflate, split anywhere: no panic, nothing over the
+    /// limit, text always UTF-8, and only the three close codes.
+    #[test]
+    fn arbitrary_bytes(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        piece in 1usize..40,
+        deflate in proptest::prelude::any::<bool>(),
+    ) {
+        let mut d = Decoder::new(256, deflate);
+        let mut buf = BytesMut::new();
+        'feed: for chunk in data.chunks(piece) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match d.decode(&mut buf) {
+                    Ok(Some(Incoming::Text(t))) => {
+                        proptest::prop_assert!(t.len() <= 256);
+                        proptest::prop_assert!(std::str::from_utf8(&t).is_ok());
+                    }
+                    Ok(Some(Incoming::Binary(b))) => proptest::prop_assert!(b.len() <= 256),
+                    Ok(Some(Incoming::Ping(p) | Incoming::Pong(p))) => proptest::prop_assert!(p.len() <= 125),
+                    Ok(Some(Incoming::Close(_))) => {}
+                    Ok(None) => break,
+                    Err(v) => {
+                        proptest::prop_assert!(matches!(v.code, CLOSE_PROTOCOL | CLOSE_INVALID_DATA | CLOSE_TOO_BIG));
+                        break 'feed;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Any message the server compresses inflates back to itself through a client frame.
+    #[test]
+    fn compressed_round_trip(text in "[a-z \\u{e9}\\u{1F600}]{0,3000}", split in 1usize..50) {
+        let z = super::deflate::compress(text.as_bytes());
+        let cut = split.min(z.len());
+        let mut wire = client(0x41, &z[..cut]);
+        wire.extend(client(0x80, &z[cut..]));
+        let got = decode_all(&mut Decoder::new(20_000, true), &wire).unwrap();
+        proptest::prop_assert_eq!(got, vec![Incoming::Text(Bytes::from(text))]);
+    }
+}
