@@ -166,12 +166,12 @@ function deflateTable() {
     return all.length ? all[(all.length - 1) >> 1] : undefined;
   };
   const cpuPer = (r) => (r && r.deliveries_per_s ? (r.server_cpu_pct * 1e4) / r.deliveries_per_s : undefined);
-  const lines = ["| PER_MESSAGE_DEFLATE | closed loop deliveries/s | p99 | at 20k/s: server CPU per delivery | p99 | RSS per idle connection (3,000) | lost |", "|---|---|---|---|---|---|---|"];
-  for (const [server, name] of [["ours-deflate", "on"], ["ours-plain", "off"]]) {
+  const lines = ["| server | closed loop deliveries/s | p99 | at 20k/s offered: delivered/s | server CPU per delivery | p99 | RSS per idle connection (3,000) | lost |", "|---|---|---|---|---|---|---|---|"];
+  for (const [server, name] of [["ours-deflate", "sio-server, PER_MESSAGE_DEFLATE=on"], ["ours-plain", "sio-server, off"], ["node-deflate", "Node socket.io 4.8, perMessageDeflate on (ws defaults: context takeover)"]]) {
     const [c, o, n] = [median(server, "closed"), median(server, "open"), conn(server, 3000)];
     if (!c && !o) continue;
     const us = cpuPer(o);
-    lines.push(`| ${name} | ${k(c?.deliveries_per_s)} | ${ms(c?.latency_p99_us)} | ${us === undefined ? "–" : `${us.toFixed(1)} µs`} | ${ms(o?.latency_p99_us)} | ${n ? `${n.rss_per_conn_kib} KiB` : "–"} | ${(c?.lost ?? 0) + (o?.lost ?? 0)} |`);
+    lines.push(`| ${name} | ${k(c?.deliveries_per_s)} | ${ms(c?.latency_p99_us)} | ${k(o?.deliveries_per_s)} | ${us === undefined ? "–" : `${us.toFixed(1)} µs`} | ${ms(o?.latency_p99_us)} | ${n ? `${n.rss_per_conn_kib} KiB` : "–"} | ${(c?.lost ?? 0) + (o?.lost ?? 0)} |`);
   }
   return lines.join("\n");
 }
@@ -210,7 +210,7 @@ function report() {
     connectTable(),
     "### sio-server's two parsers: fan-out, one instance, 1,000 receivers, closed loop",
     parserTable(),
-    "### permessage-deflate (PER_MESSAGE_DEFLATE): 1,000 receivers, 2 KiB chat lines, on against off (clients offer it and inflate; medians of 3 interleaved rounds)",
+    "### permessage-deflate (PER_MESSAGE_DEFLATE): 1,000 receivers, 2 KiB chat lines, on against off, and Node with it on (clients offer it and inflate; medians of 3 interleaved rounds)",
     "In the closed loop the load generator's own inflating (1,000 receivers on the same 2 cores) limits the deflate run; the fixed-rate column compares server CPU per delivery at equal load.",
     deflateTable(),
     "### Connection storm: the stock client's default path (polling handshake, CONNECT, probe, upgrade, join; 200 at a time; median of 3 interleaved rounds by CPU)",

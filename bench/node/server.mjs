@@ -14,7 +14,9 @@ const http = createServer((req, res) => {
   res.writeHead(req.url === "/health" ? 200 : 404, { "content-type": "application/json" });
   res.end(JSON.stringify({ ok: req.url === "/health" }));
 });
-const io = new Server(http);
+// PER_MESSAGE_DEFLATE=on: ws's permessage-deflate as socket.io users turn it on (1 KiB threshold,
+// ws's defaults otherwise: context takeover, one zlib pair per connection).
+const io = new Server(http, process.env.PER_MESSAGE_DEFLATE === "on" ? { perMessageDeflate: { threshold: 1024 } } : {});
 let clients = [];
 if (process.env.REDIS_URL) {
   const { createAdapter } = await import("@socket.io/redis-adapter");
