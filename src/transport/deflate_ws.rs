@@ -18,6 +18,9 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+/// Most bytes read from the socket at a time.
+const MAX_READ: usize = 64 * 1024;
+
 /// Capacity of an empty write buffer kept between flushes; a larger one is freed.
 const KEPT_WRITE_BUFFER: usize = 4096;
 
@@ -169,7 +172,8 @@ impl DeflateWs {
     /// Reads more bytes into the read buffer (a closed stream sets `eof`).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         let start = self.rbuf.len();
-        let want = (self.rbuf.capacity() - start).max(self.read_size);
+        // The spare room a large frame reserved, but not all of it at once: it is zeroed first.
+        let want = (self.rbuf.capacity() - start).min(MAX_READ).max(self.read_size);
         self.rbuf.resize(start + want, 0);
         let mut buf = ReadBuf::new(&mut self.rbuf[start..]);
         let polled = Pin::new(&mut self.io).poll_read(cx, &mut buf);

@@ -294,7 +294,8 @@ fn close_payload(p: Bytes) -> Result<Option<(u16, String)>, Violation> {
         return Err(violation(CLOSE_PROTOCOL, "close frame of one byte"));
     }
     let code = u16::from_be_bytes([p[0], p[1]]);
-    let valid = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+    // As Node's `ws`: the codes RFC 6455 and the IANA registry define, and 3000-4999.
+    let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
     if !valid {
         return Err(violation(CLOSE_PROTOCOL, "invalid close code"));
     }

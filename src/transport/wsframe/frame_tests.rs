@@ -135,6 +135,12 @@ fn close_frames() {
     );
     assert_eq!(err(&mut d, &client(0x88, &[3])), CLOSE_PROTOCOL);
     assert_eq!(err(&mut d, &client(0x88, &1005u16.to_be_bytes())), CLOSE_PROTOCOL);
+    assert_eq!(err(&mut d, &client(0x88, &999u16.to_be_bytes())), CLOSE_PROTOCOL);
+    assert_eq!(err(&mut d, &client(0x88, &5000u16.to_be_bytes())), CLOSE_PROTOCOL);
+    for ok in [1012u16, 1014, 3000, 4999] {
+        let got = decode_all(&mut d, &client(0x88, &ok.to_be_bytes())).unwrap();
+        assert_eq!(got, vec![Incoming::Close(Some((ok, String::new())))]);
+    }
     assert_eq!(err(&mut d, &client(0x88, &[0x03, 0xe8, 0xff])), CLOSE_INVALID_DATA);
 }
 
