@@ -181,8 +181,10 @@ for (const [what, bytes, code] of [
 ]) {
   test(`${what} closes the connection with ${code}`, async () => {
     const c = await rawUpgrade(on);
+    const before = await metric(on.url, "sio_protocol_violations_total");
     c.sock.write(bytes());
     assert.equal(await closeCode(c), code);
+    assert.equal(await metric(on.url, "sio_protocol_violations_total"), before + 1, "counted as a protocol violation");
     // The server is still fine.
     const s = await pool.connected("/", { transports: ["websocket"] });
     assert.equal(await s.timeout(4000).emitWithAck("echo", "alive"), "alive");
