@@ -67,6 +67,12 @@ pub(crate) struct Driver {
     shrink_when_idle: bool,
     /// Whether a message (the Socket.IO CONNECT, normally) has arrived.
     had_message: bool,
+    /// In this poll, the command mailbox answered `Pending` (its waker is registered): later turns
+    /// skip it.
+    cmds_idle: bool,
+    /// In this poll, the WebSocket's read answered `Pending` (its waker is registered): later
+    /// turns skip it, until the WebSocket is replaced.
+    reads_idle: bool,
 }
 
 impl Driver {
@@ -96,6 +102,8 @@ impl Driver {
             frames: Vec::new(),
             shrink_when_idle: false,
             had_message: false,
+            cmds_idle: false,
+            reads_idle: false,
         }
     }
 
@@ -219,6 +227,7 @@ impl Driver {
         if self.ws.is_none() && self.session.transport() == TransportKind::WebSocket {
             // The upgrade completed: frames flushed with it belong on the former probe.
             self.ws = self.probe.take();
+            self.reads_idle = false;
         }
         // Kind and size only: frames carry pids (CONNECT), credentials and user data.
         let (kind, len) = transmit_summary(&t);
@@ -283,6 +292,7 @@ impl Driver {
             Event::Upgraded => {
                 if self.ws.is_none() {
                     self.ws = self.probe.take();
+                    self.reads_idle = false;
                 }
                 self.transport
                     .store(transport_to_u8(TransportKind::WebSocket), Ordering::Relaxed);
@@ -344,6 +354,9 @@ impl Driver {
     /// Step 1: commands from HTTP handlers (a closed session answers a GET with `Closed` and
     /// ignores the rest).
     fn poll_commands(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        if self.cmds_idle {
+            return false;
+        }
         let mut progress = false;
         while let Poll::Ready(cmd) = self.cmds.poll_recv(cx) {
             match cmd {
@@ -355,6 +368,7 @@ impl Driver {
             }
             progress = true;
         }
+        self.cmds_idle = true;
         progress
     }
 
@@ -362,8 +376,14 @@ impl Driver {
     fn poll_reads(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         for _ in 0..TURN_BUDGET {
+            if self.reads_idle {
+                break;
+            }
             let Some(ws) = &mut self.ws else { break };
-            let Poll::Ready(msg) = ws.poll_read(cx) else { break };
+            let Poll::Ready(msg) = ws.poll_read(cx) else {
+                self.reads_idle = true;
+                break;
+            };
             progress = true;
             match classify(msg) {
                 Read::Frame(f) => self.session.handle_ws_frame(f, now),
@@ -476,9 +496,15 @@ impl Future for Driver {
     type Output = ();
 
     /// One turn per loop: commands, outbox, reads, timer, session output, writes, timer arming;
-    /// until nothing moves (or the turn budget is spent, then it yields and wakes itself).
+    /// until nothing moves (or the turn budget is spent, then it yields and wakes itself). A
+    /// source that answered `Pending` in this poll has registered its waker and is skipped by the
+    /// later turns; the outbox is looked at once more as the poll ends (pushes made meanwhile,
+    /// by the handlers or other threads, did not wake this task).
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
+        this.cmds_idle = false;
+        this.reads_idle = false;
+        this.outbox.start_driving();
         for _ in 0..TURN_BUDGET {
             let now = Instant::now();
             let mut progress = this.poll_commands(cx, now);
@@ -491,15 +517,24 @@ impl Future for Driver {
             progress |= this.poll_writes(cx, now);
             progress |= this.arm_timer(cx);
             if this.finished() {
+                this.outbox.stop_driving();
                 return Poll::Ready(());
             }
             if !progress {
+                if this.outbox.stop_driving()
+                    && !this.closed
+                    && (this.room_for_bytes() > 0 || this.outbox.close_requested())
+                {
+                    this.outbox.start_driving();
+                    continue;
+                }
                 if this.shrink_when_idle {
                     this.shrink_idle();
                 }
                 return Poll::Pending;
             }
         }
+        this.outbox.stop_driving();
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -14,7 +14,7 @@ use crate::engineio::Frame;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::task::Context;
 use std::time::{Duration, Instant};
 
@@ -67,10 +67,15 @@ pub struct Outbox {
     /// Bytes the driver took from the queue that its transport has not written yet.
     in_transport: AtomicUsize,
     waker: AtomicWaker,
+    /// The driver is inside its poll and looks at the queue again before it returns, so a push
+    /// need not wake it (a wake then only makes the runtime poll it once more for nothing).
+    driving: AtomicBool,
     close_requested: AtomicBool,
     closed: AtomicBool,
     limits: OutboxLimits,
     over_since: Mutex<Option<Instant>>,
+    /// Whether `over_since` is set (read without its lock by every drain).
+    over: AtomicBool,
     overflowed: AtomicBool,
 }
 
@@ -109,10 +114,29 @@ impl Outbox {
             if now_queued > self.limits.soft {
                 let mut since = self.over_since.lock();
                 since.get_or_insert_with(Instant::now);
+                self.over.store(true, Ordering::Relaxed);
             }
         }
-        self.waker.wake();
+        // Pairs with the fence in `stop_driving`: either the driver sees these bytes before it
+        // returns, or this push sees it gone and wakes it.
+        fence(Ordering::SeqCst);
+        if !self.driving.load(Ordering::Relaxed) {
+            self.waker.wake();
+        }
         Pushed::Queued
+    }
+
+    /// The driver's poll starts: pushes from now on leave the waking to it.
+    pub(crate) fn start_driving(&self) {
+        self.driving.store(true, Ordering::Relaxed);
+    }
+
+    /// The driver's poll is about to return: pushes wake it again. Returns whether bytes are
+    /// queued (pushed while it was polling and not taken yet), which it must then look at.
+    pub(crate) fn stop_driving(&self) -> bool {
+        self.driving.store(false, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.bytes.load(Ordering::Relaxed) > 0
     }
 
     /// Since when the queue has been over its soft limit, if it is.
@@ -157,7 +181,11 @@ impl Outbox {
 
     /// Records how many bytes the transport holds unwritten (they count against the limits).
     pub(crate) fn set_in_transport(&self, bytes: usize) {
-        self.in_transport.store(bytes, Ordering::Relaxed);
+        // Stored only on a change: the driver calls this every turn, and a store takes the cache
+        // line from the broadcasting thread, which reads it on every push.
+        if self.in_transport.load(Ordering::Relaxed) != bytes {
+            self.in_transport.store(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Frees the queue's buffer if it is empty (see `Session::shrink_idle`).
@@ -189,7 +217,12 @@ impl Outbox {
         let left = self.bytes.fetch_sub(size, Ordering::Relaxed) - size;
         drop(q);
         if left + self.in_transport.load(Ordering::Relaxed) <= self.limits.soft {
-            *self.over_since.lock() = None;
+            // Locked only when set: a drain is per driver turn, and the lock is a write.
+            if self.over.load(Ordering::Relaxed) {
+                let mut since = self.over_since.lock();
+                *since = None;
+                self.over.store(false, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -199,6 +232,7 @@ mod tests {
     use super::*;
     use crate::engineio::Str;
     use futures_util::task::noop_waker_ref;
+    use std::sync::Arc;
 
     #[test]
     fn volatile_is_dropped_behind_a_backlog_and_closed_refuses() {
@@ -237,6 +271,33 @@ mod tests {
             "bytes: 5 + 5 < 11, so a third frame"
         );
         assert!(o.over_limit_since().is_none(), "back under the soft limit");
+    }
+
+    #[test]
+    fn a_push_while_the_driver_polls_leaves_the_waking_to_it() {
+        use std::sync::atomic::AtomicUsize;
+        use std::task::{Wake, Waker};
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let o = Outbox::default();
+        let f = Frame::Text(Str::from("4x"));
+        let mut out = Vec::new();
+        o.drain(&mut Context::from_waker(&waker), &mut out, usize::MAX);
+        o.start_driving();
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert_eq!(count.0.load(Ordering::Relaxed), 0, "no wake while the driver polls");
+        assert!(o.stop_driving(), "the driver is told bytes are queued");
+        o.drain(&mut Context::from_waker(&waker), &mut out, usize::MAX);
+        assert_eq!(out.len(), 1);
+        assert!(!o.stop_driving(), "nothing queued");
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert_eq!(count.0.load(Ordering::Relaxed), 1, "woken once the driver returned");
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub(super) struct WsPipe {
     close_deadline: Option<Instant>,
     /// The close frame has been queued.
     close_sent: bool,
+    /// Nothing waits in the WebSocket's own buffer (the last flush completed, nothing was sent or
+    /// read since): a write step with an empty queue then has nothing to do.
+    flushed: bool,
     pub(super) done: bool,
 }
 
@@ -93,6 +96,7 @@ impl WsPipe {
             out_bytes: 0,
             close_deadline: None,
             close_sent: false,
+            flushed: false,
             done: false,
         }
     }
@@ -142,6 +146,9 @@ impl WsPipe {
             self.push(Message::Close(None));
             self.close_sent = true;
         }
+        if self.out.is_empty() && self.flushed {
+            return Ok(false);
+        }
         let ws = &mut self.ws;
         while !self.out.is_empty() {
             match ws.poll_ready(cx) {
@@ -151,6 +158,7 @@ impl WsPipe {
             }
             let msg = self.out.pop_front().expect("not empty");
             self.out_bytes -= msg.len();
+            self.flushed = false;
             if ws.start_send(msg).is_err() {
                 return Err(());
             }
@@ -158,6 +166,7 @@ impl WsPipe {
         }
         match ws.poll_flush(cx) {
             Poll::Ready(Ok(())) => {
+                self.flushed = true;
                 if self.close_sent {
                     self.done = true;
                 }
@@ -178,7 +187,12 @@ impl WsPipe {
         if self.done || self.close_sent {
             return Poll::Pending;
         }
-        self.ws.poll_next(cx)
+        let read = self.ws.poll_next(cx);
+        if read.is_ready() {
+            // Reading may queue a reply in the WebSocket (a pong, a close echo): flush again.
+            self.flushed = false;
+        }
+        read
     }
 }
 
