@@ -77,7 +77,7 @@ cluster_nginx_config() {
       -e "s#^error_log .*#error_log $logs/nginx-error.log warn;#" \
       -e "s#/tmp/nginx-#$dir/tmp-#g" \
       nginx/nginx.conf >"$dir/nginx.conf"
-  conf=$(sed -e "s#listen 3000;#listen 127.0.0.1:$nginx_port;#" nginx/conf.d/socketio.conf)
+  conf=$(sed -e "s#listen 3000\([ ;]\)#listen 127.0.0.1:$nginx_port\1#" nginx/conf.d/socketio.conf)
   for i in 1 2 3; do conf=${conf//socketio-$i:3000/127.0.0.1:${ports[$((i - 1))]}}; done
   printf '%s\n' "$conf" >"$dir/conf.d/socketio.conf"
 }

@@ -25,7 +25,7 @@ fanout:  --receivers R --senders S --warmup SECS --duration SECS
 echo:    --clients C --duration SECS
 storm:   --clients N --concurrency C (clients between handshake and join at once) --rooms R
 reconnect-storm: --servers NGINX --clients N --rooms R --concurrency C --kill PID --victim sio-2
-         --deadline SECS (after the kill) --settle SECS (before it)";
+         --deadline SECS (after the kill) --settle SECS (before it) --nginx-pid PID (its workers' CPU)";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -298,6 +298,8 @@ enum Ev {
         instance: String,
         recovered: bool,
         attempts: u32,
+        /// How long the successful attempt took (after its backoff delay).
+        took: Duration,
     },
 }
 
@@ -345,11 +347,13 @@ async fn client(idx: usize, c: Shared, mut stop: watch::Receiver<bool>) {
         let _ = c.tx.send(Ev::Noticed(idx, at));
         backoff.reset(); // Manager.onclose
         let mut attempts = 0;
+        let mut started: Instant;
         up = loop {
             if !pause(backoff.duration(), &mut stop).await {
                 return;
             }
             attempts += 1;
+            started = Instant::now();
             match tokio::time::timeout(ATTEMPT_TIMEOUT, connect(c.addr, c.source, &c.room, &mut session)).await {
                 Ok(Ok(up)) => break up,
                 Ok(Err(e)) => drop(c.tx.send(Ev::AttemptFailed(e.to_string()))),
@@ -364,8 +368,17 @@ async fn client(idx: usize, c: Shared, mut stop: watch::Receiver<bool>) {
             instance,
             recovered,
             attempts,
+            took: started.elapsed(),
         });
     }
+}
+
+/// CPU seconds of `pid`'s child processes (nginx's workers, given its master).
+fn children_cpu(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let pids: Vec<u32> = children.split_whitespace().filter_map(|c| c.parse().ok()).collect();
+    stats::sample(&pids).1
 }
 
 /// Runs the scenario and prints one JSON result line.
@@ -385,6 +398,10 @@ pub async fn run(opts: Opts) -> Result<(), String> {
         .get("victim")
         .ok_or("--victim NAME (the killed instance's sid prefix, e.g. sio-2) is required")?
         .to_owned();
+    let nginx: Option<u32> = match opts.get("nginx-pid") {
+        None => None,
+        Some(p) => Some(p.parse().map_err(|_| format!("--nginx-pid: {p:?} is not a pid"))?),
+    };
     let servers = opts.servers()?;
     let sources = opts.source_ips()?;
     let pids = opts.pids()?;
@@ -449,6 +466,8 @@ pub async fn run(opts: Opts) -> Result<(), String> {
         return Err(format!("no client is on {victim:?} (instances: {spread:?})"));
     }
     let (_, cpu0) = stats::sample(&pids);
+    let me = std::process::id();
+    let (own0, nginx0) = (stats::cpu_seconds(me).unwrap_or(0.0), children_cpu(nginx));
     let t_kill = Instant::now();
     let killed = std::process::Command::new("kill")
         .args(["-9", &kill.to_string()])
@@ -457,7 +476,7 @@ pub async fn run(opts: Opts) -> Result<(), String> {
         let _ = stop_tx.send(true);
         return Err(format!("kill -9 {kill} failed"));
     }
-    let (mut noticed, mut back) = (stats::histogram(), stats::histogram());
+    let (mut noticed, mut back, mut attempt) = (stats::histogram(), stats::histogram(), stats::histogram());
     let mut is_down = vec![false; clients];
     let (mut down, mut moved_back, mut collateral, mut failed_attempts) = (0usize, 0usize, 0usize, 0u64);
     let (mut recovered, mut rejoined, mut first_try) = (0usize, 0usize, 0usize);
@@ -484,6 +503,7 @@ pub async fn run(opts: Opts) -> Result<(), String> {
                 instance,
                 recovered: r,
                 attempts,
+                took,
             } => {
                 is_down[idx] = false;
                 down -= 1;
@@ -491,6 +511,7 @@ pub async fn run(opts: Opts) -> Result<(), String> {
                     moved_back += 1;
                     let _ = back.record((at.saturating_duration_since(t_kill).as_micros() as u64).max(1));
                     *moved_to.entry(instance).or_default() += 1;
+                    let _ = attempt.record((took.as_micros() as u64).max(1));
                 }
                 if r {
                     recovered += 1
@@ -509,6 +530,7 @@ pub async fn run(opts: Opts) -> Result<(), String> {
     }
     let storm_s = t_kill.elapsed().as_secs_f64();
     let (rss, cpu1) = stats::sample(&pids);
+    let (own1, nginx1) = (stats::cpu_seconds(me).unwrap_or(0.0), children_cpu(nginx));
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -537,6 +559,13 @@ pub async fn run(opts: Opts) -> Result<(), String> {
     out.insert("storm_s".into(), json!((storm_s * 100.0).round() / 100.0));
     stats::percentiles(&mut out, "noticed", &noticed);
     stats::percentiles(&mut out, "back", &back);
+    // The successful attempt alone (handshake to joined or recovered), without its backoff delay.
+    stats::percentiles(&mut out, "attempt", &attempt);
+    out.insert("client_cpu_s".into(), json!(((own1 - own0) * 100.0).round() / 100.0));
+    if let Some(n) = nginx {
+        out.insert("nginx_cpu_s".into(), json!(((nginx1 - nginx0) * 100.0).round() / 100.0));
+        out.insert("nginx_pid".into(), json!(n));
+    }
     if !pids.is_empty() {
         out.insert("server_cpu_s".into(), json!(((cpu1 - cpu0) * 100.0).round() / 100.0));
         out.insert(
