@@ -7,6 +7,7 @@ mod echo;
 mod fanout;
 mod proto;
 mod restorm;
+mod sioclient;
 mod stats;
 mod storm;
 mod ws;

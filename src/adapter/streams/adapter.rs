@@ -292,9 +292,9 @@ fn refuse(why: &'static str) -> Option<Restored> {
 /// belongs to `nsp` and that `offset` is still in the stream, then read what was missed.
 /// `gated`: the namespace has middlewares (which a restore skips), so a session that does not
 /// name its namespace (Node's) is refused there: it may have been issued by another namespace.
-/// `from_ring`: the ring covered `offset` when the restore began, so nothing is read from the
-/// stream: the restore reads up to `offset` itself and [`settle`] takes what followed from the
-/// ring (or refuses, if the ring dropped it meanwhile).
+/// `from_ring`: the ring covered `offset` when the restore began, so only the offset's own entry
+/// is read from the stream (it must still be there): the restore reads up to `offset` itself and
+/// [`settle`] takes what followed from the ring (or refuses, if the ring dropped it meanwhile).
 async fn restore(
     shared: Arc<Shared>,
     nsp: String,
@@ -349,6 +349,22 @@ async fn restore(
         return refuse("session of another pid");
     }
     if from_ring {
+        // Still in the stream, as Node checks (one entry read, not the scan from it).
+        let one = service
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(&shared.stream)
+                    .arg(&offset)
+                    .arg(&offset)
+                    .arg("COUNT")
+                    .arg(1)
+                    .clone(),
+            )
+            .await;
+        let Ok(one) = one else { return refuse("redis error") };
+        if parse_entries(&one).first().map(|(id, _)| parse_stream_id(id)) != Some(parse_stream_id(&offset)) {
+            return refuse("offset no longer in the stream");
+        }
         metrics::inc(&METRICS.streams_restores);
         return Some(restored_session(session, Vec::new(), parse_stream_id(&offset)));
     }
