@@ -423,6 +423,8 @@ pub async fn run(opts: Opts) -> Result<(), String> {
     }
 
     let mut out = opts.header("reconnect-storm");
+    // The instances behind the load balancer, not the addresses the clients were given.
+    out.insert("instances".into(), json!(spread.len()));
     out.insert("clients".into(), json!(clients));
     out.insert("rooms".into(), json!(rooms));
     out.insert("connected".into(), json!(up));
