@@ -35,10 +35,14 @@ function check() {
       if (r.disconnects_during_hold !== 0) problems.push(`${who}: ${r.disconnects_during_hold} disconnects during the hold`);
     } else if (r.scenario === "storm") {
       if (r.joined !== r.clients || r.errors !== 0) problems.push(`${who}: ${r.joined}/${r.clients} joined, ${r.errors} errors (${r.first_error})`);
+    } else if (r.scenario === "reconnect-storm") {
+      if (r.connected !== r.clients || !(r.moved > 0)) problems.push(`${who}: ${r.connected}/${r.clients} connected, ${r.moved} on the killed instance`);
+      if (!r.all_back || r.moved_back !== r.moved) problems.push(`${who}: ${r.moved_back}/${r.moved} moved clients back, ${r.still_down} still down (${r.first_error})`);
+      if (r.collateral !== 0) problems.push(`${who}: ${r.collateral} clients of the surviving instances lost their connection`);
     }
   }
   const scenarios = new Set(rows.map((r) => r.scenario));
-  for (const s of ["fanout", "echo", "connect", "storm"]) if (!scenarios.has(s)) problems.push(`no ${s} result`);
+  for (const s of ["fanout", "echo", "connect", "storm", "reconnect-storm"]) if (!scenarios.has(s)) problems.push(`no ${s} result`);
   for (const p of problems) console.error(`bench smoke: ${p}`);
   console.error(problems.length ? `bench smoke: ${problems.length} problem(s)` : `bench smoke: ${rows.length} result lines, all consistent`);
   return problems.length === 0;
@@ -114,6 +118,13 @@ function targets() {
   const tr = t && tn ? t.deliveries_per_s / tn.deliveries_per_s : undefined;
   const tLost = fanAll("ours", 1000, 3).reduce((sum, run) => sum + run.lost, 0);
   lines.push(`| fan-out, 3 instances + Redis, 1,000 receivers (medians) | ${k(t?.deliveries_per_s)}/s${spread("ours", 1000, 3)}, lost ${tLost} | ${k(tn?.deliveries_per_s)}/s${spread("node", 1000, 3)} (Node + redis-adapter) | ${x(t?.deliveries_per_s, tn?.deliveries_per_s)} | ≥ 5x, 0 lost | ${yes(tr === undefined ? undefined : tr >= 5 && tLost === 0)} |`);
+  const rs = restorm("ours"), rn = restorm("node"), rss = restorm("ours-streams");
+  if (rs) {
+    const all = restormAll("ours");
+    const met = all.every((r) => r.all_back && r.back_max_us <= 3e6);
+    const also = rss ? `; with REDIS_ADAPTER=streams ${ms(rss.back_max_us)}, ${rss.recovered.toLocaleString("en-US")} recovered` : "";
+    lines.push(`| reconnect storm: kill -9 of 1 of 3 instances behind nginx, ${rs.moved.toLocaleString("en-US")} moved clients all back (median of ${all.length}; every run) | ${restormBack(rs)}${restormRuns("ours")}${also} | ${rn ? `${restormBack(rn)}${restormRuns("node")} (Node)` : "–"} | ${x(rn?.back_max_us, rs.back_max_us)} faster | all back ≤ 3 s | ${yes(met)} |`);
+  }
   const c = conn("ours", 15000), cn = conn("node", 15000);
   lines.push(`| RSS per idle WebSocket at 15,000 connections | ${c?.rss_per_conn_kib ?? "–"} KiB | ${cn?.rss_per_conn_kib ?? "–"} KiB (Node) | ${x(cn?.rss_per_conn_kib, c?.rss_per_conn_kib)} less | ≤ 8 KiB | ${yes(c ? c.rss_per_conn_kib <= 8 : undefined)} |`);
   const h = conn("ours", 19000);
@@ -218,6 +229,26 @@ function stormTable() {
   return lines.join("\n");
 }
 
+/** Every reconnect-storm run of `server`, and the median one (by the time until the last moved client was back). */
+const restormAll = (server) => rows.filter((r) => r.scenario === "reconnect-storm" && r.server === server);
+const restorm = (server) => {
+  const all = restormAll(server).sort((a, b) => (a.back_max_us ?? Infinity) - (b.back_max_us ?? Infinity));
+  return all.length ? all[(all.length - 1) >> 1] : undefined;
+};
+const restormBack = (r) => (r.all_back ? `all back in ${ms(r.back_max_us)}` : `**${r.moved_back}/${r.moved} back** after ${r.storm_s} s`);
+const restormRuns = (server) => { const all = restormAll(server); return all.length > 1 ? ` (runs: ${all.map((r) => ms(r.back_max_us)).join(", ")})` : ""; };
+
+function restormTable() {
+  const lines = ["| server | clients (moved) | all back | back p50 | p99 | 100 % | noticed p99 | back at the first try | failed attempts | recovered / rejoined | survivors + Redis CPU |", "|---|---|---|---|---|---|---|---|---|---|---|"];
+  const names = { ...NAMES, ours: "sio-server (classic adapter)", "ours-streams": "sio-server (REDIS_ADAPTER=streams)", node: "Node socket.io 4.8 + redis-adapter" };
+  for (const s of ["ours", "ours-streams", "node"]) {
+    const r = restorm(s);
+    if (!r) continue;
+    lines.push(`| ${names[s]} | ${r.clients.toLocaleString("en-US")} (${r.moved.toLocaleString("en-US")}) | ${r.all_back ? "yes" : `**no: ${r.moved_back}**`} | ${ms(r.back_p50_us)} | ${ms(r.back_p99_us)} | ${ms(r.back_max_us)}${restormRuns(s)} | ${ms(r.noticed_p99_us)} | ${r.back_first_attempt.toLocaleString("en-US")} | ${r.errors} | ${r.recovered.toLocaleString("en-US")} / ${r.rejoined.toLocaleString("en-US")} | ${r.server_cpu_s ?? "–"} s |`);
+  }
+  return lines.join("\n");
+}
+
 function machine() {
   const m = find((r) => r.scenario === "machine");
   return m ? `Run ${m.date.slice(0, 16).replace("T", " ")} UTC on ${m.cores} × ${m.cpu}, ${m.memory_gib} GiB, Linux ${m.kernel}; ${m.rustc}, Node ${m.node}, ${m.redis}.` : "";
@@ -246,6 +277,9 @@ function report() {
     deflateTable(),
     "### Connection storm: the stock client's default path (polling handshake, CONNECT, probe, upgrade, join; 200 at a time; median of 3 interleaved rounds by CPU)",
     stormTable(),
+    "### Reconnect storm: 6,000 default-path clients over 3 instances + Redis behind nginx, `kill -9` of one (median of 2 interleaved rounds by the last client back; times from the kill)",
+    "Each moved client does what socket.io-client 4.8 does: it notices the close, waits its reconnection delay (1 s ± 50 %, doubling to 5 s), opens a new session on the default path with `{pid, offset}` in its CONNECT when the server offered a pid, and rejoins its room unless the session was recovered.",
+    restormTable(),
   ].join("\n\n");
 }
 

@@ -64,3 +64,20 @@ npm_ci_if_stale() {
     fi
   done
 }
+
+# cluster_nginx_config DIR LOGS NGINX_PORT PORT1 PORT2 PORT3: writes DIR/nginx.conf and
+# DIR/conf.d/socketio.conf, the repository's nginx config (nginx/) with its pid, logs and temp
+# paths under DIR/LOGS, listening on 127.0.0.1:NGINX_PORT, and socketio-N:3000 mapped to
+# 127.0.0.1:PORTN. scripts/cluster and scripts/bench (reconnect-storm) run nginx from it.
+cluster_nginx_config() {
+  local dir=$1 logs=$2 nginx_port=$3 conf i
+  local ports=("$4" "$5" "$6")
+  mkdir -p "$dir/conf.d"
+  sed -e "s#^pid .*#pid $dir/nginx.pid;#" \
+      -e "s#^error_log .*#error_log $logs/nginx-error.log warn;#" \
+      -e "s#/tmp/nginx-#$dir/tmp-#g" \
+      nginx/nginx.conf >"$dir/nginx.conf"
+  conf=$(sed -e "s#listen 3000\([ ;]\)#listen 127.0.0.1:$nginx_port\1#" nginx/conf.d/socketio.conf)
+  for i in 1 2 3; do conf=${conf//socketio-$i:3000/127.0.0.1:${ports[$((i - 1))]}}; done
+  printf '%s\n' "$conf" >"$dir/conf.d/socketio.conf"
+}

@@ -198,6 +198,24 @@ fn engine(config: &Config, io: &Server) -> Engine {
 }
 
 /// Serves the webhook in this process on `WEBHOOK_PORT`, delivering straight into `io`.
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). A reconnect storm
+/// behind nginx opens thousands of upstream connections at once (one per proxied request); past a
+/// full queue SYNs are dropped, and nginx answers 504 once its 2 s connect timeout passes. tokio's
+/// `TcpListener::bind` asks for 1024.
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds the Socket.IO listener with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as tokio's `bind`).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Returns false only when an explicitly configured port cannot be bound.
 async fn start_webhook(config: &Config, io: Server) -> bool {
     let (port, explicit) = match config.webhook_port {
@@ -251,7 +269,7 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, c
         max_connections: None,
         max_connections_per_ip: None,
     };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match listen(addr) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(%addr, error = %e, "cannot listen");

@@ -17,6 +17,10 @@ const http = createServer((req, res) => {
 // PER_MESSAGE_DEFLATE=on: ws's permessage-deflate as socket.io users turn it on (1 KiB threshold,
 // ws's defaults otherwise: context takeover, one zlib pair per connection).
 const io = new Server(http, process.env.PER_MESSAGE_DEFLATE === "on" ? { perMessageDeflate: { threshold: 1024 } } : {});
+// Engine.IO session ids prefixed with the instance id, like sio-server's ("sio-2.Xk9…"), so the
+// repository's nginx config routes a session's requests to its instance (reconnect-storm runs Node
+// with INSTANCE_ID=sio-N behind it). The rest is engine.io's own id: 15 random bytes, base64url.
+io.engine.generateId = () => `${instanceId}.${randomBytes(15).toString("base64url")}`;
 let clients = [];
 if (process.env.REDIS_URL) {
   const { createAdapter } = await import("@socket.io/redis-adapter");

@@ -6,6 +6,8 @@ mod connect;
 mod echo;
 mod fanout;
 mod proto;
+mod restorm;
+mod sioclient;
 mod stats;
 mod storm;
 mod ws;
@@ -24,7 +26,9 @@ connect: --clients N --rate PER_S --hold SECS --processes P
 fanout:  --receivers R --senders S --warmup SECS --duration SECS
          --rate DELIVERIES_PER_S (open loop; 0 = closed loop) --window MESSAGES_IN_FLIGHT
 echo:    --clients C --duration SECS
-storm:   --clients N --concurrency C (clients between handshake and join at once) --rooms R";
+storm:   --clients N --concurrency C (clients between handshake and join at once) --rooms R
+reconnect-storm: --servers NGINX --clients N --rooms R --concurrency C --kill PID --victim sio-2
+         --deadline SECS (after the kill) --settle SECS (before it) --nginx-pid PID (its workers' CPU)";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -57,6 +61,7 @@ fn main() {
             "fanout" => rt.block_on(fanout::run(opts)),
             "echo" => rt.block_on(echo::run(opts)),
             "storm" => rt.block_on(storm::run(opts)),
+            "reconnect-storm" => rt.block_on(restorm::run(opts)),
             _ => Err(format!("unknown scenario {scenario:?}\n{USAGE}")),
         }
     });

@@ -22,14 +22,15 @@ fn err(msg: impl Into<String>) -> io::Error {
 
 /// One keep-alive HTTP/1.1 connection with the request headers a browser's XHR sends (no
 /// `Accept-Encoding`, like the stock client in Node: the answers here are small anyway).
-struct Http {
+pub(crate) struct Http {
     stream: TcpStream,
     addr: SocketAddr,
     buf: Vec<u8>,
 }
 
 impl Http {
-    async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Http> {
+    /// Opens the connection (from `source` when given).
+    pub(crate) async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Http> {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
@@ -48,7 +49,7 @@ impl Http {
     }
 
     /// Sends one request and reads its answer (Content-Length bodies only); `Err` unless 200.
-    async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<Vec<u8>> {
+    pub(crate) async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<Vec<u8>> {
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive\r\nAccept: */*\r\n\
              User-Agent: Mozilla/5.0 (X11; Linux x86_64) sio-bench storm\r\nAccept-Language: en-US,en;q=0.9\r\n\

@@ -29,10 +29,12 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// Broadcasts kept after local delivery, to close the gap between a restore's last `XRANGE` and
-/// what the reader delivered meanwhile (usually milliseconds, but unbounded under load): at most
-/// this many, and at most [`RING_BYTES`] of stream entries. A gap the ring no longer holds gives
-/// the client a fresh session (see [`settle`]).
-const RING_ENTRIES: usize = 4096;
+/// what the reader delivered meanwhile (usually milliseconds, but unbounded under load), and to
+/// answer a restore whose offset the ring still covers without any `XRANGE` (a reconnect storm:
+/// thousands of restores, each scanning the stream from its own offset, cost seconds of CPU): at
+/// most this many, and at most [`RING_BYTES`] of stream entries. A gap the ring no longer holds
+/// gives the client a fresh session (see [`settle`]).
+const RING_ENTRIES: usize = 16384;
 /// See [`RING_ENTRIES`].
 const RING_BYTES: usize = 4 << 20;
 
@@ -96,16 +98,24 @@ impl Ring {
         self.floor = self.floor.max(Some(pos));
     }
 
+    /// Whether the ring holds every broadcast delivered after `after`.
+    fn covers(&self, after: StreamId) -> bool {
+        self.floor.is_some_and(|f| f <= after)
+    }
+
     /// The packets delivered after `after` up to `upto`, that a session in `rooms` got; `None`
     /// when the ring does not hold all of them (dropped, or delivered before it started).
     fn between(&self, after: StreamId, upto: StreamId, rooms: &[Room]) -> Option<Vec<Packet>> {
-        if self.floor.is_none_or(|f| f > after) {
+        if !self.covers(after) {
             return None;
         }
+        // The entries are in stream order: start at the first one after `after`.
+        let first = self.entries.partition_point(|d| d.id <= after);
         Some(
             self.entries
-                .iter()
-                .filter(|d| d.id > after && d.id <= upto && should_replay(rooms, &d.opts))
+                .range(first..)
+                .take_while(|d| d.id <= upto)
+                .filter(|d| should_replay(rooms, &d.opts))
                 .map(|d| d.packet.clone())
                 .collect(),
         )
@@ -282,7 +292,17 @@ fn refuse(why: &'static str) -> Option<Restored> {
 /// belongs to `nsp` and that `offset` is still in the stream, then read what was missed.
 /// `gated`: the namespace has middlewares (which a restore skips), so a session that does not
 /// name its namespace (Node's) is refused there: it may have been issued by another namespace.
-async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, gated: bool) -> Option<Restored> {
+/// `from_ring`: the ring covered `offset` when the restore began, so only the offset's own entry
+/// is read from the stream (it must still be there): the restore reads up to `offset` itself and
+/// [`settle`] takes what followed from the ring (or refuses, if the ring dropped it meanwhile).
+async fn restore(
+    shared: Arc<Shared>,
+    nsp: String,
+    pid: String,
+    offset: String,
+    gated: bool,
+    from_ring: bool,
+) -> Option<Restored> {
     if !valid_pid(&pid) {
         return refuse("malformed pid");
     }
@@ -327,6 +347,26 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
     };
     if session.pid != pid {
         return refuse("session of another pid");
+    }
+    if from_ring {
+        // Still in the stream, as Node checks (one entry read, not the scan from it).
+        let one = service
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(&shared.stream)
+                    .arg(&offset)
+                    .arg(&offset)
+                    .arg("COUNT")
+                    .arg(1)
+                    .clone(),
+            )
+            .await;
+        let Ok(one) = one else { return refuse("redis error") };
+        if parse_entries(&one).first().map(|(id, _)| parse_stream_id(id)) != Some(parse_stream_id(&offset)) {
+            return refuse("offset no longer in the stream");
+        }
+        metrics::inc(&METRICS.streams_restores);
+        return Some(restored_session(session, Vec::new(), parse_stream_id(&offset)));
     }
     // One inclusive scan from the offset: its first entry must be the offset itself (still in the
     // stream, as Node checks), so a `MAXLEN ~` trim cannot slip between a check and the scan.
@@ -387,7 +427,12 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
         from = next;
     }
     metrics::inc(&METRICS.streams_restores);
-    Some(Restored {
+    Some(restored_session(session, missed, parse_stream_id(&cursor)))
+}
+
+/// A taken session with what it missed up to `read_to`.
+fn restored_session(session: codec::Session, missed: Vec<Packet>, read_to: Option<StreamId>) -> Restored {
+    Restored {
         session: Session {
             sid: session.sid,
             pid: session.pid,
@@ -395,9 +440,9 @@ async fn restore(shared: Arc<Shared>, nsp: String, pid: String, offset: String, 
             data: session.data,
         },
         missed,
-        read_to: parse_stream_id(&cursor),
+        read_to,
         ..Restored::default()
-    })
+    }
 }
 
 impl Adapter for StreamsAdapter {
@@ -520,12 +565,16 @@ impl Adapter for StreamsAdapter {
             let hooks = n.hooks();
             !hooks.middlewares.read().is_empty() || !hooks.async_middlewares.read().is_empty()
         });
+        // The ring answers when it covers the offset, unless a restore may read less than it holds.
+        let from_ring = self.shared.replay_max_bytes >= RING_BYTES
+            && parse_stream_id(offset).is_some_and(|o| self.ring.lock().covers(o));
         Box::pin(restore(
             self.shared.clone(),
             self.nsp_name.clone(),
             pid.to_owned(),
             offset.to_owned(),
             gated,
+            from_ring,
         ))
     }
 }

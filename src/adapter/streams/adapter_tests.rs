@@ -73,6 +73,15 @@ fn the_ring_fills_a_restore_gap_with_the_sessions_rooms_only() {
     let got = ring.between((100, 0), (100, 2), &rooms).unwrap();
     assert_eq!(got, vec![event("m2", "100-2")], "after 100-0, up to 100-2, in room r");
     assert_eq!(ring.between((100, 3), (100, 3), &rooms).unwrap(), vec![]);
+    // An offset between two entries, or before the first (the ring started at 0-0), is covered.
+    assert!(ring.covers((0, 0)) && ring.covers((99, 5)) && ring.covers((100, 1)));
+    assert!(
+        !Ring::default().covers((100, 1)),
+        "a ring whose reader has not started covers nothing"
+    );
+    let all = vec![event("m0", "100-0"), event("m2", "100-2"), event("m3", "100-3")];
+    assert_eq!(ring.between((99, 5), (100, 9), &rooms).unwrap(), all);
+    assert_eq!(ring.between((100, 1), (100, 3), &rooms).unwrap(), all[1..]);
 }
 
 #[test]

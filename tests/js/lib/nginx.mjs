@@ -42,7 +42,7 @@ export async function prepareNginx(dir, { alternative, edit } = {}) {
     if (edit && f === "socketio.conf") text = edit(text);
     for (const i of INSTANCES) text = text.replaceAll(`socketio-${i}:3000`, `127.0.0.1:${ports[i]}`);
     assert.ok(!/socketio-\d/.test(text.replace(/#[^\n]*/g, "")), `${f}: every service name was mapped`);
-    text = text.replace(/listen\s+3000\s*;/g, `listen 127.0.0.1:${ports.listen};`);
+    text = text.replace(/listen\s+3000((?:\s+[^;\s]+)*)\s*;/g, (_, params) => `listen 127.0.0.1:${ports.listen}${params};`);
     writeFileSync(p, text);
   }
   mkdirSync(path.join(dir, "logs"), { recursive: true }); // nginx -t opens <prefix>/logs/error.log first
