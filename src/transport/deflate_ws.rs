@@ -33,6 +33,10 @@ pub(crate) struct DeflateWs {
     read_size: usize,
     wbuf: BytesMut,
     batch: usize,
+    /// The pong for the latest ping that arrived while the write buffer was full: a peer that
+    /// pings but does not read gets one pong in the end, not one per ping (RFC 6455 section 5.5.3
+    /// allows answering only the most recent ping), so its pings cannot grow the buffer.
+    pending_pong: Option<Bytes>,
     close_sent: bool,
     eof: bool,
 }
@@ -55,6 +59,7 @@ impl DeflateWs {
             read_size: read_size.max(64),
             wbuf: BytesMut::new(),
             batch,
+            pending_pong: None,
             close_sent: false,
             eof: false,
         }
@@ -111,13 +116,19 @@ impl DeflateWs {
     }
 
     fn poll_write_buf(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
-        while !self.wbuf.is_empty() {
-            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf)) {
-                Ok(0) | Err(_) => return Poll::Ready(Err(())),
-                Ok(n) => self.wbuf.advance(n),
+        loop {
+            while !self.wbuf.is_empty() {
+                match ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf)) {
+                    Ok(0) | Err(_) => return Poll::Ready(Err(())),
+                    Ok(n) => self.wbuf.advance(n),
+                }
+            }
+            match self.pending_pong.take() {
+                // Nothing follows a close frame.
+                Some(p) if !self.close_sent => frame::encode(&mut self.wbuf, Opcode::Pong, false, &p),
+                _ => return Poll::Ready(Ok(())),
             }
         }
-        Poll::Ready(Ok(()))
     }
 
     /// The next message (pings and pongs included, already answered); `None` at the end of the
@@ -153,7 +164,12 @@ impl DeflateWs {
             Incoming::Binary(b) => Message::Binary(b),
             Incoming::Ping(p) => {
                 if !self.close_sent {
-                    frame::encode(&mut self.wbuf, Opcode::Pong, false, &p);
+                    if self.wbuf.len() < self.batch {
+                        frame::encode(&mut self.wbuf, Opcode::Pong, false, &p);
+                    } else {
+                        // The peer is not reading: only the latest pong waits for the buffer to drain.
+                        self.pending_pong = Some(p.clone());
+                    }
                 }
                 Message::Ping(p)
             }
