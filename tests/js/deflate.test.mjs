@@ -246,3 +246,20 @@ test("a peer that pings but never reads does not grow the server; it gets the la
   await waitFor(() => c.frames.some((f) => f.b0 === 0x8a && f.payload.toString() === "last"), 20000, "the last pong");
   c.sock.destroy();
 });
+
+test("peers that announce big frames and send a few bytes of them hold little server memory", { timeout: 60000 }, async () => {
+  // The read buffer's reserved room used to be zeroed 64 KiB at a time before each read: 300 such
+  // peers held ~20 MiB (tungstenite's connections ~1.5 MiB).
+  const before = rss(on.child.pid);
+  const peers = [];
+  for (let i = 0; i < 300; i++) {
+    const c = await rawUpgrade(on);
+    const head = Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x0f, 0x3e, 0x58, 1, 2, 3, 4]); // 999,000 bytes
+    c.sock.write(Buffer.concat([head, Buffer.alloc(100)]));
+    peers.push(c);
+  }
+  await sleep(500);
+  const growth = rss(on.child.pid) - before;
+  for (const c of peers) c.sock.destroy();
+  assert.ok(growth < 8 * 1048576, `grew ${(growth / 1048576).toFixed(1)} MiB for 300 peers`);
+});
