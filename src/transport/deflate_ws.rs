@@ -18,9 +18,6 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-/// Most bytes read from the socket at a time.
-const MAX_READ: usize = 64 * 1024;
-
 /// Capacity of an empty write buffer kept between flushes; a larger one is freed.
 const KEPT_WRITE_BUFFER: usize = 4096;
 
@@ -33,6 +30,10 @@ pub(crate) struct DeflateWs {
     read_size: usize,
     wbuf: BytesMut,
     batch: usize,
+    /// The pong for the latest ping that arrived while the write buffer was full: a peer that
+    /// pings but does not read gets one pong in the end, not one per ping (RFC 6455 section 5.5.3
+    /// allows answering only the most recent ping), so its pings cannot grow the buffer.
+    pending_pong: Option<Bytes>,
     close_sent: bool,
     eof: bool,
 }
@@ -55,6 +56,7 @@ impl DeflateWs {
             read_size: read_size.max(64),
             wbuf: BytesMut::new(),
             batch,
+            pending_pong: None,
             close_sent: false,
             eof: false,
         }
@@ -111,13 +113,19 @@ impl DeflateWs {
     }
 
     fn poll_write_buf(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
-        while !self.wbuf.is_empty() {
-            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf)) {
-                Ok(0) | Err(_) => return Poll::Ready(Err(())),
-                Ok(n) => self.wbuf.advance(n),
+        loop {
+            while !self.wbuf.is_empty() {
+                match ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf)) {
+                    Ok(0) | Err(_) => return Poll::Ready(Err(())),
+                    Ok(n) => self.wbuf.advance(n),
+                }
+            }
+            match self.pending_pong.take() {
+                // Nothing follows a close frame.
+                Some(p) if !self.close_sent => frame::encode(&mut self.wbuf, Opcode::Pong, false, &p),
+                _ => return Poll::Ready(Ok(())),
             }
         }
-        Poll::Ready(Ok(()))
     }
 
     /// The next message (pings and pongs included, already answered); `None` at the end of the
@@ -153,7 +161,12 @@ impl DeflateWs {
             Incoming::Binary(b) => Message::Binary(b),
             Incoming::Ping(p) => {
                 if !self.close_sent {
-                    frame::encode(&mut self.wbuf, Opcode::Pong, false, &p);
+                    if self.wbuf.len() < self.batch {
+                        frame::encode(&mut self.wbuf, Opcode::Pong, false, &p);
+                    } else {
+                        // The peer is not reading: only the latest pong waits for the buffer to drain.
+                        self.pending_pong = Some(p.clone());
+                    }
                 }
                 Message::Ping(p)
             }
@@ -172,13 +185,21 @@ impl DeflateWs {
     /// Reads more bytes into the read buffer (a closed stream sets `eof`).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         let start = self.rbuf.len();
-        // The spare room a large frame reserved, but not all of it at once: it is zeroed first.
-        let want = (self.rbuf.capacity() - start).min(MAX_READ).max(self.read_size);
-        self.rbuf.resize(start + want, 0);
-        let mut buf = ReadBuf::new(&mut self.rbuf[start..]);
+        if self.rbuf.capacity() - start < self.read_size {
+            self.rbuf.reserve(self.read_size);
+        }
+        // Straight into the spare capacity (the room a large frame's header reserved included),
+        // never zeroed first: zeroing it touched up to 64 KiB per read, so a peer that announced
+        // a big frame and sent a few bytes of it made the server hold 64 KiB of RSS, and one that
+        // trickled bytes cost a 64 KiB memset each. Only what arrives is touched now.
+        let mut buf = ReadBuf::uninit(self.rbuf.spare_capacity_mut());
+        let at = buf.filled().as_ptr();
         let polled = Pin::new(&mut self.io).poll_read(cx, &mut buf);
+        assert_eq!(at, buf.filled().as_ptr(), "the reader kept our buffer");
         let filled = buf.filled().len();
-        self.rbuf.truncate(start + filled);
+        // SAFETY: a reader initializes the bytes it reports as filled, and `filled` is within the
+        // spare capacity `buf` was made from, right after the buffer's `start` bytes.
+        unsafe { self.rbuf.set_len(start + filled) };
         match polled {
             Poll::Pending => {
                 if self.rbuf.is_empty() {

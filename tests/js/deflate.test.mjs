@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import zlib from "node:zlib";
 import crypto from "node:crypto";
-import { startServer, once, fresh, waitFor, metric } from "./lib/server.mjs";
+import { readFileSync } from "node:fs";
+import { startServer, once, fresh, waitFor, metric, sleep } from "./lib/server.mjs";
 import { clientPool, member, say } from "./lib/clients.mjs";
 import { stuckReader } from "./lib/raw.mjs";
 
@@ -216,4 +217,49 @@ test("a deflate client that stops reading is disconnected; the others get everyt
     local.disconnectAll();
     await server.stop();
   }
+});
+
+/** Resident memory of a process, from /proc (bytes). */
+function rss(pid) {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+  return Number(line.split(/\s+/)[1]) * 1024;
+}
+
+/** Writes `buf` and waits until the socket takes more. */
+async function send(sock, buf) {
+  if (!sock.write(buf)) await once(sock, "drain", 30000);
+}
+
+test("a peer that pings but never reads does not grow the server; it gets the last pong once it reads", { timeout: 90000 }, async () => {
+  // Each ping used to append its pong to the write buffer while the peer was not reading:
+  // 48 MB of pings held ~48 MB in the server. Now only the latest pong waits.
+  const c = await rawUpgrade(on);
+  c.sock.pause();
+  const before = rss(on.child.pid);
+  const burst = Buffer.concat(Array.from({ length: 1000 }, () => frame(0x89, Buffer.alloc(125, 0x70))));
+  for (let sent = 0; sent < 48e6; sent += burst.length) await send(c.sock, burst);
+  await send(c.sock, frame(0x89, Buffer.from("last")));
+  await sleep(500);
+  const growth = rss(on.child.pid) - before;
+  assert.ok(growth < 16 * 1048576, `grew ${(growth / 1048576).toFixed(1)} MiB`);
+  c.sock.resume();
+  await waitFor(() => c.frames.some((f) => f.b0 === 0x8a && f.payload.toString() === "last"), 20000, "the last pong");
+  c.sock.destroy();
+});
+
+test("peers that announce big frames and send a few bytes of them hold little server memory", { timeout: 60000 }, async () => {
+  // The read buffer's reserved room used to be zeroed 64 KiB at a time before each read: 300 such
+  // peers held ~20 MiB (tungstenite's connections ~1.5 MiB).
+  const before = rss(on.child.pid);
+  const peers = [];
+  for (let i = 0; i < 300; i++) {
+    const c = await rawUpgrade(on);
+    const head = Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x0f, 0x3e, 0x58, 1, 2, 3, 4]); // 999,000 bytes
+    c.sock.write(Buffer.concat([head, Buffer.alloc(100)]));
+    peers.push(c);
+  }
+  await sleep(500);
+  const growth = rss(on.child.pid) - before;
+  for (const c of peers) c.sock.destroy();
+  assert.ok(growth < 8 * 1048576, `grew ${(growth / 1048576).toFixed(1)} MiB for 300 peers`);
 });

@@ -76,7 +76,13 @@ fn offer(text: &str) -> Option<Params> {
             return None;
         }
         seen.push(name);
-        let bits = |v: Option<&str>| -> Option<u8> { v?.parse::<u8>().ok().filter(|b| (8..=15).contains(b)) };
+        // RFC 7692 section 7.1.2: a decimal integer 8 to 15 without leading zeroes; `parse` alone
+        // would also take "+10" and "010".
+        let bits = |v: Option<&str>| -> Option<u8> {
+            let v = v?;
+            let digits = v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0');
+            v.parse::<u8>().ok().filter(|b| digits && (8..=15).contains(b))
+        };
         match name.to_ascii_lowercase().as_str() {
             "server_no_context_takeover" | "client_no_context_takeover" if value.is_none() => {}
             // The client says it can limit its window; without context takeover it does not matter.

@@ -40,6 +40,23 @@ fn declines_bad_offers_and_takes_the_next() {
     assert_eq!(pmd("permessage-deflate; server_max_window_bits"), None, "needs a value");
     assert_eq!(pmd("permessage-deflate; server_max_window_bits=7"), None);
     assert_eq!(pmd("permessage-deflate; client_max_window_bits=16"), None);
+    // Only a plain decimal 8..15: no sign, no leading zero (RFC 7692 section 7.1.2).
+    for v in ["+10", "010", "08", " ", "1 0", "0x0a"] {
+        assert_eq!(
+            pmd(&format!("permessage-deflate; server_max_window_bits={v}")),
+            None,
+            "{v:?}"
+        );
+        assert_eq!(
+            pmd(&format!("permessage-deflate; client_max_window_bits={v}")),
+            None,
+            "{v:?}"
+        );
+    }
+    assert_eq!(
+        pmd("permessage-deflate; server_max_window_bits=8").unwrap().response(),
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8"
+    );
     assert_eq!(pmd("permessage-deflate; mystery"), None);
     assert_eq!(
         pmd("permessage-deflate; client_no_context_takeover; client_no_context_takeover"),
