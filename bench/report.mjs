@@ -37,6 +37,7 @@ function check() {
       if (r.joined !== r.clients || r.errors !== 0) problems.push(`${who}: ${r.joined}/${r.clients} joined, ${r.errors} errors (${r.first_error})`);
     }
   }
+  if (!rows.some((r) => r.scenario === "fanout" && r.transport === "polling")) problems.push("no polling-only fan-out result");
   const scenarios = new Set(rows.map((r) => r.scenario));
   for (const s of ["fanout", "echo", "connect", "storm"]) if (!scenarios.has(s)) problems.push(`no ${s} result`);
   for (const p of problems) console.error(`bench smoke: ${p}`);
@@ -45,9 +46,11 @@ function check() {
 }
 
 const find = (pred) => rows.find(pred);
+/** Whether a fan-out run's receivers were on WebSocket (runs before `transport` existed were). */
+const overWs = (r) => (r.transport ?? "websocket") === "websocket";
 /** Every closed-loop fan-out run of `server` at this size. */
 const fanAll = (server, receivers, instances = 1) =>
-  rows.filter((r) => r.scenario === "fanout" && r.mode === "closed" && r.server === server && r.receivers === receivers && r.instances === instances);
+  rows.filter((r) => r.scenario === "fanout" && overWs(r) && r.mode === "closed" && r.server === server && r.receivers === receivers && r.instances === instances);
 /** The median run (by deliveries/s) of repeated runs, or the only one. */
 const fan = (server, receivers, instances = 1) => {
   const all = fanAll(server, receivers, instances).sort((a, b) => a.deliveries_per_s - b.deliveries_per_s);
@@ -58,7 +61,16 @@ const spread = (server, receivers, instances = 1) => {
   const all = fanAll(server, receivers, instances);
   return all.length > 1 ? ` (runs: ${all.map((r) => k(r.deliveries_per_s)).join(", ")})` : "";
 };
-const open = (server) => find((r) => r.scenario === "fanout" && r.mode === "open" && r.server === server && r.instances === 1);
+const open = (server) => find((r) => r.scenario === "fanout" && overWs(r) && r.mode === "open" && r.server === server && r.instances === 1);
+/** Every polling-only fan-out run of `server` (1,000 receivers, closed loop, one instance). */
+const pollAll = (server) =>
+  rows.filter((r) => r.scenario === "fanout" && r.transport === "polling" && r.mode === "closed" && r.server === server && r.receivers === 1000 && r.instances === 1);
+/** The median polling-only run (by deliveries/s). */
+const poll = (server) => {
+  const all = pollAll(server).sort((a, b) => a.deliveries_per_s - b.deliveries_per_s);
+  return all.length ? all[(all.length - 1) >> 1] : undefined;
+};
+const pollRuns = (server) => { const all = pollAll(server); return all.length > 1 ? ` (runs: ${all.map((r) => k(r.deliveries_per_s)).join(", ")})` : ""; };
 const conn = (server, clients) => find((r) => r.scenario === "connect" && r.server === server && r.clients === clients);
 const echo = (server) => find((r) => r.scenario === "echo" && r.server === server);
 
@@ -85,6 +97,9 @@ function targets() {
   const tr = t && tn ? t.deliveries_per_s / tn.deliveries_per_s : undefined;
   const tLost = fanAll("ours", 1000, 3).reduce((sum, run) => sum + run.lost, 0);
   lines.push(`| fan-out, 3 instances + Redis, 1,000 receivers (medians) | ${k(t?.deliveries_per_s)}/s${spread("ours", 1000, 3)}, lost ${tLost} | ${k(tn?.deliveries_per_s)}/s${spread("node", 1000, 3)} (Node + redis-adapter) | ${x(t?.deliveries_per_s, tn?.deliveries_per_s)} | ≥ 5x, 0 lost | ${yes(tr === undefined ? undefined : tr >= 5 && tLost === 0)} |`);
+  const po = poll("ours"), pn = poll("node");
+  const pr2 = po && pn ? po.deliveries_per_s / pn.deliveries_per_s : undefined;
+  lines.push(`| polling-only fan-out, 1,000 receivers vs Node (medians) | ${k(po?.deliveries_per_s)}/s${pollRuns("ours")} | ${k(pn?.deliveries_per_s)}/s${pollRuns("node")} | ${x(po?.deliveries_per_s, pn?.deliveries_per_s)} | ≥ 10x | ${yes(pr2 === undefined ? undefined : pr2 >= 10)} |`);
   const c = conn("ours", 15000), cn = conn("node", 15000);
   lines.push(`| RSS per idle WebSocket at 15,000 connections | ${c?.rss_per_conn_kib ?? "–"} KiB | ${cn?.rss_per_conn_kib ?? "–"} KiB (Node) | ${x(cn?.rss_per_conn_kib, c?.rss_per_conn_kib)} less | ≤ 8 KiB | ${yes(c ? c.rss_per_conn_kib <= 8 : undefined)} |`);
   const h = conn("ours", 19000);
@@ -163,6 +178,15 @@ function stormTable() {
   return lines.join("\n");
 }
 
+function pollingTable() {
+  const lines = ["| server | deliveries/s | p50 | p99 | lost | deliveries per GET | server CPU per delivery | server CPU |", "|---|---|---|---|---|---|---|---|"];
+  for (const s of SERVERS) {
+    const r = poll(s);
+    if (r) lines.push(`| ${NAMES[s]} | ${k(r.deliveries_per_s)}${pollRuns(s)} | ${ms(r.latency_p50_us)} | ${ms(r.latency_p99_us)} | ${r.lost} | ${r.deliveries_per_poll ?? "–"} | ${r.server_cpu_us_per_delivery ?? "–"} µs | ${r.server_cpu_pct}% |`);
+  }
+  return lines.join("\n");
+}
+
 function machine() {
   const m = find((r) => r.scenario === "machine");
   return m ? `Run ${m.date.slice(0, 16).replace("T", " ")} UTC on ${m.cores} × ${m.cpu}, ${m.memory_gib} GiB, Linux ${m.kernel}; ${m.rustc}, Node ${m.node}, ${m.redis}.` : "";
@@ -188,6 +212,8 @@ function report() {
     parserTable(),
     "### Connection storm: the stock client's default path (polling handshake, CONNECT, probe, upgrade, join; 200 at a time; median of 3 interleaved rounds by CPU)",
     stormTable(),
+    "### Polling-only fan-out: receivers on HTTP long-polling (`transports: [\"polling\"]`), senders on WebSocket (1,000 receivers, closed loop, 4 senders, 32 messages in flight; median of 3 interleaved rounds)",
+    pollingTable(),
   ].join("\n\n");
 }
 

@@ -33,6 +33,8 @@ struct Shared {
     recording: AtomicBool,
     /// Connections the server closed during the run.
     disconnects: AtomicU64,
+    /// Polling GETs answered (polling receivers only).
+    polls: AtomicU64,
     /// Woken when deliveries arrive (closed-loop senders wait on it).
     progress: Notify,
 }
@@ -179,6 +181,7 @@ async fn receive_polling(
             shared.disconnects.fetch_add(1, Relaxed);
             break;
         }
+        shared.polls.fetch_add(1, Relaxed);
         let now = now_us();
         let recording = shared.recording.load(Relaxed);
         let (mut n, mut closed) = (0u64, false);
@@ -338,12 +341,17 @@ pub async fn run(opts: Opts) -> Result<(), String> {
     eprintln!("fanout: warming up for {warmup:?}");
     tokio::time::sleep(warmup).await;
     let (_, cpu0) = stats::sample(&pids);
-    let (t0, got0) = (Instant::now(), shared.received.load(Relaxed));
+    let (t0, got0, polls0) = (
+        Instant::now(),
+        shared.received.load(Relaxed),
+        shared.polls.load(Relaxed),
+    );
     shared.recording.store(true, Relaxed);
     eprintln!("fanout: measuring for {duration:?}");
     tokio::time::sleep(duration).await;
     shared.recording.store(false, Relaxed);
     let (elapsed, got1) = (t0.elapsed().as_secs_f64(), shared.received.load(Relaxed));
+    let polls = shared.polls.load(Relaxed) - polls0;
     let (rss_loaded, cpu1) = stats::sample(&pids);
 
     let _ = stop_send_tx.send(true);
@@ -388,6 +396,14 @@ pub async fn run(opts: Opts) -> Result<(), String> {
         "deliveries_per_s".into(),
         json!(((got1 - got0) as f64 / elapsed).round()),
     );
+    if polling {
+        // How many deliveries one GET carried on average: the server's batching.
+        out.insert("polls_per_s".into(), json!((polls as f64 / elapsed).round()));
+        out.insert(
+            "deliveries_per_poll".into(),
+            json!(((got1 - got0) as f64 / polls.max(1) as f64 * 10.0).round() / 10.0),
+        );
+    }
     stats::percentiles(&mut out, "latency", &hist);
     out.insert("messages_sent".into(), json!(shared.sent.load(Relaxed)));
     out.insert("deliveries_expected".into(), json!(expected));
