@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 /// What HTTP handlers ask of a session's driver.
 pub(crate) enum Cmd {
     /// A polling GET; answered with the payload once there is one.
-    Poll(oneshot::Sender<Result<String, SessionError>>),
+    Poll(oneshot::Sender<Result<Bytes, SessionError>>),
     /// The pending GET's client went away.
     PollAborted,
     /// A GET answer could not be written to the client.
@@ -56,7 +56,7 @@ pub(crate) struct Driver {
     probe: Option<WsPipe>,
     /// Probes refused or dropped, still being closed.
     closing_probes: Vec<WsPipe>,
-    pending_get: Option<oneshot::Sender<Result<String, SessionError>>>,
+    pending_get: Option<oneshot::Sender<Result<Bytes, SessionError>>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<Instant>,
     registry: Arc<Registry>,
