@@ -120,6 +120,10 @@ impl Driver {
     fn apply_outbox(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let closing = self.outbox.close_requested();
         let room = if closing { usize::MAX } else { self.room_for_bytes() };
+        // Polling with no GET parked: producers queue without waking this task per packet; the
+        // next GET (a command) wakes it and takes the whole batch, as Node answers it.
+        let parked = room == 0 && self.session.transport() == TransportKind::Polling;
+        self.outbox.set_parked(parked);
         self.outbox.drain(cx, &mut self.frames, room);
         let mut progress = !self.frames.is_empty();
         self.session.send_many(self.frames.drain(..));
