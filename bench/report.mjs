@@ -41,6 +41,7 @@ function check() {
       if (r.collateral !== 0) problems.push(`${who}: ${r.collateral} clients of the surviving instances lost their connection`);
     }
   }
+  if (!rows.some((r) => r.scenario === "fanout" && r.transport === "polling")) problems.push("no polling-only fan-out result");
   const scenarios = new Set(rows.map((r) => r.scenario));
   for (const s of ["fanout", "echo", "connect", "storm", "reconnect-storm"]) if (!scenarios.has(s)) problems.push(`no ${s} result`);
   for (const p of problems) console.error(`bench smoke: ${p}`);
@@ -49,9 +50,11 @@ function check() {
 }
 
 const find = (pred) => rows.find(pred);
+/** Whether a fan-out run's receivers were on WebSocket (runs before `transport` existed were). */
+const overWs = (r) => (r.transport ?? "websocket") === "websocket";
 /** Every closed-loop fan-out run of `server` at this size. */
 const fanAll = (server, receivers, instances = 1) =>
-  rows.filter((r) => r.scenario === "fanout" && r.mode === "closed" && r.server === server && r.receivers === receivers && r.instances === instances);
+  rows.filter((r) => r.scenario === "fanout" && overWs(r) && r.mode === "closed" && r.server === server && r.receivers === receivers && r.instances === instances);
 /** The median run (by deliveries/s) of repeated runs, or the only one. */
 const fan = (server, receivers, instances = 1) => {
   const all = fanAll(server, receivers, instances).sort((a, b) => a.deliveries_per_s - b.deliveries_per_s);
@@ -63,7 +66,7 @@ const spread = (server, receivers, instances = 1) => {
   return all.length > 1 ? ` (runs: ${all.map((r) => k(r.deliveries_per_s)).join(", ")})` : "";
 };
 /** Every fixed-load (open loop) one-instance fan-out run of `server`. */
-const openAll = (server) => rows.filter((r) => r.scenario === "fanout" && r.mode === "open" && r.server === server && r.instances === 1);
+const openAll = (server) => rows.filter((r) => r.scenario === "fanout" && overWs(r) && r.mode === "open" && r.server === server && r.instances === 1);
 /** The median of `key` over `runs` (each percentile on its own: one bad run moves none). */
 const medianOf = (runs, key) => {
   const v = runs.map((r) => r[key]).filter((n) => typeof n === "number").sort((a, b) => a - b);
@@ -75,6 +78,15 @@ const open = (server) => {
   if (!all.length) return undefined;
   return { ...all[(all.length - 1) >> 1], latency_p50_us: medianOf(all, "latency_p50_us"), latency_p999_us: medianOf(all, "latency_p999_us") };
 };
+/** Every polling-only fan-out run of `server` (1,000 receivers, closed loop, one instance). */
+const pollAll = (server) =>
+  rows.filter((r) => r.scenario === "fanout" && r.transport === "polling" && r.mode === "closed" && r.server === server && r.receivers === 1000 && r.instances === 1);
+/** The median polling-only run (by deliveries/s). */
+const poll = (server) => {
+  const all = pollAll(server).sort((a, b) => a.deliveries_per_s - b.deliveries_per_s);
+  return all.length ? all[(all.length - 1) >> 1] : undefined;
+};
+const pollRuns = (server) => { const all = pollAll(server); return all.length > 1 ? ` (runs: ${all.map((r) => k(r.deliveries_per_s)).join(", ")})` : ""; };
 const conn = (server, clients) => find((r) => r.scenario === "connect" && r.server === server && r.clients === clients);
 /** Every echo run of `server`, and the median one by acks/s. */
 const echoAll = (server) => rows.filter((r) => r.scenario === "echo" && r.server === server);
@@ -125,6 +137,9 @@ function targets() {
     const also = rss ? `; with REDIS_ADAPTER=streams ${ms(rss.back_max_us)}, ${rss.recovered.toLocaleString("en-US")} recovered` : "";
     lines.push(`| reconnect storm: kill -9 of 1 of 3 instances behind nginx, ${rs.moved.toLocaleString("en-US")} moved clients all back (median of ${all.length}; every run) | ${restormBack(rs)}${restormRuns("ours")}${also} | ${rn ? `${restormBack(rn)}${restormRuns("node")} (Node)` : "–"} | ${x(rn?.back_max_us, rs.back_max_us)} faster | all back ≤ 3 s | ${yes(met)} |`);
   }
+  const po = poll("ours"), pn = poll("node");
+  const pr2 = po && pn ? po.deliveries_per_s / pn.deliveries_per_s : undefined;
+  lines.push(`| polling-only fan-out, 1,000 receivers vs Node (medians) | ${k(po?.deliveries_per_s)}/s${pollRuns("ours")} | ${k(pn?.deliveries_per_s)}/s${pollRuns("node")} | ${x(po?.deliveries_per_s, pn?.deliveries_per_s)} | ≥ 10x | ${yes(pr2 === undefined ? undefined : pr2 >= 10)} |`);
   const c = conn("ours", 15000), cn = conn("node", 15000);
   lines.push(`| RSS per idle WebSocket at 15,000 connections | ${c?.rss_per_conn_kib ?? "–"} KiB | ${cn?.rss_per_conn_kib ?? "–"} KiB (Node) | ${x(cn?.rss_per_conn_kib, c?.rss_per_conn_kib)} less | ≤ 8 KiB | ${yes(c ? c.rss_per_conn_kib <= 8 : undefined)} |`);
   const h = conn("ours", 19000);
@@ -249,6 +264,15 @@ function restormTable() {
   return lines.join("\n");
 }
 
+function pollingTable() {
+  const lines = ["| server | deliveries/s | p50 | p99 | lost | deliveries per GET | server CPU per delivery | server CPU |", "|---|---|---|---|---|---|---|---|"];
+  for (const s of SERVERS) {
+    const r = poll(s);
+    if (r) lines.push(`| ${NAMES[s]} | ${k(r.deliveries_per_s)}${pollRuns(s)} | ${ms(r.latency_p50_us)} | ${ms(r.latency_p99_us)} | ${r.lost} | ${r.deliveries_per_poll ?? "–"} | ${r.server_cpu_us_per_delivery ?? "–"} µs | ${r.server_cpu_pct}% |`);
+  }
+  return lines.join("\n");
+}
+
 function machine() {
   const m = find((r) => r.scenario === "machine");
   return m ? `Run ${m.date.slice(0, 16).replace("T", " ")} UTC on ${m.cores} × ${m.cpu}, ${m.memory_gib} GiB, Linux ${m.kernel}; ${m.rustc}, Node ${m.node}, ${m.redis}.` : "";
@@ -280,6 +304,8 @@ function report() {
     "### Reconnect storm: 6,000 default-path clients over 3 instances + Redis behind nginx, `kill -9` of one (median of 2 interleaved rounds by the last client back; times from the kill)",
     "Each moved client does what socket.io-client 4.8 does: it notices the close, waits its reconnection delay (1 s ± 50 %, doubling to 5 s), opens a new session on the default path with `{pid, offset}` in its CONNECT when the server offered a pid, and rejoins its room unless the session was recovered.",
     restormTable(),
+    "### Polling-only fan-out: receivers on HTTP long-polling (`transports: [\"polling\"]`), senders on WebSocket (1,000 receivers, closed loop, 4 senders, 32 messages in flight; median of 3 interleaved rounds)",
+    pollingTable(),
   ].join("\n\n");
 }
 

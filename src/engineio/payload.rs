@@ -16,10 +16,20 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Joins encoded frames into one polling payload.
-pub fn encode<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> String {
-    let mut out = String::new();
-    for (i, frame) in frames.into_iter().enumerate() {
+/// Bytes `frames` take joined into one payload (separators and base64 included).
+fn encoded_len<'a>(frames: impl Iterator<Item = &'a Frame>) -> (usize, usize) {
+    frames.fold((0, 0), |(len, n), f| {
+        let size = match f {
+            Frame::Text(s) => s.len(),
+            Frame::Binary(b) => 1 + base64::encoded_len(b.len(), true).unwrap_or(usize::MAX / 2),
+        };
+        (len + size + usize::from(n > 0), n + 1)
+    })
+}
+
+/// Joins frames into `out`, which has room for them (one allocation, no regrowth).
+fn encode_into<'a>(frames: impl Iterator<Item = &'a Frame>, out: &mut String) {
+    for (i, frame) in frames.enumerate() {
         if i > 0 {
             out.push(SEPARATOR);
         }
@@ -27,11 +37,33 @@ pub fn encode<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> String {
             Frame::Text(s) => out.push_str(s),
             Frame::Binary(b) => {
                 out.push('b');
-                general_purpose::STANDARD.encode_string(b, &mut out);
+                general_purpose::STANDARD.encode_string(b, out);
             }
         }
     }
+}
+
+/// Joins encoded frames into one polling payload.
+pub fn encode<'a>(frames: impl IntoIterator<Item = &'a Frame, IntoIter: Clone>) -> String {
+    let frames = frames.into_iter();
+    let mut out = String::with_capacity(encoded_len(frames.clone()).0);
+    encode_into(frames, &mut out);
     out
+}
+
+/// [`encode`] as shared bytes: a payload of one text frame is that frame's bytes (a broadcast's
+/// one encoding, not copied); several are copied once into a buffer of the exact size.
+pub fn encode_bytes<'a>(frames: impl IntoIterator<Item = &'a Frame, IntoIter: Clone>) -> Bytes {
+    let frames = frames.into_iter();
+    let (len, n) = encoded_len(frames.clone());
+    if n == 1
+        && let Some(Frame::Text(s)) = frames.clone().next()
+    {
+        return s.as_bytes().clone();
+    }
+    let mut out = String::with_capacity(len);
+    encode_into(frames, &mut out);
+    Bytes::from(out.into_bytes())
 }
 
 /// Splits a polling payload into packets. Stops at the first element that does not decode.
@@ -77,6 +109,15 @@ mod tests {
     }
 
     #[test]
+    fn one_text_frame_is_shared_not_copied() {
+        let frame = text("a broadcast, encoded once").encode();
+        let Frame::Text(s) = &frame else { unreachable!() };
+        let body = encode_bytes([&frame]);
+        assert_eq!(body.as_ptr(), s.as_bytes().as_ptr());
+        assert_eq!(body, "4a broadcast, encoded once".as_bytes());
+    }
+
+    #[test]
     fn joins_with_record_separator_and_base64() {
         let frames = [
             text("hello").encode(),
@@ -84,6 +125,11 @@ mod tests {
             Packet::Ping(Str::default()).encode(),
         ];
         assert_eq!(encode(&frames), "4hello\x1ebAQIDBA==\x1e2");
+        assert_eq!(encode_bytes(&frames), "4hello\x1ebAQIDBA==\x1e2".as_bytes());
+        assert_eq!(encode(&frames).capacity(), "4hello\x1ebAQIDBA==\x1e2".len());
+        assert_eq!(encode_bytes(&frames[2..]), "2".as_bytes());
+        assert_eq!(encode_bytes(&frames[1..2]), "bAQIDBA==".as_bytes());
+        assert_eq!(encode_bytes(&[]), "".as_bytes());
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transmit {
     /// Answer the pending polling GET with this payload (status 200, `text/plain; charset=UTF-8`).
-    Poll(String),
+    /// A payload of one text packet shares that packet's bytes (a broadcast is not copied).
+    Poll(Bytes),
     /// Write this frame on the session's WebSocket.
     WebSocket(Frame),
     /// Close the session's WebSocket.
@@ -555,8 +556,12 @@ impl Session {
         }
         match self.transport {
             TransportKind::Polling if self.get_pending => {
-                let frames: Vec<Frame> = self.write_buf.drain(..).collect();
-                self.write_poll_response(frames, false);
+                // Everything buffered goes in this one answer, as in Node (encoded straight from
+                // the buffer: no intermediate list).
+                self.get_pending = false;
+                let body = payload::encode_bytes(&self.write_buf);
+                self.write_buf.clear();
+                self.transmits.push_back(Transmit::Poll(body));
             }
             TransportKind::Polling => {}
             TransportKind::WebSocket => {
@@ -577,7 +582,7 @@ impl Session {
             frames.push(Packet::Close.encode());
         }
         self.get_pending = false;
-        self.transmits.push_back(Transmit::Poll(payload::encode(&frames)));
+        self.transmits.push_back(Transmit::Poll(payload::encode_bytes(&frames)));
     }
 
     fn maybe_close_transport(&mut self) {

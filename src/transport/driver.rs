@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 /// What HTTP handlers ask of a session's driver.
 pub(crate) enum Cmd {
     /// A polling GET; answered with the payload once there is one.
-    Poll(oneshot::Sender<Result<String, SessionError>>),
+    Poll(oneshot::Sender<Result<Bytes, SessionError>>),
     /// The pending GET's client went away.
     PollAborted,
     /// A GET answer could not be written to the client.
@@ -56,7 +56,7 @@ pub(crate) struct Driver {
     probe: Option<WsPipe>,
     /// Probes refused or dropped, still being closed.
     closing_probes: Vec<WsPipe>,
-    pending_get: Option<oneshot::Sender<Result<String, SessionError>>>,
+    pending_get: Option<oneshot::Sender<Result<Bytes, SessionError>>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<Instant>,
     registry: Arc<Registry>,
@@ -128,6 +128,10 @@ impl Driver {
     fn apply_outbox(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let closing = self.outbox.close_requested();
         let room = if closing { usize::MAX } else { self.room_for_bytes() };
+        // Polling with no GET parked: producers queue without waking this task per packet; the
+        // next GET (a command) wakes it and takes the whole batch, as Node answers it.
+        let parked = room == 0 && self.session.transport() == TransportKind::Polling;
+        self.outbox.set_parked(parked);
         self.outbox.drain(cx, &mut self.frames, room);
         let mut progress = !self.frames.is_empty();
         self.session.send_many(self.frames.drain(..));

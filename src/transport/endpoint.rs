@@ -375,7 +375,7 @@ impl Engine {
         info: &RequestInfo,
         ws: Option<WsConn>,
         slot: AddressSlot,
-    ) -> Option<String> {
+    ) -> Option<Bytes> {
         let now = Instant::now();
         let sid: Arc<str> = sid::generate(self.inner.options.sid_tag.as_deref()).into();
         let mut session = Session::new(sid.to_string(), transport, self.inner.config.clone(), now);
@@ -464,7 +464,6 @@ impl Engine {
         guard.0 = None;
         match answer {
             Ok(Ok(body)) => {
-                let body = Bytes::from(body);
                 let (body, encoding) = match encoding {
                     Some(e) if body.len() >= super::compress::THRESHOLD => match compressed(e, body.clone()).await {
                         Some(z) => (z, Some(e)),

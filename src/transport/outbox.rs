@@ -77,6 +77,9 @@ pub struct Outbox {
     /// Whether `over_since` is set (read without its lock by every drain).
     over: AtomicBool,
     overflowed: AtomicBool,
+    /// The driver cannot take frames now (a polling session with no GET parked): a push then
+    /// queues without waking it; the GET that arrives wakes it and takes the whole batch.
+    parked: AtomicBool,
 }
 
 impl Outbox {
@@ -94,6 +97,7 @@ impl Outbox {
             return Pushed::Closed;
         }
         let size: usize = frames.iter().map(Frame::len).sum();
+        let mut crossed = false;
         {
             let mut q = self.frames.lock();
             let queued = self.bytes.load(Ordering::Relaxed) + self.in_transport.load(Ordering::Relaxed);
@@ -113,14 +117,18 @@ impl Outbox {
             self.bytes.fetch_add(size, Ordering::Relaxed);
             if now_queued > self.limits.soft {
                 let mut since = self.over_since.lock();
+                // Crossing the soft limit wakes even a parked driver: it arms the grace timer.
+                crossed = since.is_none();
                 since.get_or_insert_with(Instant::now);
                 self.over.store(true, Ordering::Relaxed);
             }
         }
         // Pairs with the fence in `stop_driving`: either the driver sees these bytes before it
-        // returns, or this push sees it gone and wakes it.
+        // returns, or this push sees it gone and wakes it. A polling driver with no GET parked
+        // (`parked`) is not woken per packet: the next GET takes the batch. Crossing the soft
+        // limit always wakes: it arms the grace timer.
         fence(Ordering::SeqCst);
-        if !self.driving.load(Ordering::Relaxed) {
+        if crossed || (!self.driving.load(Ordering::Relaxed) && !self.parked.load(Ordering::Acquire)) {
             self.waker.wake();
         }
         Pushed::Queued
@@ -177,6 +185,12 @@ impl Outbox {
     /// Bytes waiting in the queue, and taken by the transport but not yet written.
     pub fn queued_bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed) + self.in_transport.load(Ordering::Relaxed)
+    }
+
+    /// Whether pushes should leave the driver asleep (it cannot take frames until something else
+    /// wakes it: a polling GET). Set before [`Outbox::drain`] in each turn.
+    pub(crate) fn set_parked(&self, parked: bool) {
+        self.parked.store(parked, Ordering::Release);
     }
 
     /// Records how many bytes the transport holds unwritten (they count against the limits).
@@ -248,6 +262,47 @@ mod tests {
         assert_eq!(o.queued_bytes(), 0);
         o.mark_closed();
         assert_eq!(o.push(&[f], false), Pushed::Closed);
+    }
+
+    /// Counts wake-ups.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl futures_util::task::ArcWake for Wakes {
+        fn wake_by_ref(arc_self: &std::sync::Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_parked_driver_is_not_woken_per_packet_but_is_at_the_soft_limit() {
+        let o = Outbox::with_limits(OutboxLimits { soft: 10, hard: 100 });
+        let wakes = std::sync::Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = futures_util::task::waker(wakes.clone());
+        let mut out = Vec::new();
+        o.drain(&mut Context::from_waker(&waker), &mut out, 0);
+        let f = Frame::Text(Str::from("4xx")); // 3 bytes
+        o.set_parked(true);
+        for _ in 0..3 {
+            assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        }
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0, "parked: queued without a wake-up");
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            1,
+            "past the soft limit: woken to arm the grace timer"
+        );
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        o.set_parked(false);
+        o.drain(&mut Context::from_waker(&waker), &mut out, usize::MAX);
+        assert_eq!(out.len(), 5, "the whole batch at once");
+        assert_eq!(o.push(std::slice::from_ref(&f), false), Pushed::Queued);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 2, "unparked: every push wakes");
+        o.set_parked(true);
+        o.drain(&mut Context::from_waker(&waker), &mut out, 0);
+        o.request_close();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 3, "a close request always wakes");
     }
 
     #[test]

@@ -416,7 +416,10 @@ impl Harness {
                 lines.push(match t {
                     Transmit::Poll(body) => {
                         answered = true;
-                        format!("S→C  200 {}", show(&body))
+                        format!(
+                            "S→C  200 {}",
+                            show(std::str::from_utf8(&body).expect("payloads are UTF-8"))
+                        )
                     }
                     Transmit::WebSocket(f) => format!("S→C  WS {}", frame_str(&f)),
                     Transmit::CloseWebSocket => "S→C  WS close".to_owned(),

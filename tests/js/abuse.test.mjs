@@ -7,7 +7,7 @@ import { connect } from "node:net";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
 import { stuckReader } from "./lib/raw.mjs";
-import { startServer, once, sleep, metric } from "./lib/server.mjs";
+import { startServer, once, sleep, metric, waitFor } from "./lib/server.mjs";
 
 async function roundTrip(client) {
   const t0 = performance.now();
@@ -55,6 +55,45 @@ test("a client that never reads is disconnected; the others in its room get ever
     stuck._socket.resume();
     await Promise.race([stuckClosed, sleep(5000)]);
     assert.ok((await roundTrip(good)) < 1000);
+  } finally {
+    good.disconnect();
+    sender.disconnect();
+    await server.stop();
+  }
+});
+
+test("a polling client that stops polling is dropped after the queue's grace; a polling member gets everything", { timeout: 60000 }, async () => {
+  const server = await startServer({ env: { OUTBOUND_QUEUE_BYTES: "262144" } });
+  const good = io(server.url, { forceNew: true, reconnection: false, transports: ["polling"] });
+  const sender = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  try {
+    await Promise.all([once(good, "connect"), once(sender, "connect")]);
+    // A polling session that joins the room, then never sends another GET (its driver is parked:
+    // packets queue without waking it, except the one that takes the queue past its soft limit).
+    const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
+    const sid = JSON.parse((await (await fetch(base)).text()).slice(1)).sid;
+    const poll = `${base}&sid=${sid}`;
+    assert.equal(await (await fetch(poll, { method: "POST", body: "40" })).text(), "ok");
+    let seen = "";
+    while (!seen.includes('42["welcome"')) seen += await (await fetch(poll)).text();
+    assert.equal(await (await fetch(poll, { method: "POST", body: '420["join","idle"]' })).text(), "ok");
+    while (!seen.includes("430[")) seen += await (await fetch(poll)).text();
+    await good.emitWithAck("join", "idle");
+    let received = 0;
+    good.on("message", () => received++);
+    const payload = "x".repeat(2048);
+    const total = 200; // ~450 KB queued for the idle session: past the 256 KiB soft limit, under the hard one
+    for (let i = 0; i < total; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, j) => sender.emitWithAck("message", { roomId: "idle", message: payload, n: i + j })));
+    }
+    // The grace is 10 s; the heartbeat would only end the session after 45 s.
+    await waitFor(async () => (await metric(server.url, "sio_slow_client_disconnects_total")) >= 1, 25000, "the idle polling session was not dropped");
+    // Its next GET gets what was queued and the close packet (as Node closes a polling
+    // transport); after that the session is unknown.
+    const last = await (await fetch(poll)).text();
+    assert.ok(last.endsWith("\x1e1"), `ends with the close packet: …${JSON.stringify(last.slice(-40))}`);
+    assert.equal((await fetch(poll)).status, 400, "the dropped session is unknown");
+    await waitFor(() => received === total, 15000, () => `the polling member got ${received} of ${total}`);
   } finally {
     good.disconnect();
     sender.disconnect();

@@ -2,7 +2,11 @@
 //! number of messages in flight, the next sent as deliveries complete) or open loop (a fixed
 //! offered rate of deliveries/s). Reports deliveries/s, end-to-end latency from the sender's
 //! timestamp, and messages lost (expected deliveries that never arrived).
+//!
+//! `--transport polling` puts the receivers on HTTP long-polling only (the stock client with
+//! `transports: ["polling"]`, see [`crate::polling`]); senders stay on WebSocket.
 
+use crate::polling;
 use crate::proto::{self, Incoming, Proto, now_us};
 use crate::stats::{self, Opts};
 use crate::ws::{Op, Ws};
@@ -29,6 +33,8 @@ struct Shared {
     recording: AtomicBool,
     /// Connections the server closed during the run.
     disconnects: AtomicU64,
+    /// Polling GETs answered (polling receivers only).
+    polls: AtomicU64,
     /// Woken when deliveries arrive (closed-loop senders wait on it).
     progress: Notify,
 }
@@ -122,6 +128,88 @@ async fn receive(mut ws: Ws, proto: Proto, shared: Arc<Shared>, mut stop: watch:
     hist
 }
 
+/// Connects `count` polling-only receivers and joins them to the room, `conc` at a time.
+async fn connect_polling(opts: &Opts, count: usize) -> Result<Vec<polling::Client>, String> {
+    let servers = opts.servers()?;
+    let sources = opts.source_ips()?;
+    let gate = Arc::new(Semaphore::new(opts.num("connect-concurrency", 100)?));
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let (addr, gate) = (servers[i % servers.len()], gate.clone());
+            let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
+            tokio::spawn(async move {
+                let _permit = gate.acquire().await;
+                let joined = async {
+                    let mut c = polling::Client::open(addr, source).await?;
+                    c.join(ROOM).await?;
+                    Ok::<_, io::Error>(c)
+                };
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, joined).await.map_err(|_| {
+                    io::Error::other(format!(
+                        "polling client of {addr} not joined within {HANDSHAKE_TIMEOUT:?}"
+                    ))
+                })?
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(count);
+    for t in tasks {
+        out.push(
+            t.await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("connect (polling): {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// A polling receiver: one GET outstanding at a time, pongs POSTed alongside the next GET.
+async fn receive_polling(
+    mut c: polling::Client,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Histogram<u32> {
+    let mut hist = stats::histogram();
+    let mut pong = false;
+    loop {
+        let polled = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            r = c.poll(pong) => r,
+        };
+        if polled.is_err() {
+            shared.disconnects.fetch_add(1, Relaxed);
+            break;
+        }
+        shared.polls.fetch_add(1, Relaxed);
+        let now = now_us();
+        let recording = shared.recording.load(Relaxed);
+        let (mut n, mut closed) = (0u64, false);
+        pong = false;
+        for p in polling::packets(c.payload()) {
+            match proto::classify(Proto::Sio, p) {
+                Incoming::Delivery(ts) => {
+                    n += 1;
+                    if let (true, Some(ts)) = (recording, ts) {
+                        let _ = hist.record(now.saturating_sub(ts).max(1));
+                    }
+                }
+                Incoming::Ping => pong = true,
+                Incoming::Other => closed |= p == b"1",
+            }
+        }
+        if n > 0 {
+            shared.received.fetch_add(n, Relaxed);
+            shared.progress.notify_waiters();
+        }
+        if closed {
+            shared.disconnects.fetch_add(1, Relaxed);
+            break;
+        }
+    }
+    hist
+}
+
 /// Answers pings and drops anything else a sender receives, without waiting.
 fn drain_sender(ws: &mut Ws) -> io::Result<bool> {
     ws.try_fill()?;
@@ -207,10 +295,21 @@ pub async fn run(opts: Opts) -> Result<(), String> {
     if receivers == 0 || senders == 0 {
         return Err("--receivers and --senders must be at least 1".into());
     }
+    let transport = opts.get("transport").unwrap_or("websocket");
+    let polling = match transport {
+        "websocket" => false,
+        "polling" if proto == Proto::Sio => true,
+        "polling" => return Err("--transport polling needs --proto sio".into()),
+        other => return Err(format!("--transport: expected websocket or polling, got {other:?}")),
+    };
 
-    eprintln!("fanout: connecting {receivers} receivers and {senders} senders");
+    eprintln!("fanout: connecting {receivers} receivers ({transport}) and {senders} senders");
     let (rss_idle, _) = stats::sample(&pids);
-    let rx = connect_all(&opts, receivers, 0, true).await?;
+    let (rx, rx_polling) = if polling {
+        (Vec::new(), connect_polling(&opts, receivers).await?)
+    } else {
+        (connect_all(&opts, receivers, 0, true).await?, Vec::new())
+    };
     let tx = connect_all(&opts, senders, receivers, false).await?;
     let (rss_connected, _) = stats::sample(&pids);
 
@@ -220,6 +319,11 @@ pub async fn run(opts: Opts) -> Result<(), String> {
     let rx_tasks: Vec<_> = rx
         .into_iter()
         .map(|ws| tokio::spawn(receive(ws, proto, shared.clone(), stop_rx.clone())))
+        .chain(
+            rx_polling
+                .into_iter()
+                .map(|c| tokio::spawn(receive_polling(c, shared.clone(), stop_rx.clone()))),
+        )
         .collect();
     let interval = (rate > 0.0).then(|| Duration::from_secs_f64(senders as f64 * receivers as f64 / rate));
     let plan = Arc::new(SendPlan {
@@ -237,12 +341,17 @@ pub async fn run(opts: Opts) -> Result<(), String> {
     eprintln!("fanout: warming up for {warmup:?}");
     tokio::time::sleep(warmup).await;
     let (_, cpu0) = stats::sample(&pids);
-    let (t0, got0) = (Instant::now(), shared.received.load(Relaxed));
+    let (t0, got0, polls0) = (
+        Instant::now(),
+        shared.received.load(Relaxed),
+        shared.polls.load(Relaxed),
+    );
     shared.recording.store(true, Relaxed);
     eprintln!("fanout: measuring for {duration:?}");
     tokio::time::sleep(duration).await;
     shared.recording.store(false, Relaxed);
     let (elapsed, got1) = (t0.elapsed().as_secs_f64(), shared.received.load(Relaxed));
+    let polls = shared.polls.load(Relaxed) - polls0;
     let (rss_loaded, cpu1) = stats::sample(&pids);
 
     let _ = stop_send_tx.send(true);
@@ -273,6 +382,7 @@ pub async fn run(opts: Opts) -> Result<(), String> {
 
     let mut out = opts.header("fanout");
     out.insert("proto".into(), json!(opts.get("proto").unwrap_or("sio")));
+    out.insert("transport".into(), json!(transport));
     out.insert("mode".into(), json!(if rate > 0.0 { "open" } else { "closed" }));
     out.insert("receivers".into(), json!(receivers));
     out.insert("senders".into(), json!(senders));
@@ -286,6 +396,14 @@ pub async fn run(opts: Opts) -> Result<(), String> {
         "deliveries_per_s".into(),
         json!(((got1 - got0) as f64 / elapsed).round()),
     );
+    if polling {
+        // How many deliveries one GET carried on average: the server's batching.
+        out.insert("polls_per_s".into(), json!((polls as f64 / elapsed).round()));
+        out.insert(
+            "deliveries_per_poll".into(),
+            json!(((got1 - got0) as f64 / polls.max(1) as f64 * 10.0).round() / 10.0),
+        );
+    }
     stats::percentiles(&mut out, "latency", &hist);
     out.insert("messages_sent".into(), json!(shared.sent.load(Relaxed)));
     out.insert("deliveries_expected".into(), json!(expected));
@@ -297,6 +415,10 @@ pub async fn run(opts: Opts) -> Result<(), String> {
         out.insert(
             "server_cpu_pct".into(),
             json!(((cpu1 - cpu0) / elapsed * 1000.0).round() / 10.0),
+        );
+        out.insert(
+            "server_cpu_us_per_delivery".into(),
+            json!(((cpu1 - cpu0) * 1e6 / (got1 - got0).max(1) as f64 * 100.0).round() / 100.0),
         );
         out.insert("server_rss_idle_kib".into(), json!(rss_idle));
         out.insert("server_rss_connected_kib".into(), json!(rss_connected));

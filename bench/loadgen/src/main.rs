@@ -5,6 +5,7 @@
 mod connect;
 mod echo;
 mod fanout;
+mod polling;
 mod proto;
 mod restorm;
 mod sioclient;
@@ -25,6 +26,7 @@ common:  --servers 127.0.0.1:3000[,host:port...]  clients are spread round-robin
 connect: --clients N --rate PER_S --hold SECS --processes P
 fanout:  --receivers R --senders S --warmup SECS --duration SECS
          --rate DELIVERIES_PER_S (open loop; 0 = closed loop) --window MESSAGES_IN_FLIGHT
+         --transport websocket|polling (receivers; senders stay on WebSocket)
 echo:    --clients C --duration SECS
 storm:   --clients N --concurrency C (clients between handshake and join at once) --rooms R
 reconnect-storm: --servers NGINX --clients N --rooms R --concurrency C --kill PID --victim sio-2
