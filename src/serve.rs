@@ -197,6 +197,12 @@ impl Drop for Open {
 }
 
 /// Resolves once `stop` is true (or its sender is gone).
+/// Sets TCP_NODELAY on the listening socket where accepted sockets inherit it (Linux copies it to
+/// each one), which saves a syscall per connection; false where each connection must set it.
+fn nodelay_on_listener(listener: &TcpListener) -> bool {
+    cfg!(target_os = "linux") && socket2::SockRef::from(listener).set_tcp_nodelay(true).is_ok()
+}
+
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
@@ -204,6 +210,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// Serves `router` on `listener` until `stop` turns true, then lets open connections finish their
 /// current request (upgraded WebSockets live on in their own tasks).
 pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions, mut stop: watch::Receiver<bool>) {
+    let nodelay_inherited = nodelay_on_listener(&listener);
     let mut connections = tokio::task::JoinSet::new();
     let open: Arc<Mutex<OpenCounts>> = Arc::default();
     let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
@@ -239,7 +246,7 @@ pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions,
             drop(tcp);
             continue;
         }
-        if let Err(e) = tcp.set_nodelay(true) {
+        if !nodelay_inherited && let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let abort = ConnAbort::default();
@@ -310,4 +317,21 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_have_nodelay_without_setting_it_each_time() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let inherited = nodelay_on_listener(&listener);
+        assert_eq!(inherited, cfg!(target_os = "linux"));
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (tcp, _) = accepted.unwrap();
+        assert!(client.is_ok());
+        assert_eq!(tcp.nodelay().unwrap(), inherited, "TCP_NODELAY came from the listener");
+    }
 }

@@ -129,9 +129,7 @@ fn probing_with_parked_get() -> (Harness, String, String) {
 #[test]
 fn upgrade_with_pending_get() {
     let (mut h, q, sid) = probing_with_parked_get();
-    // Like Node, the parked GET is released with a noop at the next 100 ms check, not at once.
-    h.advance(99);
-    h.advance(1);
+    // The GET parked when the probe is answered gets its noop at once (right after `3probe`).
     h.post(&q, b"4buffered before upgrade");
     h.get(&q);
     h.ws_text(&sid, "5");
@@ -140,8 +138,21 @@ fn upgrade_with_pending_get() {
 }
 
 #[test]
+fn upgrade_get_parked_after_the_probe_waits_for_the_100ms_check() {
+    // A client that polled again before it saw `3probe`: like Node, that GET gets its noop at
+    // the next 100 ms check, not at once.
+    let (mut h, q, sid) = probing_with_parked_get();
+    h.get(&q);
+    h.advance(99);
+    h.advance(1);
+    h.ws_text(&sid, "5");
+    check("eio_upgrade_second_get_noop_at_check", &h);
+}
+
+#[test]
 fn upgrade_pending_get_freed_by_data_gets_no_noop() {
     let (mut h, q, sid) = probing_with_parked_get();
+    h.get(&q);
     h.advance(50);
     h.post(&q, b"4data before the noop check");
     h.get(&q);

@@ -17,8 +17,11 @@ use std::time::Instant;
 use thiserror::Error;
 
 /// During a probed upgrade, how often a parked polling GET is released with a noop so the client
-/// can finish pausing polling (Node's 100 ms check interval). Not at once: a client that is not
-/// pausing yet would only poll again, and Node's clients see no noop when data frees the GET first.
+/// can finish pausing polling (Node's 100 ms check interval). The GET parked when the probe is
+/// answered is released at once (as socketioxide does; Node waits for its first check): the
+/// client pauses polling on `3probe` and upgrades as soon as that GET returns, so the 100 ms
+/// wait was most of the time to upgrade. A client that polls again before it saw `3probe` gets
+/// its noop at the next check, as with Node.
 const UPGRADE_NOOP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why a session closed. Node's reason strings are written once, in
@@ -282,8 +285,8 @@ impl Session {
             self.finish_close();
             return Ok(());
         }
-        // During a probed upgrade the GET stays parked until the next noop check (see
-        // `UPGRADE_NOOP_INTERVAL`), unless there is data for it.
+        // During a probed upgrade a GET sent after the probe was answered stays parked until the
+        // next noop check (see `UPGRADE_NOOP_INTERVAL`), unless there is data for it.
         self.flush();
         Ok(())
     }
@@ -418,6 +421,7 @@ impl Session {
             Ok(Packet::Ping(data)) if data == "probe" => {
                 self.transmits.push_back(Transmit::Probe(Packet::Pong(data).encode()));
                 self.upgrade = Upgrade::Probed;
+                self.release_parked_get();
                 self.timers.set(Timer::UpgradeNoop, now + UPGRADE_NOOP_INTERVAL);
             }
             Ok(Packet::Upgrade) if self.state != State::Closed => self.complete_upgrade(),
@@ -432,6 +436,17 @@ impl Session {
             self.upgrade = Upgrade::None;
             self.timers.stop(Timer::Upgrade);
             self.timers.stop(Timer::UpgradeNoop);
+        }
+    }
+
+    /// During a probed upgrade: answers a parked GET with what is buffered, or else a noop, so
+    /// the client can finish pausing polling.
+    fn release_parked_get(&mut self) {
+        if self.get_pending {
+            self.flush();
+        }
+        if self.get_pending {
+            self.write_poll_response(vec![Packet::Noop.encode()], false);
         }
     }
 
@@ -496,12 +511,7 @@ impl Session {
                 Timer::Close => self.finish_close(),
                 Timer::UpgradeNoop => {
                     if self.upgrade == Upgrade::Probed {
-                        if self.get_pending {
-                            self.flush();
-                        }
-                        if self.get_pending {
-                            self.write_poll_response(vec![Packet::Noop.encode()], false);
-                        }
+                        self.release_parked_get();
                         self.timers.set(Timer::UpgradeNoop, due + UPGRADE_NOOP_INTERVAL);
                     }
                 }

@@ -28,8 +28,8 @@ pub(crate) enum Cmd {
     PollAborted,
     /// A GET answer could not be written to the client.
     PollUndelivered,
-    /// A polling POST started.
-    PostStart(oneshot::Sender<Result<(), SessionError>>),
+    /// A polling POST started (an overlapping one closes the session; its `Post` then says so).
+    PostStart,
     /// A polling POST's body.
     Post(Bytes, oneshot::Sender<Result<(), SessionError>>),
     /// A POST ended before its body was read.
@@ -175,8 +175,9 @@ impl Driver {
             },
             Cmd::PollAborted => self.session.handle_poll_aborted(now),
             Cmd::PollUndelivered => self.session.handle_transport_error(now),
-            Cmd::PostStart(reply) => {
-                let _ = reply.send(self.session.handle_post_start(now));
+            Cmd::PostStart => {
+                // An error here is answered to the POST's body (`handle_post` checks the same).
+                let _ = self.session.handle_post_start(now);
             }
             Cmd::Post(body, reply) => {
                 let result = self.session.handle_post(body, now);

@@ -489,14 +489,11 @@ impl Engine {
     }
 
     async fn post(&self, handle: Handle, req: Request<Body>) -> Response<Body> {
-        let (tx, rx) = oneshot::channel();
-        if handle.cmds.send(Cmd::PostStart(tx)).is_err() {
+        // The start is not waited for: a POST overlapping another one closes the session there,
+        // and this POST learns it from the answer to its body (one round trip to the driver per
+        // POST, and usually one wakeup, since the body tends to come with the headers).
+        if handle.cmds.send(Cmd::PostStart).is_err() {
             return error_response(EngineError::UnknownSid);
-        }
-        match rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return session_error_response(e),
-            Err(_) => return error_response(EngineError::UnknownSid),
         }
         let max = self.inner.config.max_payload;
         let declared = req
