@@ -3,24 +3,19 @@
 // HTTP_COMPRESSION=off the same traffic is plain. Either way the client gets its data intact.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
-import { CHROMIUM, CHROMIUM_ARGS } from "./chromium.mjs";
+import { launchChromium } from "./launch.mjs";
 import { startServer } from "../js/lib/server.mjs";
 
-let on, off, context, userDataDir;
+let on, off, context, browser;
 
 before(async () => {
   [on, off] = await Promise.all([startServer(), startServer({ env: { HTTP_COMPRESSION: "off" } })]);
-  userDataDir = mkdtempSync(path.join(tmpdir(), "sio-chromium-"));
-  context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 60_000 });
+  browser = await launchChromium();
+  context = browser.context;
 }, { timeout: 120_000 });
 
 after(async () => {
-  await context?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
   await Promise.all([on?.stop(), off?.stop()]);
 });
 

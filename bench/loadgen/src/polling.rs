@@ -5,11 +5,12 @@
 //! one socket, so a POST takes another). No `Accept-Encoding`, as the stock client in Node sends
 //! none. Responses are read into one reused buffer; payloads are split on `\x1e` in place.
 
+use crate::ws::dial;
 use serde_json::Value;
 use std::io::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 /// The record separator between the packets of one polling payload.
 pub const SEPARATOR: u8 = 0x1e;
@@ -32,20 +33,6 @@ pub struct Http {
     body: (usize, usize),
     consumed: usize,
     out: Vec<u8>,
-}
-
-async fn dial(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    if let Some(ip) = source {
-        socket.bind(SocketAddr::new(ip, 0))?;
-    }
-    let stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 /// The value of header `name` (lowercase) in a response head.

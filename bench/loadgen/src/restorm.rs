@@ -9,7 +9,7 @@
 
 use crate::sioclient::{Backoff, Seen, Session};
 use crate::stats::{self, Opts};
-use crate::storm::Http;
+use crate::storm::{Http, open_session};
 use crate::ws::{Op, Ws};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -62,20 +62,9 @@ async fn next_seen(ws: &mut Ws, session: &mut Session) -> io::Result<Seen> {
 /// One connection attempt on the default path (polling handshake, CONNECT, probe, upgrade), then
 /// `join` unless the session was recovered.
 async fn connect(addr: SocketAddr, source: Option<IpAddr>, room: &str, session: &mut Session) -> io::Result<Up> {
-    let base = "/socket.io/?EIO=4&transport=polling";
     let mut http = Http::connect(addr, source).await?;
-    let open = http.request("GET", base, b"").await?;
-    let open = open.strip_prefix(b"0").ok_or_else(|| err("no Engine.IO open packet"))?;
-    let v: Value = serde_json::from_slice(open).map_err(|e| err(format!("open packet: {e}")))?;
-    let sid = v["sid"]
-        .as_str()
-        .ok_or_else(|| err("open packet without sid"))?
-        .to_owned();
+    let (sid, poll_url) = open_session(&mut http, &session.connect_packet()).await?;
     let instance = sid.split_once('.').map_or("", |(i, _)| i).to_owned();
-    let poll_url = format!("{base}&sid={sid}");
-    if http.request("POST", &poll_url, &session.connect_packet()).await? != b"ok" {
-        return Err(err("CONNECT POST not answered ok"));
-    }
     let (mut recovered, mut welcome) = (None, false);
     while recovered.is_none() {
         for s in poll(&mut http, &poll_url, session).await? {

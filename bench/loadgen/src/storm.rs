@@ -6,7 +6,7 @@
 //! not depend on how fast the load generator is).
 
 use crate::stats::{self, Opts};
-use crate::ws::{Op, Ws};
+use crate::ws::{Op, Ws, dial};
 use serde_json::{Value, json};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 fn err(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
@@ -31,16 +31,7 @@ pub(crate) struct Http {
 impl Http {
     /// Opens the connection (from `source` when given).
     pub(crate) async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Http> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Some(ip) = source {
-            socket.bind(SocketAddr::new(ip, 0))?;
-        }
-        let stream = socket.connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = dial(addr, source).await?;
         Ok(Http {
             stream,
             addr,
@@ -120,10 +111,10 @@ async fn poll_once(http: &mut Http, url: &str) -> io::Result<Seen> {
     Ok(seen)
 }
 
-/// One client's default path up to its joined room; returns its open WebSocket.
-async fn client(addr: SocketAddr, source: Option<IpAddr>, room: &str) -> io::Result<Ws> {
+/// The default path's first two requests: the polling handshake, then the CONNECT packet
+/// `connect` POSTed; returns the sid and the session's polling URL.
+pub(crate) async fn open_session(http: &mut Http, connect: &[u8]) -> io::Result<(String, String)> {
     let base = "/socket.io/?EIO=4&transport=polling";
-    let mut http = Http::connect(addr, source).await?;
     let open = http.request("GET", base, b"").await?;
     let open = open.strip_prefix(b"0").ok_or_else(|| err("no Engine.IO open packet"))?;
     let v: Value = serde_json::from_slice(open).map_err(|e| err(format!("open packet: {e}")))?;
@@ -132,9 +123,16 @@ async fn client(addr: SocketAddr, source: Option<IpAddr>, room: &str) -> io::Res
         .ok_or_else(|| err("open packet without sid"))?
         .to_owned();
     let poll = format!("{base}&sid={sid}");
-    if http.request("POST", &poll, b"40").await? != b"ok" {
+    if http.request("POST", &poll, connect).await? != b"ok" {
         return Err(err("CONNECT POST not answered ok"));
     }
+    Ok((sid, poll))
+}
+
+/// One client's default path up to its joined room; returns its open WebSocket.
+async fn client(addr: SocketAddr, source: Option<IpAddr>, room: &str) -> io::Result<Ws> {
+    let mut http = Http::connect(addr, source).await?;
+    let (sid, poll) = open_session(&mut http, b"40").await?;
     // Poll until the CONNECT reply (a server may send a ping first).
     let mut welcome = false;
     loop {

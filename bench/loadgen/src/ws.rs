@@ -92,6 +92,21 @@ fn inflate(d: &mut Decompress, input: &[u8], out: &mut Vec<u8>) -> io::Result<()
     Ok(())
 }
 
+/// Opens a TCP connection to `addr` (from `source` when given), with Nagle off.
+pub(crate) async fn dial(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 fn err(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
 }
@@ -99,16 +114,7 @@ fn err(msg: impl Into<String>) -> io::Error {
 impl Ws {
     /// Opens a TCP connection (from `source` when given) and upgrades it at `path`.
     pub async fn connect(addr: SocketAddr, source: Option<IpAddr>, path: &str) -> io::Result<Ws> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Some(ip) = source {
-            socket.bind(SocketAddr::new(ip, 0))?;
-        }
-        let stream = socket.connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = dial(addr, source).await?;
         let mut ws = Ws {
             stream,
             buf: vec![0; 4096],
