@@ -203,7 +203,6 @@ fn engine(config: &Config, io: &Server) -> Engine {
     Engine::new(config.engine.clone(), options, io.engine_handler())
 }
 
-/// Serves the webhook in this process on `WEBHOOK_PORT`, delivering straight into `io`.
 /// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). A reconnect storm
 /// behind nginx opens thousands of upstream connections at once (one per proxied request); past a
 /// full queue SYNs are dropped, and nginx answers 504 once its 2 s connect timeout passes. tokio's
@@ -222,6 +221,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Serves the webhook in this process on `WEBHOOK_PORT`, delivering straight into `io`.
 /// Returns false only when an explicitly configured port cannot be bound.
 async fn start_webhook(config: &Config, io: Server) -> bool {
     let (port, explicit) = match config.webhook_port {
