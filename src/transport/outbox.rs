@@ -229,7 +229,8 @@ impl Outbox {
         }
         out.extend(q.drain(..n));
         let left = self.bytes.fetch_sub(size, Ordering::Relaxed) - size;
-        drop(q);
+        // Cleared under the queue's lock (the order `push` takes them in): a push that crosses the
+        // soft limit after this drain keeps its clock, so its grace timer is not lost.
         if left + self.in_transport.load(Ordering::Relaxed) <= self.limits.soft {
             // Locked only when set: a drain is per driver turn, and the lock is a write.
             if self.over.load(Ordering::Relaxed) {
@@ -238,6 +239,7 @@ impl Outbox {
                 self.over.store(false, Ordering::Relaxed);
             }
         }
+        drop(q);
     }
 }
 

@@ -430,14 +430,16 @@ describe("nginx configuration", () => {
   test("nginx listens on 3000 and answers /nginx-health itself", () => {
     for (const f of ["nginx/conf.d/socketio.conf", "nginx/alternatives/ip-hash.conf"]) {
       const text = read(f);
-      assert.match(text, /listen\s+3000\s*;/, f);
+      assert.match(text, /listen\s+3000(\s+backlog=\d+)?\s*;/, f);
       assert.match(text, /location\s+=\s+\/nginx-health/, f);
     }
     assert.match(read("nginx/nginx.conf"), /include\s+conf\.d\/\*\.conf\s*;/);
   });
 
   test("scripts/cluster runs the same nginx files as docker compose (no configuration of its own)", () => {
-    const script = read("scripts/cluster");
+    // scripts/cluster writes them through lib.sh's cluster_nginx_config (scripts/bench uses it too).
+    assert.match(read("scripts/cluster"), /cluster_nginx_config/);
+    const script = read("scripts/lib.sh");
     assert.match(script, /nginx\/conf\.d\/socketio\.conf/);
     assert.match(script, /nginx\/nginx\.conf/);
     assert.doesNotMatch(script, /\bupstream\s+\w+\s*\{|\bproxy_pass\b|\blimit_(req|conn)\b/, "no nginx directives written by the script itself");
