@@ -293,7 +293,17 @@ async fn serve(addr: SocketAddr, router: axum::Router, engine: Option<Engine>, c
     tracing::info!(%addr, "listening");
     shutdown_watchdog(grace + SHUTDOWN_MARGIN);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(sio_server::serve::serve(listener, router, serve_options, stop_rx));
+    // The Engine.IO endpoint is served ahead of the router (see `serve::DirectEngine`).
+    let direct = engine
+        .clone()
+        .map(|e| sio_server::serve::DirectEngine::new(&config.path, e));
+    let mut server = tokio::spawn(sio_server::serve::serve_with(
+        listener,
+        router,
+        direct,
+        serve_options,
+        stop_rx,
+    ));
     tokio::select! {
         _ = sio_server::serve::shutdown_signal() => {}
         _ = &mut server => return ExitCode::from(1),
