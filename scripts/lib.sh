@@ -6,7 +6,8 @@ say() { printf '\n==> %s\n' "$*"; }
 # The nginx binary (Debian puts it in /usr/sbin, often not on a user's PATH), or nothing.
 nginx_bin() { command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true; }
 
-# Debian packages providing each tool by name: redis (redis-server, redis-cli), nginx, chromium.
+# Debian packages providing each tool by name: redis (redis-server, redis-cli), nginx, chromium,
+# build (a C compiler and make: the jemalloc allocator is built from source by its crate).
 packages_for() {
   local tool
   for tool in "$@"; do
@@ -15,17 +16,19 @@ packages_for() {
              command -v redis-cli >/dev/null || echo redis-tools ;;
       nginx) [ -n "$(nginx_bin)" ] || echo nginx ;;
       chromium) command -v chromium >/dev/null || echo chromium ;;
+      build) command -v cc >/dev/null || echo gcc
+             command -v make >/dev/null || echo make ;;
       *) echo "scripts/lib.sh: unknown tool $tool" >&2; return 1 ;;
     esac
   done
 }
 
-# Installs the tools named (redis, nginx, chromium) that are missing, with apt-get (as root or
+# Installs the tools named (redis, nginx, chromium, build) that are missing, with apt-get (as root or
 # through passwordless sudo), then checks that each is there. Fails naming what is missing.
 install_tools() {
   local missing=() tool
   for tool in "$@"; do
-    case $tool in redis | nginx | chromium) ;; *) echo "install_tools: unknown tool $tool" >&2; return 1 ;; esac
+    case $tool in redis | nginx | chromium | build) ;; *) echo "install_tools: unknown tool $tool" >&2; return 1 ;; esac
   done
   mapfile -t missing < <(packages_for "$@")
   if ((${#missing[@]})); then
