@@ -137,6 +137,15 @@ function targets() {
     const also = rss ? `; with REDIS_ADAPTER=streams ${ms(rss.back_max_us)}, ${rss.recovered.toLocaleString("en-US")} recovered` : "";
     lines.push(`| reconnect storm: kill -9 of 1 of 3 instances behind nginx, ${rs.moved.toLocaleString("en-US")} moved clients all back (median of ${all.length}; every run) | ${restormBack(rs)}${restormRuns("ours")}${also} | ${rn ? `${restormBack(rn)}${restormRuns("node")} (Node)` : "–"} | ${x(rn?.back_max_us, rs.back_max_us)} faster | all back ≤ 3 s | ${yes(met)} |`);
   }
+  // Connection setup: server CPU per client on the stock client's default path (storm), as a fraction of the reference's.
+  const so = storm("ours");
+  const stormRuns = (s) => rows.filter((r) => r.scenario === "storm" && r.server === s).map((r) => r.server_cpu_us_per_client).join(", ");
+  for (const [ref, goal] of [["node", 10], ["socketioxide", 3]]) {
+    const sr = storm(ref);
+    if (!so || !sr) continue;
+    const f = sr.server_cpu_us_per_client / so.server_cpu_us_per_client;
+    lines.push(`| server CPU per client on the default path (storm, 2,000 clients) vs ${NAMES[ref]} (medians) | ${so.server_cpu_us_per_client} µs (runs: ${stormRuns("ours")}) | ${sr.server_cpu_us_per_client} µs (runs: ${stormRuns(ref)}) | 1/${f.toFixed(1)} | ≤ 1/${goal} | ${yes(f >= goal)} |`);
+  }
   const po = poll("ours"), pn = poll("node");
   const pr2 = po && pn ? po.deliveries_per_s / pn.deliveries_per_s : undefined;
   lines.push(`| polling-only fan-out, 1,000 receivers vs Node (medians) | ${k(po?.deliveries_per_s)}/s${pollRuns("ours")} | ${k(pn?.deliveries_per_s)}/s${pollRuns("node")} | ${x(po?.deliveries_per_s, pn?.deliveries_per_s)} | ≥ 10x | ${yes(pr2 === undefined ? undefined : pr2 >= 10)} |`);
