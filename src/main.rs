@@ -30,7 +30,10 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// (close-deadline.test.mjs); with 1 s or 500 ms it came back only partly within 5 s.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0\0";
+pub static malloc_conf: Option<&'static std::ffi::c_char> = Some(
+    // SAFETY: a static NUL-terminated string; `Option<&c_char>` is one pointer, as C's `const char *`.
+    unsafe { &*c"background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0".as_ptr() },
+);
 
 /// `sio-server admin-hash`: the bcrypt hash (cost 10, as Node's examples) of the first line of stdin.
 fn admin_hash() -> ExitCode {
