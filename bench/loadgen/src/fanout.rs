@@ -64,15 +64,7 @@ async fn connect_all(opts: &Opts, count: usize, offset: usize, join: bool) -> Re
             })
         })
         .collect();
-    let mut out = Vec::with_capacity(count);
-    for t in tasks {
-        out.push(
-            t.await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("connect: {e}"))?,
-        );
-    }
-    Ok(out)
+    collect(tasks, "connect").await
 }
 
 /// Reads deliveries until told to stop; returns the latencies recorded in the window.
@@ -152,15 +144,7 @@ async fn connect_polling(opts: &Opts, count: usize) -> Result<Vec<polling::Clien
             })
         })
         .collect();
-    let mut out = Vec::with_capacity(count);
-    for t in tasks {
-        out.push(
-            t.await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("connect (polling): {e}"))?,
-        );
-    }
-    Ok(out)
+    collect(tasks, "connect (polling)").await
 }
 
 /// A polling receiver: one GET outstanding at a time, pongs POSTed alongside the next GET.
@@ -429,4 +413,17 @@ pub async fn run(opts: Opts) -> Result<(), String> {
     }
     println!("{}", serde_json::Value::Object(out));
     Ok(())
+}
+
+/// Awaits the connecting tasks in order; the first failure names `what` it was.
+async fn collect<T>(tasks: Vec<tokio::task::JoinHandle<io::Result<T>>>, what: &str) -> Result<Vec<T>, String> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(
+            t.await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{what}: {e}"))?,
+        );
+    }
+    Ok(out)
 }
