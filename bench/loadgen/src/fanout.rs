@@ -39,6 +39,21 @@ struct Shared {
     progress: Notify,
 }
 
+impl Shared {
+    /// Counts `n` deliveries read in one go (waking the closed-loop senders), and a close seen
+    /// with them; returns whether the receiver's connection is over.
+    fn tally(&self, n: u64, closed: bool) -> bool {
+        if n > 0 {
+            self.received.fetch_add(n, Relaxed);
+            self.progress.notify_waiters();
+        }
+        if closed {
+            self.disconnects.fetch_add(1, Relaxed);
+        }
+        closed
+    }
+}
+
 /// Connects `count` clients spread over `servers`, `conc` handshakes at a time.
 async fn connect_all(opts: &Opts, count: usize, offset: usize, join: bool) -> Result<Vec<Ws>, String> {
     let servers = opts.servers()?;
@@ -104,12 +119,7 @@ async fn receive(mut ws: Ws, proto: Proto, shared: Arc<Shared>, mut stop: watch:
                 break;
             }
         }
-        if n > 0 {
-            shared.received.fetch_add(n, Relaxed);
-            shared.progress.notify_waiters();
-        }
-        if closed {
-            shared.disconnects.fetch_add(1, Relaxed);
+        if shared.tally(n, closed) {
             break;
         }
         if pong && ws.send_text(b"3").await.is_err() {
@@ -182,12 +192,7 @@ async fn receive_polling(
                 Incoming::Other => closed |= p == b"1",
             }
         }
-        if n > 0 {
-            shared.received.fetch_add(n, Relaxed);
-            shared.progress.notify_waiters();
-        }
-        if closed {
-            shared.disconnects.fetch_add(1, Relaxed);
+        if shared.tally(n, closed) {
             break;
         }
     }
