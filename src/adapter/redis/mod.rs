@@ -16,7 +16,9 @@ pub mod presence;
 pub mod probe;
 pub mod queue;
 pub mod sharded;
+pub mod shardsub;
 pub mod subs;
+pub mod topology;
 
 pub use factory::{AdapterKind, PubSubAdapterFactory, RedisAdapterFactory, RedisConfig};
 pub use presence::{InstanceStats, PresenceTracker};

@@ -1,31 +1,16 @@
-//! The connection to one Cluster node inside the `redis` crate's Cluster client, wrapped to see
-//! what the client hides: the MOVED and ASK redirects it follows, the node connections it opens
-//! (and fails to open), counted in `/metrics`; and, for the subscriber client, every new node
-//! connection. The client replaces node connections by itself (after a node failure it may even
-//! rebuild all of them from the seed nodes), which silently drops the subscriptions the old ones
-//! carried, and its own resubscription sends every sharded channel in one `SSUBSCRIBE` (refused
-//! with CROSSSLOT when they span slots). [`subscriber_connections`] lets the subscription owners
-//! re-issue theirs, one channel at a time.
+//! The connection to one Cluster node inside the `redis` crate's Cluster client (the command
+//! client), wrapped to see what the client hides: the MOVED and ASK redirects it follows, the
+//! node connections it opens (and fails to open), counted in `/metrics`. Subscriptions do not go
+//! through that client ([`super::pinned`], [`super::shardsub`]).
 
 use crate::metrics::{self, METRICS};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::Connect;
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisFuture, Value};
-use std::sync::LazyLock;
-use tokio::sync::watch;
 
-/// Counts subscriber node connections opened in this process.
-static SUBSCRIBER_CONNECTIONS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
-
-/// Changes whenever a Cluster subscriber client opened a node connection (its subscriptions may
-/// need to be re-issued there).
-pub fn subscriber_connections() -> watch::Receiver<u64> {
-    SUBSCRIBER_CONNECTIONS.subscribe()
-}
-
-/// A node connection of the command client (`SUB = false`) or of the subscriber client.
+/// A node connection of the command client.
 #[derive(Clone)]
-pub struct NodeConn<const SUB: bool>(MultiplexedConnection);
+pub struct NodeConn(MultiplexedConnection);
 
 fn count_redirect(code: Option<&str>, kind: Option<ErrorKind>) {
     if code == Some("MOVED") || kind == Some(ErrorKind::Moved) {
@@ -45,7 +30,7 @@ fn count_error(e: &redis::RedisError) {
     count_redirect(e.code(), Some(e.kind()));
 }
 
-impl<const SUB: bool> ConnectionLike for NodeConn<SUB> {
+impl ConnectionLike for NodeConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let result = self.0.req_packed_command(cmd).await;
@@ -78,7 +63,7 @@ impl<const SUB: bool> ConnectionLike for NodeConn<SUB> {
     }
 }
 
-impl<const SUB: bool> Connect for NodeConn<SUB> {
+impl Connect for NodeConn {
     fn connect_with_config<'a, T>(info: T, config: AsyncConnectionConfig) -> RedisFuture<'a, Self>
     where
         T: IntoConnectionInfo + Send + 'a,
@@ -87,9 +72,6 @@ impl<const SUB: bool> Connect for NodeConn<SUB> {
             match MultiplexedConnection::connect_with_config(info, config).await {
                 Ok(conn) => {
                     metrics::inc(&METRICS.redis_node_connects);
-                    if SUB {
-                        SUBSCRIBER_CONNECTIONS.send_modify(|n| *n = n.wrapping_add(1));
-                    }
                     Ok(NodeConn(conn))
                 }
                 Err(e) => {

@@ -5,6 +5,7 @@
 use super::node::NodeConn;
 use super::pinned::PinnedSubscriber;
 use super::queue::QueueSender;
+use super::shardsub::{PushFn, ShardedSubscriber};
 pub use crate::adapter::pubsub::PubSubMessage;
 use crate::metrics::{self, METRICS};
 use bytes::Bytes;
@@ -95,8 +96,7 @@ const SLOW: Duration = Duration::from_millis(100);
 #[derive(Clone)]
 enum Conn {
     Standalone(ConnectionManager),
-    Cluster(ClusterConnection<NodeConn<false>>),
-    ClusterSub(ClusterConnection<NodeConn<true>>),
+    Cluster(ClusterConnection<NodeConn>),
 }
 
 impl Conn {
@@ -104,7 +104,6 @@ impl Conn {
         match self {
             Conn::Standalone(c) => cmd.query_async(c).await,
             Conn::Cluster(c) => cmd.query_async(c).await,
-            Conn::ClusterSub(c) => cmd.query_async(c).await,
         }
     }
 }
@@ -115,15 +114,25 @@ pub struct RedisService {
     inner: Arc<Inner>,
 }
 
+/// The subscriber side of a [`RedisService`].
+enum Subscriber {
+    /// One connection to the standalone server, resubscribing by itself after reconnecting.
+    Standalone(ConnectionManager),
+    /// On a Cluster: the classic subscriber (`SUBSCRIBE`/`PSUBSCRIBE`), pinned to one node, and
+    /// the sharded one (`SSUBSCRIBE`), each channel on its slot's master.
+    Cluster {
+        pinned: Box<PinnedSubscriber>,
+        sharded: ShardedSubscriber,
+    },
+}
+
 pub(super) struct Inner {
     cmd: Conn,
-    sub: Conn,
+    sub: Subscriber,
     cluster: bool,
     timeout: Duration,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
-    /// On a Cluster, the classic subscriber (`SUBSCRIBE`/`PSUBSCRIBE`), pinned to one node.
-    pinned: Option<PinnedSubscriber>,
     /// Subscriber connection events ([`SubscriberEvent`]).
     events: broadcast::Sender<SubscriberEvent>,
     /// The last verdict of the health probe (see [`super::probe`]).
@@ -198,7 +207,6 @@ impl RedisService {
         let (events, _) = broadcast::channel(EVENTS);
         let events_for_pinned = events.clone();
         let events_tx = events.clone();
-        type PushFn = dyn Fn(PushInfo) -> Result<(), redis::aio::SendError> + Send + Sync;
         let push: Arc<PushFn> = Arc::new(move |info: PushInfo| {
             match info.kind {
                 PushKind::Disconnection => {
@@ -227,7 +235,7 @@ impl RedisService {
             let push = Arc::clone(push);
             move |info: PushInfo| push(info)
         };
-        let (cmd, sub, cluster, pinned) = match target {
+        let (cmd, sub, cluster) = match target {
             RedisTarget::Standalone(url) => {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(timeout)
@@ -238,32 +246,17 @@ impl RedisService {
                 let cmd = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
                 let sub_config = config.set_push_sender(push_to(&push)).set_automatic_resubscription();
                 let sub = ConnectionManager::new_with_config(client, sub_config).await?;
-                (Conn::Standalone(cmd), Conn::Standalone(sub), false, None)
+                (Conn::Standalone(cmd), Subscriber::Standalone(sub), false)
             }
             RedisTarget::Cluster(nodes) => {
-                // A node connection the subscriber client opens (it may have replaced one that
-                // carried subscriptions) makes the owners re-issue theirs.
-                let mut opened = super::node::subscriber_connections();
-                let resets = events.downgrade();
-                tokio::spawn(async move {
-                    while opened.changed().await.is_ok() {
-                        let Some(events) = resets.upgrade() else { return };
-                        let _ = events.send(SubscriberEvent::Reset);
-                    }
-                });
                 let infos: Vec<ConnectionInfo> = nodes
                     .iter()
                     .map(|n| n.as_str().into_connection_info())
                     .collect::<RedisResult<_>>()?;
-                let builder = || {
-                    ClusterClientBuilder::new(infos.clone())
-                        .connection_timeout(timeout)
-                        .response_timeout(timeout)
-                        .use_protocol(ProtocolVersion::RESP3)
-                };
-                let cmd = builder().build()?.get_async_generic_connection().await?;
-                let sub = builder()
-                    .push_sender(push_to(&push))
+                let cmd = ClusterClientBuilder::new(infos)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .use_protocol(ProtocolVersion::RESP3)
                     .build()?
                     .get_async_generic_connection()
                     .await?;
@@ -273,10 +266,18 @@ impl RedisService {
                     .set_response_timeout(timeout)
                     .set_push_sender(push_to(&push));
                 let moved = events_for_pinned.clone();
-                let pinned = PinnedSubscriber::new(resp3, pinned_config, timeout, move || {
+                let pinned = PinnedSubscriber::new(resp3.clone(), pinned_config, timeout, move || {
                     let _ = moved.send(SubscriberEvent::Reset);
                 });
-                (Conn::Cluster(cmd), Conn::ClusterSub(sub), true, Some(pinned))
+                let sharded = ShardedSubscriber::new(resp3, push.clone(), timeout);
+                (
+                    Conn::Cluster(cmd),
+                    Subscriber::Cluster {
+                        pinned: Box::new(pinned),
+                        sharded,
+                    },
+                    true,
+                )
             }
         };
         let service = RedisService {
@@ -287,7 +288,6 @@ impl RedisService {
                 timeout,
                 healthy: AtomicBool::new(true),
                 last_error: Mutex::new(None),
-                pinned,
                 events,
                 probe: super::probe::ProbeState::default(),
             }),
@@ -326,10 +326,10 @@ impl RedisService {
     }
 
     /// The cluster connection for commands, when this is a Cluster.
-    pub(super) fn cluster_conn(&self) -> Option<ClusterConnection<NodeConn<false>>> {
+    pub(super) fn cluster_conn(&self) -> Option<ClusterConnection<NodeConn>> {
         match &self.inner.cmd {
             Conn::Cluster(c) => Some(c.clone()),
-            Conn::Standalone(_) | Conn::ClusterSub(_) => None,
+            Conn::Standalone(_) => None,
         }
     }
 
@@ -376,8 +376,13 @@ impl RedisService {
 
     /// Runs a Redis operation within the command timeout, recording its latency and outcome.
     async fn timed<T>(&self, op: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+        self.timed_within(self.inner.timeout, op).await
+    }
+
+    /// [`RedisService::timed`] with a deadline of its own, for operations of several steps.
+    async fn timed_within<T>(&self, limit: Duration, op: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.inner.timeout, op)
+        let result = tokio::time::timeout(limit, op)
             .await
             .unwrap_or_else(|_| Err(timed_out()));
         self.record(started, result.as_ref().map(|_| ()).map_err(|e| redact(&e.to_string())));
@@ -407,7 +412,6 @@ impl RedisService {
             match &mut conn {
                 Conn::Standalone(c) => pipe.query_async::<Vec<Value>>(c).await,
                 Conn::Cluster(c) => pipe.query_async::<Vec<Value>>(c).await,
-                Conn::ClusterSub(c) => pipe.query_async::<Vec<Value>>(c).await,
             }
         })
         .await
@@ -443,7 +447,6 @@ impl RedisService {
                     match &mut conn {
                         Conn::Standalone(c) => pipe.query_async::<()>(c).await,
                         Conn::Cluster(c) => pipe.query_async::<()>(c).await,
-                        Conn::ClusterSub(c) => pipe.query_async::<()>(c).await,
                     }
                 })
                 .await
@@ -489,37 +492,28 @@ impl RedisService {
         redis::from_redis_value(&v)
     }
 
+    /// A classic subscription command: on the pinned node of a Cluster, on the subscriber
+    /// connection of a standalone server.
     async fn sub_command(&self, name: &str, channels: &[String]) -> RedisResult<()> {
-        if let Some(pinned) = &self.inner.pinned
-            && name != "SSUBSCRIBE"
-        {
-            let cmd = redis::cmd(name).arg(channels).clone();
-            return self.timed(async move { pinned.query(&cmd).await.map(|_| ()) }).await;
-        }
-        let mut conn = self.inner.sub.clone();
-        self.timed(async move {
-            match &mut conn {
-                Conn::Standalone(c) => match name {
-                    "SUBSCRIBE" => c.subscribe(channels).await,
-                    "PSUBSCRIBE" => c.psubscribe(channels).await,
-                    "UNSUBSCRIBE" => c.unsubscribe(channels).await,
-                    "PUNSUBSCRIBE" => c.punsubscribe(channels).await,
-                    _ => redis::cmd(name).arg(channels).query_async(c).await,
-                },
-                Conn::Cluster(_) => Err(redis::RedisError::from((
-                    redis::ErrorKind::ClientError,
-                    "subscription on the command connection",
-                ))),
-                Conn::ClusterSub(c) => match name {
-                    "SUBSCRIBE" => c.subscribe(channels).await,
-                    "PSUBSCRIBE" => c.psubscribe(channels).await,
-                    "UNSUBSCRIBE" => c.unsubscribe(channels).await,
-                    "PUNSUBSCRIBE" => c.punsubscribe(channels).await,
-                    _ => c.ssubscribe(channels).await,
-                },
+        match &self.inner.sub {
+            Subscriber::Cluster { pinned, .. } => {
+                let cmd = redis::cmd(name).arg(channels).clone();
+                self.timed(async move { pinned.query(&cmd).await.map(|_| ()) }).await
             }
-        })
-        .await
+            Subscriber::Standalone(c) => {
+                let mut c = c.clone();
+                self.timed(async move {
+                    match name {
+                        "SUBSCRIBE" => c.subscribe(channels).await,
+                        "PSUBSCRIBE" => c.psubscribe(channels).await,
+                        "UNSUBSCRIBE" => c.unsubscribe(channels).await,
+                        "PUNSUBSCRIBE" => c.punsubscribe(channels).await,
+                        _ => redis::cmd(name).arg(channels).query_async(&mut c).await,
+                    }
+                })
+                .await
+            }
+        }
     }
 
     /// `SUBSCRIBE` (kept across reconnections).
@@ -542,31 +536,46 @@ impl RedisService {
         self.sub_command("PUNSUBSCRIBE", patterns).await
     }
 
-    /// `SSUBSCRIBE` (kept across reconnections).
-    pub async fn ssubscribe(&self, channels: &[String]) -> RedisResult<()> {
-        self.sub_command("SSUBSCRIBE", channels).await
+    /// `SSUBSCRIBE` of each channel (on a Cluster, on its slot's master). `moved`: Redis ended
+    /// the subscription because the slot moved, so a Cluster's slot owners are read again first.
+    pub async fn ssubscribe(&self, channels: &[String], moved: bool) -> RedisResult<()> {
+        match &self.inner.sub {
+            // Steps, each within the timeout: reading the slot owners (every node at once),
+            // connecting to the master and subscribing, or, when it does not answer, connecting
+            // to a replica and subscribing there.
+            Subscriber::Cluster { sharded, .. } => {
+                self.timed_within(self.inner.timeout * 4, async move {
+                    for channel in channels {
+                        sharded.ssubscribe(channel, moved).await?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            Subscriber::Standalone(_) => self.sub_command("SSUBSCRIBE", channels).await,
+        }
     }
 
     /// `SUNSUBSCRIBE`.
     pub async fn sunsubscribe(&self, channels: &[String]) -> RedisResult<()> {
-        let mut conn = self.inner.sub.clone();
-        self.timed(async move {
-            match &mut conn {
-                Conn::Standalone(c) => redis::cmd("SUNSUBSCRIBE").arg(channels).query_async(c).await,
-                Conn::Cluster(c) => redis::cmd("SUNSUBSCRIBE").arg(channels).query_async(c).await,
-                Conn::ClusterSub(c) => c.sunsubscribe(channels).await,
+        match &self.inner.sub {
+            Subscriber::Cluster { sharded, .. } => {
+                self.timed_within(self.inner.timeout * 2, async move {
+                    for channel in channels {
+                        sharded.sunsubscribe(channel).await?;
+                    }
+                    Ok(())
+                })
+                .await
             }
-        })
-        .await
+            Subscriber::Standalone(_) => self.sub_command("SUNSUBSCRIBE", channels).await,
+        }
     }
 
     /// Pings the subscriber connection, which makes it reconnect (and resubscribe) if it dropped.
+    /// On a Cluster the pinned classic subscriber; the sharded one connects on demand.
     pub async fn ping_subscriber(&self) -> RedisResult<()> {
-        if let Some(pinned) = &self.inner.pinned {
-            let ping = redis::cmd("PING");
-            return self.timed(async move { pinned.query(&ping).await.map(|_| ()) }).await;
-        }
-        self.run(&self.inner.sub, redis::cmd("PING")).await.map(|_| ())
+        self.sub_command("PING", &[]).await
     }
 
     /// `PING` on the command connection.

@@ -6,10 +6,9 @@
 //!
 //! Subscriptions follow failovers: when a subscriber connection drops (a node died) every counted
 //! channel is subscribed again, and when Redis ends one subscription by itself (the `sunsubscribe`
-//! push a node sends when the channel's slot moved away) that channel is. The Cluster client
-//! routes each command to the slot's current master, so the subscription lands on the promoted
-//! replica. The same task keeps the classic adapter's fixed `SUBSCRIBE`/`PSUBSCRIBE` in place
-//! ([`SubKind`]).
+//! push a node sends when the channel's slot moved away) that channel is, after the slot owners
+//! are read again ([`super::shardsub`]), so the subscription lands on the promoted replica. The
+//! same task keeps the classic adapter's fixed `SUBSCRIBE`/`PSUBSCRIBE` in place ([`SubKind`]).
 
 use super::service::{Redacted, RedisService, SubscriberEvent};
 use crate::metrics::{self, METRICS};
@@ -26,8 +25,9 @@ use tokio::sync::{Notify, broadcast};
 /// First wait before retrying failed (un)subscriptions; doubles up to [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between retries: while a master is down its channels are retried this often, so
-/// they follow the promoted replica within about this long.
-const RETRY_MAX: Duration = Duration::from_millis(500);
+/// they follow the promoted replica within about this long (a message published there before
+/// is lost to this instance).
+const RETRY_MAX: Duration = Duration::from_millis(250);
 
 /// Most (un)subscribe commands in flight at once.
 const IN_FLIGHT: usize = 64;
@@ -53,11 +53,12 @@ impl SubKind {
         }
     }
 
-    async fn subscribe(self, service: &RedisService, channel: &[String]) -> redis::RedisResult<()> {
+    /// Subscribes `channel`; `moved`: Redis ended its subscription because its slot moved.
+    async fn subscribe(self, service: &RedisService, channel: &[String], moved: bool) -> redis::RedisResult<()> {
         match self {
             SubKind::Channel => service.subscribe(channel).await,
             SubKind::Pattern => service.psubscribe(channel).await,
-            SubKind::Sharded => service.ssubscribe(channel).await,
+            SubKind::Sharded => service.ssubscribe(channel, moved).await,
         }
     }
 
@@ -150,13 +151,17 @@ impl Drop for RoomSubscriptions {
     }
 }
 
-/// What the task knows about the channels with a command in flight.
+/// What the task knows about the channels with a command in flight, and about the channels
+/// Redis ended by itself.
 #[derive(Default)]
 struct InFlight {
     /// Channel → whether an event since its command was sent may have undone it (a reset of the
     /// subscriber connection, or Redis ending the channel): its success is then not recorded and
     /// the channel is looked at again.
     stale: HashMap<String, bool>,
+    /// Channels Redis ended (their slot moved) and not subscribed since: their next subscription
+    /// reads the slot owners again first ([`RedisService::ssubscribe`]).
+    moved: HashSet<String>,
 }
 
 /// Marks for re-subscription what `event` may have ended: every subscribed channel after a drop
@@ -181,6 +186,9 @@ fn on_event(
         Ok(SubscriberEvent::Ended(push, channel)) if push == kind.ended_push() => {
             if let Some(stale) = in_flight.stale.get_mut(&channel) {
                 *stale = true;
+            }
+            if st.counts.contains_key(&channel) {
+                in_flight.moved.insert(channel.clone());
             }
             if subscribed.remove(&channel) {
                 vec![channel]
@@ -274,14 +282,18 @@ async fn apply(
             let Some(channel) = pending.pop_front() else { break };
             queued.remove(&channel);
             let wanted = shared.lock().counts.contains_key(&channel);
+            if !wanted {
+                in_flight.moved.remove(&channel);
+            }
             if wanted == subscribed.contains(&channel) {
                 continue;
             }
             in_flight.stale.insert(channel.clone(), false);
+            let moved = in_flight.moved.contains(&channel);
             running.push(async move {
                 let one = std::slice::from_ref(&channel);
                 let result = if wanted {
-                    kind.subscribe(service, one).await
+                    kind.subscribe(service, one, moved).await
                 } else {
                     kind.unsubscribe(service, one).await
                 };
@@ -306,6 +318,7 @@ async fn apply(
                 let again = match result {
                     Ok(()) if subscribe => {
                         if !stale {
+                            in_flight.moved.remove(&channel);
                             subscribed.insert(channel.clone());
                         }
                         stale
