@@ -540,11 +540,12 @@ impl RedisService {
     /// the subscription because the slot moved, so a Cluster's slot owners are read again first.
     pub async fn ssubscribe(&self, channels: &[String], moved: bool) -> RedisResult<()> {
         match &self.inner.sub {
-            // Steps, each within the timeout: reading the slot owners (every node at once),
-            // connecting to the master and subscribing, or, when it does not answer, connecting
-            // to a replica and subscribing there.
+            // Up to about five timeouts' worth of steps: reading the slot owners (every node at
+            // once, half), connecting to the master (half), leaving a previous node, subscribing,
+            // or, when the master does not answer, connecting to a replica and subscribing there.
+            // A cut in the middle leaves no subscription unknown (see `ShardedSubscriber`).
             Subscriber::Cluster { sharded, .. } => {
-                self.timed_within(self.inner.timeout * 4, async move {
+                self.timed_within(self.inner.timeout * 5, async move {
                     for channel in channels {
                         sharded.ssubscribe(channel, moved).await?;
                     }

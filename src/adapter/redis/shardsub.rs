@@ -21,12 +21,12 @@ use super::topology::{NodeAddr, SlotOwners, View};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, PushInfo, PushKind, RedisError, RedisResult,
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, PushInfo, PushKind, RedisError, RedisResult, Value,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where subscriber pushes go (messages, ended subscriptions, disconnections).
 pub type PushFn = dyn Fn(PushInfo) -> Result<(), redis::aio::SendError> + Send + Sync;
@@ -41,9 +41,10 @@ struct Live {
 #[derive(Default)]
 struct Shared {
     conns: Mutex<HashMap<NodeAddr, Live>>,
-    /// One lock per node, held while connecting to it: a node that does not answer holds up only
-    /// its own channels.
-    connecting: Mutex<HashMap<NodeAddr, Arc<tokio::sync::Mutex<()>>>>,
+    /// One lock per node, held while connecting to it, so the channels of a node share one
+    /// attempt; and when an attempt last failed, so those waiting behind it (or coming within half
+    /// the timeout) fail at once instead of each trying again.
+    connecting: Mutex<HashMap<NodeAddr, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
     /// Channel → the connection holding its subscription.
     held: Mutex<HashMap<String, (NodeAddr, u64)>>,
     /// Connections that read `CLUSTER NODES`, by address, kept between reads (while a master is
@@ -91,6 +92,15 @@ pub struct ShardedSubscriber {
     shared: Arc<Shared>,
 }
 
+/// Whether a push field names `channel`.
+fn is_channel(v: &Value, channel: &str) -> bool {
+    match v {
+        Value::BulkString(b) => b == channel.as_bytes(),
+        Value::SimpleString(s) => s == channel,
+        _ => false,
+    }
+}
+
 fn io_error(what: &'static str) -> RedisError {
     RedisError::from((redis::ErrorKind::IoError, what))
 }
@@ -109,7 +119,8 @@ fn gone(e: &RedisError) -> bool {
 
 impl ShardedSubscriber {
     /// A subscriber for the cluster reachable through `seeds` (with their credentials; RESP3 for
-    /// pushes), sending pushes to `push`; every network step is bounded by `timeout`.
+    /// pushes), sending pushes to `push`. Every network step is bounded (reads and connects by
+    /// half of `timeout`, commands by `timeout`); the caller bounds the whole.
     pub fn new(seeds: Vec<ConnectionInfo>, push: Arc<PushFn>, timeout: Duration) -> ShardedSubscriber {
         ShardedSubscriber {
             seeds,
@@ -211,6 +222,20 @@ impl ShardedSubscriber {
         let known = cached.as_ref().map(|(_, o)| o.nodes().to_vec()).unwrap_or_default();
         let owners = Arc::new(self.read_owners(&known).await?);
         *cached = Some((read_at, owners.clone()));
+        // Forget readers and connect locks of nodes that left (or failed): those maps stay the
+        // size of the cluster.
+        let keep: Vec<String> = owners
+            .nodes()
+            .iter()
+            .filter_map(|a| self.info_for(a))
+            .chain(self.seeds.iter().cloned())
+            .map(|i| i.addr.to_string())
+            .collect();
+        self.shared.readers.lock().retain(|k, _| keep.contains(k));
+        self.shared
+            .connecting
+            .lock()
+            .retain(|a, lock| owners.nodes().contains(a) || Arc::strong_count(lock) > 1);
         Ok(owners)
     }
 
@@ -220,9 +245,12 @@ impl ShardedSubscriber {
             return Ok((l.generation, l.conn.clone()));
         }
         let lock = self.shared.connecting.lock().entry(addr.clone()).or_default().clone();
-        let _connecting = lock.lock().await;
+        let mut failed_at = lock.lock().await;
         if let Some(l) = self.shared.conns.lock().get(addr) {
             return Ok((l.generation, l.conn.clone()));
+        }
+        if failed_at.is_some_and(|at| at.elapsed() < self.timeout / 2) {
+            return Err(io_error("the node did not answer a moment ago"));
         }
         let info = self.info_for(addr).ok_or_else(|| io_error("no cluster nodes"))?;
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
@@ -261,9 +289,18 @@ impl ShardedSubscriber {
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
         };
-        let conn = tokio::time::timeout(self.timeout, connect)
-            .await
-            .unwrap_or_else(|_| Err(io_error("connect timed out")))?;
+        let conn = match tokio::time::timeout(self.timeout / 2, connect).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                *failed_at = Some(Instant::now());
+                return Err(e);
+            }
+            Err(_) => {
+                *failed_at = Some(Instant::now());
+                return Err(io_error("connect timed out"));
+            }
+        };
+        *failed_at = None;
         self.shared.conns.lock().insert(
             addr.clone(),
             Live {
@@ -281,12 +318,26 @@ impl ShardedSubscriber {
         addr: &NodeAddr,
         generation: u64,
         mut conn: MultiplexedConnection,
-        cmd: &redis::Cmd,
+        (kind, channel): (PushKind, &str),
     ) -> RedisResult<()> {
-        let result = tokio::time::timeout(self.timeout, conn.req_packed_command(cmd))
+        let cmd = redis::cmd(&kind.to_string().to_uppercase()).arg(channel).clone();
+        let result = tokio::time::timeout(self.timeout, conn.req_packed_command(&cmd))
             .await
             .unwrap_or_else(|_| Err(io_error("subscriber command timed out")))
-            .and_then(|v| v.extract_error());
+            .and_then(|v| v.extract_error())
+            .and_then(|v| match v {
+                // The `redis` crate answers a command with the next reply-like push, which may be
+                // a `sunsubscribe` the node sent by itself (a slot moved): replies are then out of
+                // step on this connection, so it is dropped and every subscription re-issued.
+                Value::Push { kind: k, data } if k == kind && data.first().is_some_and(|c| is_channel(c, channel)) => {
+                    Ok(())
+                }
+                other => Err(RedisError::from((
+                    redis::ErrorKind::IoError,
+                    "subscriber reply out of step",
+                    format!("{other:?}"),
+                ))),
+            });
         if let Err(e) = &result {
             if broken(e) && self.shared.drop_conn(addr, generation) {
                 let _ = (self.push)(PushInfo {
@@ -298,7 +349,7 @@ impl ShardedSubscriber {
                 self.shared.wanted.fetch_add(1, Ordering::Relaxed);
             }
         }
-        result.map(|_| ())
+        result
     }
 
     /// `SSUBSCRIBE channel` on its slot's master. `moved`: Redis ended the channel's subscription
@@ -309,10 +360,10 @@ impl ShardedSubscriber {
         }
         let owners = self.owners().await?;
         let slot = key_slot(channel.as_bytes());
-        let addr = owners
-            .owner(slot)
-            .cloned()
-            .ok_or_else(|| RedisError::from((redis::ErrorKind::ClusterDown, "no master serves the slot")))?;
+        let addr = owners.owner(slot).cloned().ok_or_else(|| {
+            self.shared.wanted.fetch_add(1, Ordering::Relaxed);
+            RedisError::from((redis::ErrorKind::ClusterDown, "no master serves the slot"))
+        })?;
         let (generation, conn) = match self.connection(&addr).await {
             Ok(c) => c,
             Err(e) => {
@@ -330,7 +381,7 @@ impl ShardedSubscriber {
             // a second time.
             if let Some(conn) = self.shared.live(&old, old_generation) {
                 match self
-                    .run(&old, old_generation, conn, redis::cmd("SUNSUBSCRIBE").arg(channel))
+                    .run(&old, old_generation, conn, (PushKind::SUnsubscribe, channel))
                     .await
                 {
                     Err(e) if !gone(&e) => return Err(e),
@@ -339,10 +390,29 @@ impl ShardedSubscriber {
             }
             self.shared.held.lock().remove(channel);
         }
-        self.run(&addr, generation, conn, redis::cmd("SSUBSCRIBE").arg(channel))
-            .await?;
-        self.shared.held.lock().insert(channel.to_owned(), (addr, generation));
-        Ok(())
+        self.subscribe_on(&addr, generation, conn, channel).await
+    }
+
+    /// `SSUBSCRIBE channel` on one connection. The channel counts as held there from before the
+    /// command is sent: if the caller's deadline cuts it after the node took it, the subscription
+    /// is still known (and left before any move) instead of lingering unseen.
+    async fn subscribe_on(
+        &self,
+        addr: &NodeAddr,
+        generation: u64,
+        conn: MultiplexedConnection,
+        channel: &str,
+    ) -> RedisResult<()> {
+        let mine = (addr.clone(), generation);
+        self.shared.held.lock().insert(channel.to_owned(), mine.clone());
+        let result = self.run(addr, generation, conn, (PushKind::SSubscribe, channel)).await;
+        if result.is_err() {
+            let mut held = self.shared.held.lock();
+            if held.get(channel) == Some(&mine) {
+                held.remove(channel);
+            }
+        }
+        result
     }
 
     /// While `master` does not answer, holds `channel`'s subscription on one of its replicas (a
@@ -362,8 +432,9 @@ impl ShardedSubscriber {
             && let Some(conn) = self.shared.live(&node, generation)
         {
             // Held elsewhere (the slot's previous owner): leave it before holding it twice.
-            let unsubscribe = redis::cmd("SUNSUBSCRIBE").arg(channel).clone();
-            if let Err(e) = self.run(&node, generation, conn, &unsubscribe).await
+            if let Err(e) = self
+                .run(&node, generation, conn, (PushKind::SUnsubscribe, channel))
+                .await
                 && !gone(&e)
             {
                 return;
@@ -374,12 +445,7 @@ impl ShardedSubscriber {
             let Ok((generation, conn)) = self.connection(replica).await else {
                 continue;
             };
-            let subscribe = redis::cmd("SSUBSCRIBE").arg(channel).clone();
-            if self.run(replica, generation, conn, &subscribe).await.is_ok() {
-                self.shared
-                    .held
-                    .lock()
-                    .insert(channel.to_owned(), (replica.clone(), generation));
+            if self.subscribe_on(replica, generation, conn, channel).await.is_ok() {
                 return;
             }
         }
@@ -395,7 +461,7 @@ impl ShardedSubscriber {
             return Ok(());
         };
         match self
-            .run(&addr, generation, conn, redis::cmd("SUNSUBSCRIBE").arg(channel))
+            .run(&addr, generation, conn, (PushKind::SUnsubscribe, channel))
             .await
         {
             Err(e) if !gone(&e) => {
@@ -404,16 +470,5 @@ impl ShardedSubscriber {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Which node holds each subscription (for tests and diagnostics).
-    #[cfg(test)]
-    pub fn placement(&self) -> HashMap<String, NodeAddr> {
-        self.shared
-            .held
-            .lock()
-            .iter()
-            .map(|(c, (a, _))| (c.clone(), a.clone()))
-            .collect()
     }
 }

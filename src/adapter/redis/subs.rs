@@ -162,6 +162,10 @@ struct InFlight {
     /// Channels Redis ended (their slot moved) and not subscribed since: their next subscription
     /// reads the slot owners again first ([`RedisService::ssubscribe`]).
     moved: HashSet<String>,
+    /// Channels whose last subscription failed, which may still be subscribed somewhere (sent
+    /// before a deadline cut it, or held on a replica while the master is down): when no longer
+    /// wanted they are unsubscribed anyway.
+    uncertain: HashSet<String>,
 }
 
 /// Marks for re-subscription what `event` may have ended: every subscribed channel after a drop
@@ -285,7 +289,8 @@ async fn apply(
             if !wanted {
                 in_flight.moved.remove(&channel);
             }
-            if wanted == subscribed.contains(&channel) {
+            let unsure = !wanted && in_flight.uncertain.contains(&channel);
+            if wanted == subscribed.contains(&channel) && !unsure {
                 continue;
             }
             in_flight.stale.insert(channel.clone(), false);
@@ -317,6 +322,7 @@ async fn apply(
                 let stale = in_flight.stale.remove(&channel).unwrap_or(true);
                 let again = match result {
                     Ok(()) if subscribe => {
+                        in_flight.uncertain.remove(&channel);
                         if !stale {
                             in_flight.moved.remove(&channel);
                             subscribed.insert(channel.clone());
@@ -324,10 +330,14 @@ async fn apply(
                         stale
                     }
                     Ok(()) => {
+                        in_flight.uncertain.remove(&channel);
                         subscribed.remove(&channel);
                         false
                     }
                     Err(e) => {
+                        if subscribe {
+                            in_flight.uncertain.insert(channel.clone());
+                        }
                         // One line per outage at warn level (the retries after it at debug).
                         if failing {
                             tracing::debug!(?kind, %channel, error = %Redacted(&e), "channel (un)subscription still failing");

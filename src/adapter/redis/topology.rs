@@ -34,7 +34,7 @@ struct Claim {
 }
 
 /// One node's `CLUSTER NODES` text, parsed: the master claims, the replicas (as `(master,
-/// replica)`, failed ones left out) and every node address it names.
+/// replica)`) and the node addresses it names, failed nodes left out of both.
 #[derive(Debug, Default, PartialEq)]
 pub struct View {
     claims: Vec<Claim>,
@@ -83,7 +83,11 @@ impl View {
             if flags.iter().any(|f| matches!(*f, "handshake" | "noaddr")) {
                 continue;
             }
-            view.nodes.push(addr.clone());
+            // A node the cluster marks failed is not asked on the next read (one that swallows
+            // packets would cost every read its deadline); its claims still count.
+            if !flags.contains(&"fail") {
+                view.nodes.push(addr.clone());
+            }
             ids.push((id, addr.clone()));
             if flags.contains(&"slave") && !flags.contains(&"fail") {
                 replicas.push((master, addr.clone()));
@@ -169,7 +173,8 @@ impl SlotOwners {
         self.replicas.iter().filter(move |(m, _)| m == master).map(|(_, r)| r)
     }
 
-    /// Every node any view named (masters and replicas), for the next refresh to ask.
+    /// Every node any view named (masters and replicas) and none marked failed, for the next
+    /// read to ask.
     pub fn nodes(&self) -> &[NodeAddr] {
         &self.nodes
     }
@@ -229,7 +234,7 @@ f6 127.0.0.1:7005@17005 slave c3 0 1700000000000 3 connected
                     ranges: vec![(0, 99), (100, 100), (102, 16383)],
                 }],
                 replicas: vec![(ten("10.0.0.1"), ten("10.0.0.4"))],
-                nodes: vec![ten("10.0.0.1"), ten("10.0.0.3"), ten("10.0.0.4"), ten("10.0.0.5")],
+                nodes: vec![ten("10.0.0.1"), ten("10.0.0.4")],
             }
         );
     }
