@@ -207,6 +207,14 @@ pub trait Adapter: Send + Sync + 'static {
     /// write at once, in call order, and logs its failures.
     fn persist_session(&self, _session: Session, _event: SessionEvent) {}
 
+    /// Resolves once every session write started so far ([`Adapter::persist_session`]) was
+    /// attempted, within a deadline: `true` when the store took them. An acknowledgement of a
+    /// join or leave waits for it, so an acknowledged room change survives the instance (a
+    /// `kill -9` right after). At once without a store.
+    fn sessions_written(&self) -> BoxFuture<'static, bool> {
+        Box::pin(std::future::ready(true))
+    }
+
     /// Takes the session `pid` (single use) if it was persisted in this namespace within the
     /// window and `offset` is still known, with the packets emitted to its rooms after `offset`.
     /// `None` for anything else, including an unreachable store: the client gets a fresh socket.

@@ -126,7 +126,7 @@ impl ChatApp {
                 },
                 Err(e) => error_json(&e),
             };
-            answer(ack, reply);
+            answer_when_stored(s, ack, reply);
         });
         socket.on("leave", |s, ev, ack| {
             let reply = match room_arg(ev.args.first()) {
@@ -136,7 +136,7 @@ impl ChatApp {
                 }
                 Err(e) => error_json(&e),
             };
-            answer(ack, reply);
+            answer_when_stored(s, ack, reply);
         });
         socket.on("echo", |_s, ev, ack| {
             if let Some(ack) = ack {
@@ -170,6 +170,24 @@ impl ChatApp {
                         tokio::spawn(async move { answer_sent(&s, event, sent.await, ack) });
                     }
                 }
+            });
+        }
+    }
+}
+
+/// Acks a room change once the session store has it (at once without a store): an acknowledged
+/// join is still there after a `kill -9` of this instance, when the client recovers elsewhere.
+fn answer_when_stored(s: &Socket, ack: Option<AckSender>, reply: Value) {
+    if ack.is_none() {
+        return;
+    }
+    let mut stored = s.sessions_written();
+    match (&mut stored).now_or_never() {
+        Some(_) => answer(ack, reply),
+        None => {
+            tokio::spawn(async move {
+                stored.await;
+                answer(ack, reply);
             });
         }
     }

@@ -200,6 +200,12 @@ impl Socket {
         }
     }
 
+    /// Resolves once this socket's session changes so far are stored (see
+    /// [`crate::adapter::Adapter::sessions_written`]); at once without a store.
+    pub fn sessions_written(&self) -> futures_util::future::BoxFuture<'static, bool> {
+        self.nsp().adapter().sessions_written()
+    }
+
     /// The socket id (what the client sees as `socket.id`).
     pub fn id(&self) -> &str {
         &self.0.id

@@ -108,6 +108,33 @@ describe("sessions survive a killed instance", () => {
     await a.stop();
   });
 
+  test("a join is acknowledged once the session store has it (an instance killed right after loses nothing)", async () => {
+    const a = await instance({ INSTANCE_ID: "a4" });
+    const pool = clientPool(() => a.url);
+    try {
+      const s = await pool.connected("/", { transports: ["websocket"] });
+      const key = `sio:session:${s._pid}`;
+      await waitFor(async () => Number(await cli("PTTL", key)) > 0, 4000, "the session written on connect");
+      const room = fresh("r");
+      // Writes wait 400 ms in Redis (reads go on): the join's session write is held up.
+      assert.equal(await cli("CLIENT", "PAUSE", "400", "WRITE"), "OK");
+      const t0 = Date.now();
+      const ack = await s.timeout(4000).emitWithAck("join", room);
+      const waited = Date.now() - t0;
+      assert.equal(ack.ok, true, JSON.stringify(ack));
+      // Node's value: base64 of a msgpack map whose rooms hold the name as raw bytes.
+      const stored = async () => Buffer.from(await cli("GET", key), "base64").toString("latin1");
+      assert.ok((await stored()).includes(room), `the acknowledged join is in the stored session (ack after ${waited} ms)`);
+      assert.equal(await cli("CLIENT", "PAUSE", "400", "WRITE"), "OK");
+      const left = await s.timeout(4000).emitWithAck("leave", room);
+      assert.equal(left.ok, true);
+      assert.ok(!(await stored()).includes(room), "the acknowledged leave too");
+    } finally {
+      pool.disconnectAll();
+      await a.stop();
+    }
+  });
+
   test("the session key holds a TTL of the window, refreshed while the socket lives", async () => {
     const a = await instance({ INSTANCE_ID: "a3", RECOVERY_MAX_DISCONNECTION_MS: "1500" });
     const pool = clientPool(() => a.url);

@@ -556,6 +556,23 @@ impl Adapter for StreamsAdapter {
         }
     }
 
+    fn sessions_written(&self) -> BoxFuture<'static, bool> {
+        if !self.recovery {
+            return Box::pin(std::future::ready(true));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !self.shared.writer.send(Op::Flush(tx)) {
+            return Box::pin(std::future::ready(false));
+        }
+        // The writer's commands each have the Redis timeout; a backlog ahead may take longer.
+        let deadline = self.shared.service.timeout() * 2;
+        Box::pin(async move {
+            tokio::time::timeout(deadline, rx)
+                .await
+                .is_ok_and(|r| r.unwrap_or(false))
+        })
+    }
+
     fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'static, Option<Restored>> {
         if !self.recovery {
             return Box::pin(std::future::ready(None));

@@ -46,6 +46,9 @@ pub(super) enum Op {
     /// `SET key value PX ms` for each live session: refreshes its TTL, and puts it back if Redis
     /// lost it (a restart) or another server's stale write deleted it.
     Refresh { sessions: Vec<(String, String)>, px: u64 },
+    /// Answers once every session write queued before it was attempted: `true` when those of
+    /// its batch succeeded.
+    Flush(oneshot::Sender<bool>),
 }
 
 impl Op {
@@ -54,6 +57,7 @@ impl Op {
             Op::Xadd { fields, .. } => fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + 32,
             Op::Set { key, value, .. } | Op::DelIfEqual { key, value } => key.len() + value.len() + 32,
             Op::Refresh { sessions, .. } => sessions.iter().map(|(k, v)| k.len() + v.len() + 16).sum(),
+            Op::Flush(_) => 16,
         }
     }
 }
@@ -128,6 +132,7 @@ fn op_cmds(op: &Op, stream: &str, max_len: u64) -> Vec<redis::Cmd> {
             .iter()
             .map(|(k, v)| redis::cmd("SET").arg(k).arg(v).arg("PX").arg(*px).clone())
             .collect(),
+        Op::Flush(_) => Vec::new(),
     }
 }
 
@@ -164,12 +169,18 @@ async fn run(
         let mut xadds = redis::pipe();
         let mut dones = Vec::new();
         let mut sessions = Vec::new();
+        let mut flushes = Vec::new();
         for (op, _) in batch.iter_mut() {
-            if let Op::Xadd { fields, done } = op {
-                xadds.add_command(xadd_cmd(&stream, max_len, fields));
-                dones.push(done.take());
-            } else {
-                sessions.extend(op_cmds(op, &stream, max_len));
+            match op {
+                Op::Xadd { fields, done } => {
+                    xadds.add_command(xadd_cmd(&stream, max_len, fields));
+                    dones.push(done.take());
+                }
+                Op::Flush(done) => {
+                    let (tx, _) = oneshot::channel();
+                    flushes.push(std::mem::replace(done, tx));
+                }
+                _ => sessions.extend(op_cmds(op, &stream, max_len)),
             }
         }
         if !dones.is_empty() {
@@ -197,6 +208,7 @@ async fn run(
                 }
             }
         }
+        let mut written = true;
         if !sessions.is_empty() {
             let results = if service.is_cluster() {
                 let mut failed = None;
@@ -214,8 +226,14 @@ async fn run(
                 service.query_pipeline(pipe).await.map(|_| ())
             };
             if let Err(e) = results {
+                written = false;
                 tracing::warn!(error = %Redacted(&e), "session writes failed; those sessions may not be recoverable");
             }
+        }
+        // A batch's session writes are all attempted before any flush in it answers, and batches
+        // run in queue order: a flush sees every write queued before it.
+        for done in flushes {
+            let _ = done.send(written);
         }
         queued.fetch_sub(bytes, Ordering::AcqRel);
         batch.clear();
