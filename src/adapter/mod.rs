@@ -207,10 +207,11 @@ pub trait Adapter: Send + Sync + 'static {
     /// write at once, in call order, and logs its failures.
     fn persist_session(&self, _session: Session, _event: SessionEvent) {}
 
-    /// Resolves once every session write started so far ([`Adapter::persist_session`]) was
-    /// attempted, within a deadline: `true` when the store took them. An acknowledgement of a
-    /// join or leave waits for it, so an acknowledged room change survives the instance (a
-    /// `kill -9` right after). At once without a store.
+    /// Resolves once the session writes queued so far in this process
+    /// ([`Adapter::persist_session`]) were attempted, or a deadline passed: best effort, so that
+    /// a join or leave acknowledged after it survives a `kill -9` of the instance right after.
+    /// `true` means the last batch of writes succeeded, not that every write did. At once
+    /// without a store, or while the store is known unreachable (waiting would not help).
     fn sessions_written(&self) -> BoxFuture<'static, bool> {
         Box::pin(std::future::ready(true))
     }

@@ -175,10 +175,12 @@ impl ChatApp {
     }
 }
 
-/// Acks a room change once the session store has it (at once without a store): an acknowledged
-/// join is still there after a `kill -9` of this instance, when the client recovers elsewhere.
+/// Acks a room change once its session write was attempted (best effort, bounded; at once
+/// without a store), so that a join acknowledged just before a `kill -9` of this instance is
+/// still in the session the client recovers elsewhere. A refused change is answered at once.
 fn answer_when_stored(s: &Socket, ack: Option<AckSender>, reply: Value) {
-    if ack.is_none() {
+    if ack.is_none() || reply["ok"] != Value::Bool(true) {
+        answer(ack, reply);
         return;
     }
     let mut stored = s.sessions_written();

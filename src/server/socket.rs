@@ -200,8 +200,8 @@ impl Socket {
         }
     }
 
-    /// Resolves once this socket's session changes so far are stored (see
-    /// [`crate::adapter::Adapter::sessions_written`]); at once without a store.
+    /// Resolves once the session writes queued so far (this socket's changes among them) were
+    /// attempted, best effort (see [`crate::adapter::Adapter::sessions_written`]).
     pub fn sessions_written(&self) -> futures_util::future::BoxFuture<'static, bool> {
         self.nsp().adapter().sessions_written()
     }

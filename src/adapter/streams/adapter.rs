@@ -223,26 +223,24 @@ impl StreamsAdapter {
             };
             encode_session_scoped(&s, &self.nsp_name, self.uid())
         };
-        let op = match event {
+        let pid = &session.pid;
+        let queued = self.shared.session_write(|live| match event {
             SessionEvent::Connected | SessionEvent::Changed => {
                 let value = value();
-                self.shared.live_insert(&session.pid, key.clone(), value.clone());
-                Op::Set { key, value, px }
+                live.insert(pid.clone(), (key.clone(), value.clone()));
+                Some(Op::Set { key, value, px })
             }
             SessionEvent::Disconnected => {
-                self.shared.live_remove(&session.pid);
-                Op::Set {
+                live.remove(pid);
+                Some(Op::Set {
                     key,
                     value: value(),
                     px,
-                }
+                })
             }
-            SessionEvent::Ended => match self.shared.live_remove(&session.pid) {
-                Some((key, value)) => Op::DelIfEqual { key, value },
-                None => return,
-            },
-        };
-        if !self.shared.writer.send(op) {
+            SessionEvent::Ended => live.remove(pid).map(|(key, value)| Op::DelIfEqual { key, value }),
+        });
+        if !queued {
             tracing::warn!(sid = %session.sid, "session write dropped: the stream write queue is full");
         }
     }
@@ -559,6 +557,9 @@ impl Adapter for StreamsAdapter {
     fn sessions_written(&self) -> BoxFuture<'static, bool> {
         if !self.recovery {
             return Box::pin(std::future::ready(true));
+        }
+        if !self.shared.service.is_healthy() {
+            return Box::pin(std::future::ready(false));
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         if !self.shared.writer.send(Op::Flush(tx)) {

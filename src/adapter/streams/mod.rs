@@ -128,12 +128,13 @@ impl Shared {
         self.reader_healthy.load(Ordering::Relaxed) && self.service.is_healthy()
     }
 
-    fn live_insert(&self, pid: &str, key: String, value: String) {
-        self.live.lock().insert(pid.to_owned(), (key, value));
-    }
-
-    fn live_remove(&self, pid: &str) -> Option<(String, String)> {
-        self.live.lock().remove(pid)
+    /// Changes the live sessions and queues the resulting write (if any) under one lock, so a
+    /// refresh's snapshot is queued either before this write or after it, never a stale one
+    /// after it (which would put back what an acknowledged join or leave changed). `false`: the
+    /// write queue is full.
+    fn session_write(&self, change: impl FnOnce(&mut HashMap<String, (String, String)>) -> Option<writer::Op>) -> bool {
+        let mut live = self.live.lock();
+        change(&mut live).is_none_or(|op| self.writer.send(op))
     }
 }
 
@@ -145,8 +146,10 @@ fn spawn_refresher(shared: Weak<Shared>, window: Duration) {
         loop {
             tokio::time::sleep(period).await;
             let Some(s) = shared.upgrade() else { return };
-            let sessions: Vec<(String, String)> = s.live.lock().values().cloned().collect();
             let px = s.window.as_millis() as u64;
+            // Snapshot and queue under the live lock (see `Shared::session_write`).
+            let live = s.live.lock();
+            let sessions: Vec<(String, String)> = live.values().cloned().collect();
             for chunk in sessions.chunks(REFRESH_BATCH) {
                 if !s.writer.send(writer::Op::Refresh {
                     sessions: chunk.to_vec(),
@@ -155,6 +158,7 @@ fn spawn_refresher(shared: Weak<Shared>, window: Duration) {
                     tracing::warn!("session refresh dropped: the stream write queue is full");
                 }
             }
+            drop(live);
         }
     });
 }
