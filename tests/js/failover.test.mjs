@@ -174,6 +174,10 @@ for (const adapter of ["classic", "sharded"]) {
       const sockets = [];
       for (const r of busyReceived) sockets.push(await member(B.url, busy, r));
       for (const r of others) sockets.push(await member(B.url, r, received.get(r)));
+      // Sharded: a room on the busy master that its only member leaves while the master is down.
+      const leaverRoom = adapter === "sharded" ? (await roomsByShard(`fo-${adapter}-leaver`, busyMaster)).busy : null;
+      const leaver = leaverRoom ? await member(B.url, leaverRoom, []) : null;
+      if (leaver) sockets.push(leaver);
       closers.push(() => sockets.forEach((s) => s.disconnect()));
       const sender = io(A.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
       closers.push(() => sender.disconnect());
@@ -225,9 +229,16 @@ for (const adapter of ["classic", "sharded"]) {
       await sleep(1500);
       const before = await cluster.topology();
       const standby = before.find((n) => n.masterId === before.find((m) => m.port === busyMaster)?.id)?.port;
-      const shardNumSub = async (port) => Number((await redisCli(["-p", String(port), "pubsub", "shardnumsub", channelOf(busy)])).split("\n")[1]);
+      const shardNumSub = async (port, room = busy) => Number((await redisCli(["-p", String(port), "pubsub", "shardnumsub", channelOf(room)])).split("\n")[1]);
       const killedAt = Date.now();
       await cluster.kill(busyMaster);
+      if (leaver && standby) {
+        // Its subscription stands by on the replica; the leave must still end it there (the
+        // subscribe had failed, so the room was never counted as subscribed).
+        await waitFor(async () => (await shardNumSub(standby, leaverRoom)) === 1, 3000, "the leaver's room stood by on the replica");
+        const left = await leaver.timeout(4000).emitWithAck("leave", leaverRoom);
+        assert.equal(left.ok, true);
+      }
       let promotedAt;
       let newMaster;
       let standbySubs = 0;
@@ -247,6 +258,11 @@ for (const adapter of ["classic", "sharded"]) {
         // keeps it when promoted: nothing published right after the promotion is missed.
         assert.ok(standby, "the busy master has a replica");
         assert.equal(standbySubs, 1, `B's subscription stood by on the replica :${standby} before the promotion`);
+        const live = cluster.ports.filter((p) => p !== busyMaster);
+        await waitFor(async () => {
+          const counts = await Promise.all(live.map((p) => shardNumSub(p, leaverRoom).catch(() => NaN)));
+          return counts.every((n) => n === 0);
+        }, 3000, "the room left during the outage is subscribed nowhere after the promotion");
       }
 
       // Delivery must resume: wait until every busy member got a message sent after the promotion.
