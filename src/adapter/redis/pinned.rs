@@ -111,7 +111,7 @@ impl PinnedSubscriber {
             ))),
         };
         if let Err(e) = &result
-            && (e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error())
+            && super::service::connection_lost(e)
         {
             let mut st = self.state.lock().await;
             if st.current.as_ref().is_some_and(|(g, _)| *g == generation) {

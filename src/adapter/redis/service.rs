@@ -215,11 +215,7 @@ impl RedisService {
                     let _ = disconnects.send(());
                 }
                 PushKind::Unsubscribe | PushKind::PUnsubscribe | PushKind::SUnsubscribe => {
-                    if let Some(channel) = info
-                        .data
-                        .first()
-                        .and_then(|v| redis::from_redis_value::<String>(v).ok())
-                    {
+                    if let Some(channel) = push_channel(&info.data) {
                         let _ = events_tx.send(SubscriberEvent::Ended(info.kind, channel));
                     }
                 }
@@ -652,6 +648,17 @@ impl RedisService {
         let v = self.command(redis::cmd("HGETALL").arg(key).clone()).await?;
         redis::from_redis_value(&v)
     }
+}
+
+/// Whether an error may mean the connection it came on is gone (the subscribers then drop it and
+/// open another).
+pub(super) fn connection_lost(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+}
+
+/// The channel a subscription push names (its first field).
+pub(super) fn push_channel(data: &[Value]) -> Option<String> {
+    data.first().and_then(|v| redis::from_redis_value::<String>(v).ok())
 }
 
 /// The error of a command that did not answer within the timeout.

@@ -17,6 +17,7 @@
 //! the owners of the subscriptions ([`super::subs`]) re-issue them.
 
 use super::probe::key_slot;
+use super::service::{connection_lost, push_channel};
 use super::topology::{NodeAddr, SlotOwners, View};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -92,29 +93,15 @@ pub struct ShardedSubscriber {
     shared: Arc<Shared>,
 }
 
-/// Whether a push field names `channel`.
-fn is_channel(v: &Value, channel: &str) -> bool {
-    match v {
-        Value::BulkString(b) => b == channel.as_bytes(),
-        Value::SimpleString(s) => s == channel,
-        _ => false,
-    }
-}
-
 fn io_error(what: &'static str) -> RedisError {
     RedisError::from((redis::ErrorKind::IoError, what))
-}
-
-/// Whether an error may mean the connection is gone (then it is dropped and replaced).
-fn broken(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
 /// Whether an error of `SUNSUBSCRIBE` means the subscription is gone anyway: the connection
 /// broke, or the node no longer serves the slot (it ended its subscriptions there when the slot
 /// moved, and redirects).
 fn gone(e: &RedisError) -> bool {
-    broken(e) || matches!(e.kind(), redis::ErrorKind::Moved | redis::ErrorKind::Ask)
+    connection_lost(e) || matches!(e.kind(), redis::ErrorKind::Moved | redis::ErrorKind::Ask)
 }
 
 impl ShardedSubscriber {
@@ -264,11 +251,7 @@ impl ShardedSubscriber {
                         shared.drop_conn(&node, generation);
                     }
                     PushKind::SUnsubscribe => {
-                        if let Some(channel) = info
-                            .data
-                            .first()
-                            .and_then(|v| redis::from_redis_value::<String>(v).ok())
-                        {
+                        if let Some(channel) = push_channel(&info.data) {
                             let mut held = shared.held.lock();
                             if held.get(&channel).is_some_and(|(a, g)| *a == node && *g == generation) {
                                 held.remove(&channel);
@@ -329,9 +312,7 @@ impl ShardedSubscriber {
                 // The `redis` crate answers a command with the next reply-like push, which may be
                 // a `sunsubscribe` the node sent by itself (a slot moved): replies are then out of
                 // step on this connection, so it is dropped and every subscription re-issued.
-                Value::Push { kind: k, data } if k == kind && data.first().is_some_and(|c| is_channel(c, channel)) => {
-                    Ok(())
-                }
+                Value::Push { kind: k, data } if k == kind && push_channel(&data).as_deref() == Some(channel) => Ok(()),
                 other => Err(RedisError::from((
                     redis::ErrorKind::IoError,
                     "subscriber reply out of step",
@@ -339,7 +320,7 @@ impl ShardedSubscriber {
                 ))),
             });
         if let Err(e) = &result {
-            if broken(e) && self.shared.drop_conn(addr, generation) {
+            if connection_lost(e) && self.shared.drop_conn(addr, generation) {
                 let _ = (self.push)(PushInfo {
                     kind: PushKind::Disconnection,
                     data: Vec::new(),
