@@ -67,14 +67,21 @@ impl AppState {
     }
 }
 
+/// The Engine.IO endpoint for `path` (`/socket.io` or `/socket.io/` both give `/socket.io/`), the
+/// one place that decides it for the router and the direct path ([`crate::serve::DirectEngine`]).
+pub fn engine_endpoint(path: &str) -> String {
+    format!("{}/", path.trim_end_matches('/'))
+}
+
 /// Routes an Engine.IO endpoint at `path` (e.g. `/socket.io`), with the client bundle beside it
 /// when `serve_client` is set.
 pub fn engine_routes(path: &str, engine: Engine, serve_client: bool) -> Router {
+    let endpoint = engine_endpoint(path);
     let path = path.trim_end_matches('/');
     let handler = |State(engine): State<Engine>, ConnectInfo(addr): ConnectInfo<SocketAddr>, req: Request| async move {
         engine.handle(req, addr).await
     };
-    let mut router = Router::new().route(&format!("{path}/"), any(handler));
+    let mut router = Router::new().route(&endpoint, any(handler));
     if serve_client {
         router = router.route(
             &format!("{path}/{{file}}"),

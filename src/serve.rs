@@ -224,7 +224,7 @@ impl DirectEngine {
     /// The endpoint `engine` at `path` (`/socket.io` or `/socket.io/`), as `engine_routes` mounts it.
     pub fn new(path: &str, engine: Engine) -> Self {
         DirectEngine {
-            path: format!("{}/", path.trim_end_matches('/')).into(),
+            path: crate::http::engine_endpoint(path).into(),
             engine,
         }
     }
@@ -315,23 +315,23 @@ pub async fn serve_with(
         let direct = direct.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(abort.clone());
-            let engine = match &direct {
-                Some(d) if d.takes(&req) => Some(d.engine.clone()),
+            // The router is cloned only for the requests it serves, not on the engine's path.
+            let target = match &direct {
+                Some(d) if d.takes(&req) => Ok(d.engine.clone()),
                 _ => {
                     req.extensions_mut().insert(ConnectInfo(remote));
-                    None
+                    Err(router.clone())
                 }
             };
-            let mut router = router.clone();
             async move {
                 let req = req.map(axum::body::Body::new);
-                let res = match engine {
-                    Some(engine) => {
+                let res = match target {
+                    Ok(engine) => {
                         let mut res = engine.handle(req, remote).await;
                         set_content_length(res.body().size_hint().exact(), res.headers_mut());
                         res
                     }
-                    None => router.call(req).await.unwrap_or_else(|e| match e {}),
+                    Err(mut router) => router.call(req).await.unwrap_or_else(|e| match e {}),
                 };
                 Ok::<_, Infallible>(res)
             }
