@@ -157,8 +157,7 @@ function targets() {
   const [dOn, dOff] = [conn("ours-deflate", 3000), conn("ours-plain", 3000)];
   const dm = dOn && dOff ? dOn.rss_per_conn_kib / dOff.rss_per_conn_kib : undefined;
   lines.push(`| permessage-deflate on: RSS per idle connection (3,000) vs off | ${dOn?.rss_per_conn_kib ?? "–"} KiB | ${dOff?.rss_per_conn_kib ?? "–"} KiB (off) | ${dm ? `${dm.toFixed(2)}x` : "–"} | ≤ 1.0x | ${yes(dm === undefined ? undefined : dm <= 1.0)} |`);
-  const openOf = (server) => rows.filter((r) => r.scenario === "fanout" && r.mode === "open" && r.server === server && r.receivers === 1000).map((r) => (r.server_cpu_pct * 1e4) / r.deliveries_per_s).sort((a, b) => a - b);
-  const [cOn, cOff] = [openOf("ours-deflate"), openOf("ours-plain")].map((a) => (a.length ? a[(a.length - 1) >> 1] : undefined));
+  const [cOn, cOff] = [openCpuPerDelivery("ours-deflate"), openCpuPerDelivery("ours-plain")];
   const cm = cOn && cOff ? cOn / cOff : undefined;
   lines.push(`| permessage-deflate on: server CPU per delivery at 20k/s, 2 KiB lines (a broadcast compressed once) vs off | ${cOn ? `${cOn.toFixed(1)} µs` : "–"} | ${cOff ? `${cOff.toFixed(1)} µs (off)` : "–"} | ${cm ? `${cm.toFixed(2)}x` : "–"} | ≤ 1.2x | ${yes(cm === undefined ? undefined : cm <= 1.2)} |`);
   return lines.join("\n");
@@ -210,6 +209,15 @@ function connectTable() {
   return lines.join("\n");
 }
 
+/** The median, over `server`'s open-loop fan-out runs to 1,000 receivers, of server CPU µs per delivery. */
+const openCpuPerDelivery = (server) => {
+  const cpus = rows
+    .filter((r) => r.scenario === "fanout" && r.mode === "open" && r.server === server && r.receivers === 1000 && r.deliveries_per_s)
+    .map((r) => (r.server_cpu_pct * 1e4) / r.deliveries_per_s)
+    .sort((a, b) => a - b);
+  return cpus.length ? cpus[(cpus.length - 1) >> 1] : undefined;
+};
+
 /** The median storm run (by server CPU per client) of `server`. */
 const storm = (server) => {
   const all = rows.filter((r) => r.scenario === "storm" && r.server === server).sort((a, b) => a.server_cpu_us_per_client - b.server_cpu_us_per_client);
@@ -231,14 +239,12 @@ function deflateTable() {
     const all = rows.filter((r) => r.scenario === "fanout" && r.server === server && r.mode === mode && r.receivers === 1000).sort((a, b) => a.deliveries_per_s - b.deliveries_per_s);
     return all.length ? all[(all.length - 1) >> 1] : undefined;
   };
-  const cpuPer = (r) => (r && r.deliveries_per_s ? (r.server_cpu_pct * 1e4) / r.deliveries_per_s : undefined);
   const lines = ["| server | closed loop deliveries/s | p99 | at 20k/s offered: delivered/s | server CPU per delivery | p99 | RSS per idle connection (3,000) | lost |", "|---|---|---|---|---|---|---|---|"];
   for (const [server, name] of [["ours-deflate", "sio-server, PER_MESSAGE_DEFLATE=on"], ["ours-plain", "sio-server, off"], ["node-deflate", "Node socket.io 4.8, perMessageDeflate on (ws defaults: context takeover)"]]) {
     const [c, o, n] = [median(server, "closed"), median(server, "open"), conn(server, 3000)];
     if (!c && !o) continue;
     // The median of the runs' CPU per delivery, as the Targets row takes it (not the median run's).
-    const cpus = rows.filter((r) => r.scenario === "fanout" && r.server === server && r.mode === "open" && r.receivers === 1000).map(cpuPer).filter((v) => v !== undefined).sort((a, b) => a - b);
-    const us = cpus.length ? cpus[(cpus.length - 1) >> 1] : undefined;
+    const us = openCpuPerDelivery(server);
     lines.push(`| ${name} | ${k(c?.deliveries_per_s)} | ${ms(c?.latency_p99_us)} | ${k(o?.deliveries_per_s)} | ${us === undefined ? "–" : `${us.toFixed(1)} µs`} | ${ms(o?.latency_p99_us)} | ${n ? `${n.rss_per_conn_kib} KiB` : "–"} | ${(c?.lost ?? 0) + (o?.lost ?? 0)} |`);
   }
   return lines.join("\n");
